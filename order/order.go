@@ -1,0 +1,447 @@
+// Package order is the payment life of one shop order: its states, the
+// attempts to pay it, and the forward-only transitions between states, each
+// recorded with its cause. It knows nothing of HTTP, Caddy or storage.
+package order
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddy-checkout/checkout/money"
+)
+
+// State is where an order stands.
+type State string
+
+// The states of SPEC §7. pending → on_hold → paid → refunded;
+// pending|on_hold → failed|cancelled|expired.
+const (
+	Pending   State = "pending"
+	OnHold    State = "on_hold"
+	Paid      State = "paid"
+	Refunded  State = "refunded"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+	Expired   State = "expired"
+)
+
+// States lists every state, in life order.
+var States = []State{Pending, OnHold, Paid, Refunded, Failed, Cancelled, Expired}
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Open reports whether the order can still be paid in the normal way.
+func (s State) Open() bool { return s == Pending || s == OnHold }
+
+// Ended reports whether no payment is expected any more (failed,
+// cancelled, expired). A payment that arrives anyway is a late payment.
+func (s State) Ended() bool { return s == Failed || s == Cancelled || s == Expired }
+
+// CauseKind says what moved an order.
+type CauseKind string
+
+// Causes of a transition.
+const (
+	ByIntake    CauseKind = "intake"    // the shop announced or changed the order
+	ByWebhook   CauseKind = "webhook"   // a verified provider webhook; Ref is its event id
+	ByReturn    CauseKind = "return"    // the customer's verified return from the provider
+	ByReconcile CauseKind = "reconcile" // the reconciler asked the provider
+	ByAdmin     CauseKind = "admin"     // an operator, through the admin API
+	ByExpiry    CauseKind = "expiry"    // the order's deadline passed
+	ByCustomer  CauseKind = "customer"  // the customer cancelled on our pages
+	ByWatcher   CauseKind = "watcher"   // a chain or message watcher
+)
+
+// Cause is why a transition happened. Ref identifies the evidence (a
+// provider event id, a transaction hash) and is what duplicate deliveries
+// are recognised by.
+type Cause struct {
+	Kind CauseKind `json:"kind"`
+	Ref  string    `json:"ref,omitempty"`
+}
+
+func (c Cause) String() string {
+	if c.Ref == "" {
+		return string(c.Kind)
+	}
+	return string(c.Kind) + ":" + c.Ref
+}
+
+// Attempt is one try at paying the order for a given amount. A new attempt
+// (the next generation) starts when the shop changes the amount; events
+// for older generations are recorded but change nothing.
+type Attempt struct {
+	Generation int          `json:"generation"`
+	Ref        string       `json:"ref"` // unguessable; names the attempt in our URLs
+	Amount     money.Amount `json:"amount"`
+	Provider   string       `json:"provider,omitempty"`     // chosen provider, once chosen
+	ProviderRef string      `json:"provider_ref,omitempty"` // the provider's id for it (session, ticket)
+	Received   money.Amount `json:"received,omitzero"`      // what has arrived so far (on-chain partial payments)
+	CreatedAt  time.Time    `json:"created_at"`
+	StartedAt  time.Time    `json:"started_at,omitzero"` // when the provider was last started
+}
+
+// Event is one line of an order's history. Applied is false for evidence
+// that was recorded but changed nothing (a superseded attempt, a mismatch,
+// a refused move).
+type Event struct {
+	At          time.Time    `json:"at"`
+	From        State        `json:"from"`
+	To          State        `json:"to"`
+	Cause       Cause        `json:"cause"`
+	Attempt     int          `json:"attempt"`
+	Applied     bool         `json:"applied"`
+	Amount      money.Amount `json:"amount,omitzero"`
+	Transaction string       `json:"transaction,omitempty"`
+	Note        string       `json:"note,omitempty"`
+}
+
+// Key names an order: the site it belongs to and the shop's own order id.
+type Key struct {
+	Site string `json:"site"`
+	ID   string `json:"order_id"`
+}
+
+func (k Key) String() string { return k.Site + "/" + k.ID }
+
+// Order is a shop order as the payment side sees it.
+type Order struct {
+	Key
+	Status      State             `json:"status"`
+	Amount      money.Amount      `json:"amount"`
+	Description string            `json:"description,omitempty"`
+	Email       string            `json:"email,omitempty"`
+	Provider    string            `json:"provider,omitempty"` // fixed by the shop, or empty for a choice
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	ExpiresAt   time.Time         `json:"expires_at"`
+	Attempts    []Attempt         `json:"attempts"`
+	Transaction string            `json:"transaction,omitempty"`
+	PaidWith    string            `json:"paid_with,omitempty"` // provider that took the payment
+	PaidAt      time.Time         `json:"paid_at,omitzero"`
+	Late        bool              `json:"late,omitempty"`
+	Flags       []string          `json:"flags,omitempty"` // e.g. "overpaid"
+	History     []Event           `json:"history"`
+}
+
+// Limits on what the shop may send.
+const (
+	MaxIDLen          = 128
+	MaxDescriptionLen = 1000
+	MaxEmailLen       = 254
+	MaxMetadata       = 50
+)
+
+// Errors a transition can be refused with.
+var (
+	ErrRefused     = errors.New("transition not allowed")
+	ErrSuperseded  = errors.New("attempt superseded by a newer one")
+	ErrMismatch    = errors.New("paid amount does not match the order")
+	ErrUnknownRef  = errors.New("no such attempt")
+	ErrInvalid     = errors.New("invalid order")
+	ErrAmountFixed = errors.New("order is no longer open; its amount cannot change")
+)
+
+// ValidID checks a shop order id: 1-128 printable ASCII characters.
+func ValidID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("%w: order id must be 1-%d characters", ErrInvalid, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return fmt.Errorf("%w: order id must be printable ASCII without spaces", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// NewRef returns an unguessable attempt reference (128 random bits).
+func NewRef() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Current is the attempt that can pay the order now.
+func (o *Order) Current() *Attempt {
+	if len(o.Attempts) == 0 {
+		return nil
+	}
+	return &o.Attempts[len(o.Attempts)-1]
+}
+
+// Attempt finds an attempt by its reference.
+func (o *Order) Attempt(ref string) *Attempt {
+	for i := range o.Attempts {
+		if o.Attempts[i].Ref == ref {
+			return &o.Attempts[i]
+		}
+	}
+	return nil
+}
+
+// Seen reports whether evidence with this cause is already in the history,
+// so that a redelivered webhook is recognised however often it comes.
+func (o *Order) Seen(c Cause) bool {
+	if c.Ref == "" {
+		return false
+	}
+	for _, e := range o.History {
+		if e.Cause == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Intake is what the shop says about an order.
+type Intake struct {
+	Key
+	Amount      money.Amount
+	Description string
+	Email       string
+	Provider    string
+	Metadata    map[string]string
+	Expires     time.Duration
+}
+
+// Validate checks everything the shop sent.
+func (in Intake) Validate() error {
+	if in.Site == "" {
+		return fmt.Errorf("%w: no site", ErrInvalid)
+	}
+	if err := ValidID(in.ID); err != nil {
+		return err
+	}
+	if !in.Amount.Valid() || in.Amount.IsZero() {
+		return fmt.Errorf("%w: amount must be more than zero", ErrInvalid)
+	}
+	if len(in.Description) > MaxDescriptionLen {
+		return fmt.Errorf("%w: description longer than %d bytes", ErrInvalid, MaxDescriptionLen)
+	}
+	if len(in.Email) > MaxEmailLen || strings.ContainsAny(in.Email, "\r\n<> ") {
+		return fmt.Errorf("%w: e-mail address is malformed", ErrInvalid)
+	}
+	if len(in.Metadata) > MaxMetadata {
+		return fmt.Errorf("%w: more than %d metadata entries", ErrInvalid, MaxMetadata)
+	}
+	if in.Expires < 0 {
+		return fmt.Errorf("%w: expiry must not be negative", ErrInvalid)
+	}
+	return nil
+}
+
+// IntakeResult says what Receive did.
+type IntakeResult int
+
+// Results of Receive.
+const (
+	Created    IntakeResult = iota // a new order
+	Same                           // the same order again: nothing changed
+	NewAttempt                     // the amount changed: a new attempt supersedes the old
+)
+
+// New makes the order the shop announced, with its first attempt.
+func New(in Intake, now time.Time, defaultExpiry time.Duration) (*Order, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	exp := in.Expires
+	if exp == 0 {
+		exp = defaultExpiry
+	}
+	o := &Order{
+		Key:         in.Key,
+		Status:      Pending,
+		Amount:      in.Amount,
+		Description: in.Description,
+		Email:       in.Email,
+		Provider:    in.Provider,
+		Metadata:    in.Metadata,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		ExpiresAt:   now.Add(exp),
+	}
+	o.Attempts = []Attempt{{Generation: 1, Ref: NewRef(), Amount: in.Amount, CreatedAt: now}}
+	o.History = []Event{{At: now, To: Pending, Cause: Cause{Kind: ByIntake}, Attempt: 1, Applied: true, Amount: in.Amount}}
+	return o, nil
+}
+
+// Receive applies the shop announcing an order that already exists. The
+// same amount and currency is the same order (descriptive fields of an
+// open order are refreshed). A different amount on an open order starts a
+// new attempt; the old attempt can no longer pay it. A different amount on
+// an order that is no longer open is refused.
+func (o *Order) Receive(in Intake, now time.Time, defaultExpiry time.Duration) (IntakeResult, error) {
+	if err := in.Validate(); err != nil {
+		return Same, err
+	}
+	if o.Amount.Equal(in.Amount) {
+		if o.Status.Open() && o.Status == Pending {
+			o.Description, o.Email, o.Metadata = in.Description, in.Email, in.Metadata
+			if in.Provider != "" {
+				o.Provider = in.Provider
+			}
+		}
+		return Same, nil
+	}
+	if o.Status != Pending {
+		return Same, fmt.Errorf("%w (order is %s)", ErrAmountFixed, o.Status)
+	}
+	exp := in.Expires
+	if exp == 0 {
+		exp = defaultExpiry
+	}
+	gen := o.Current().Generation + 1
+	o.Amount, o.Description, o.Email, o.Provider, o.Metadata = in.Amount, in.Description, in.Email, in.Provider, in.Metadata
+	o.ExpiresAt = now.Add(exp)
+	o.UpdatedAt = now
+	o.Attempts = append(o.Attempts, Attempt{Generation: gen, Ref: NewRef(), Amount: in.Amount, CreatedAt: now})
+	o.History = append(o.History, Event{At: now, From: Pending, To: Pending, Cause: Cause{Kind: ByIntake},
+		Attempt: gen, Applied: true, Amount: in.Amount, Note: "amount changed: new attempt"})
+	return NewAttempt, nil
+}
+
+// Transition is evidence that the order should move.
+type Transition struct {
+	To          State
+	Ref         string // the attempt the evidence is about
+	Cause       Cause
+	Paid        money.Amount // for paid/on_hold: what the provider says it took
+	Transaction string       // provider's transaction reference
+	Provider    string       // provider that reports it
+	// AcceptOver lets a payment above the amount count as paid, flagged
+	// "overpaid" (on-chain payments, where the customer sets the amount).
+	AcceptOver bool
+	Note       string
+}
+
+// allowed is the forward-only state graph. A payment that arrives after the
+// order ended (expired, cancelled, failed) still counts, marked late: money
+// that moved is never ignored.
+var allowed = map[State][]State{
+	Pending:   {OnHold, Paid, Failed, Cancelled, Expired},
+	OnHold:    {Paid, Failed, Cancelled, Expired},
+	Paid:      {Refunded},
+	Failed:    {Paid},
+	Cancelled: {Paid},
+	Expired:   {Paid},
+	Refunded:  {},
+}
+
+// CanMove reports whether from → to is a forward move.
+func CanMove(from, to State) bool {
+	for _, s := range allowed[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcome says what Apply did.
+type Outcome struct {
+	Changed   bool  // the state moved; the shop must be told
+	Duplicate bool  // the same evidence was seen before; nothing recorded
+	Event     Event // the history line written (zero when Duplicate)
+	Err       error // why the evidence changed nothing, if it did not
+}
+
+// Apply records evidence t on the order and moves it when t is a valid
+// forward move for the current attempt with the right amount. It never
+// returns evidence to the caller as an error to retry: refused evidence is
+// recorded (Applied false) and explained in Outcome.Err.
+func (o *Order) Apply(t Transition, now time.Time) Outcome {
+	if o.Seen(t.Cause) {
+		return Outcome{Duplicate: true}
+	}
+	att := o.Attempt(t.Ref)
+	ev := Event{At: now, From: o.Status, To: t.To, Cause: t.Cause, Amount: t.Paid, Transaction: t.Transaction, Note: t.Note}
+	refuse := func(err error) Outcome {
+		ev.Applied = false
+		if ev.Note == "" {
+			ev.Note = err.Error()
+		} else {
+			ev.Note += "; " + err.Error()
+		}
+		o.History = append(o.History, ev)
+		o.UpdatedAt = now
+		return Outcome{Event: ev, Err: err}
+	}
+	if att == nil {
+		return Outcome{Err: ErrUnknownRef}
+	}
+	ev.Attempt = att.Generation
+	if !t.To.Valid() {
+		return refuse(fmt.Errorf("%w: unknown state %q", ErrRefused, t.To))
+	}
+	// Refunds and admin moves concern the order as paid, whichever attempt
+	// paid it; everything else must be about the current attempt.
+	if t.To != Refunded && att.Generation != o.Current().Generation {
+		return refuse(ErrSuperseded)
+	}
+	if t.To == o.Status && t.To != OnHold {
+		// The same news again under another cause (return after webhook).
+		return Outcome{Duplicate: true}
+	}
+	if t.To == OnHold && o.Status == OnHold {
+		// More news while on hold (a second partial payment): record it.
+		if t.Paid.Valid() {
+			att.Received = t.Paid
+		}
+		ev.Applied = true
+		o.History = append(o.History, ev)
+		o.UpdatedAt = now
+		return Outcome{Event: ev}
+	}
+	if !CanMove(o.Status, t.To) {
+		return refuse(fmt.Errorf("%w: %s → %s", ErrRefused, o.Status, t.To))
+	}
+	var flag string
+	if t.To == Paid {
+		if !t.Paid.Valid() || t.Paid.Currency() != att.Amount.Currency() {
+			return refuse(fmt.Errorf("%w: expected %s %s, provider reports %s %s", ErrMismatch,
+				att.Amount, att.Amount.Currency(), t.Paid, t.Paid.Currency()))
+		}
+		switch c := t.Paid.Cmp(att.Amount); {
+		case c < 0:
+			return refuse(fmt.Errorf("%w: expected %s %s, provider reports %s", ErrMismatch, att.Amount, att.Amount.Currency(), t.Paid))
+		case c > 0 && !t.AcceptOver:
+			return refuse(fmt.Errorf("%w: expected %s %s, provider reports %s", ErrMismatch, att.Amount, att.Amount.Currency(), t.Paid))
+		case c > 0:
+			flag = "overpaid"
+		}
+	}
+	ev.Applied = true
+	o.History = append(o.History, ev)
+	o.Status = t.To
+	o.UpdatedAt = now
+	if t.Paid.Valid() && (t.To == Paid || t.To == OnHold) {
+		att.Received = t.Paid
+	}
+	if t.To == Paid {
+		o.PaidAt = now
+		o.PaidWith = t.Provider
+		o.Transaction = t.Transaction
+		o.Late = ev.From.Ended() || now.After(o.ExpiresAt)
+		if flag != "" {
+			o.Flags = append(o.Flags, flag)
+		}
+	}
+	return Outcome{Changed: true, Event: ev}
+}

@@ -1,0 +1,177 @@
+// Package provider is the contract between the checkout core and a payment
+// system. One interface fits the four shapes of the seed systems:
+//
+//   - redirect + signed webhook (Stripe, KOMOJU, sandbox): Start returns a
+//     Redirect; Webhook verifies the signature and reports Findings; Return
+//     re-checks on the customer's way back.
+//   - redirect + unsigned callback + server-side process call (Cyclos
+//     tickets): Start returns a Redirect; Webhook and Return treat the
+//     callback as a hint and report only what the provider's API confirms.
+//   - on-page address watched on a chain (ERC-20): Start returns a Page;
+//     a Runner watches and reports Findings through Env.Report.
+//   - on-page form with manual pickup (Voucher-Safe): Start returns a Page
+//     whose form posts to the provider's own Routes; it reports Findings
+//     through Env.Report once the pickup is confirmed.
+//
+// A provider never writes the store: it reports verified Findings and the
+// core applies them (forward-only, deduplicated, amount-checked).
+package provider
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+)
+
+// Payment is what a provider is told about the attempt it is asked to take.
+type Payment struct {
+	Site        string
+	OrderID     string
+	Ref         string // our unguessable attempt reference; echo it to the provider as the reference
+	Generation  int
+	Amount      money.Amount
+	Description string
+	Email       string
+	ExpiresAt   time.Time
+	ProviderRef string // the provider's id for this attempt, once Start returned one
+	Locale      string // "en", "ja"
+
+	// Our URLs for this attempt, absolute.
+	ReturnURL  string // GET {base}/return/{provider}/{ref}
+	CancelURL  string // where a customer who gives up goes (our pay page)
+	WebhookURL string // POST {base}/webhook/{provider}
+}
+
+// Start is how the customer goes on: exactly one of Redirect or Page.
+type Start struct {
+	Redirect string // absolute URL to send the customer to (303)
+	// Page is shown inside our pay page, for providers paid on the page
+	// (an address and QR code, a form). It must be safe HTML (built with
+	// html/template) and use no scripts or third-party assets.
+	Page template.HTML
+	// ProviderRef is the provider's id for this attempt (a session id, a
+	// ticket number, an address), stored on the attempt for later checks.
+	ProviderRef string
+}
+
+// Finding is something a provider verified about an attempt: a webhook
+// whose signature checked out, an object fetched from its API, a chain
+// event. Status is the state the provider says the attempt is in; an empty
+// Status means "nothing to report yet" (still open at the provider).
+type Finding struct {
+	Ref         string       // our attempt reference; or empty with ProviderRef set
+	ProviderRef string       // the provider's id, when it is how the attempt is found
+	EventID     string       // provider's event id; the same id is applied once
+	Status      order.State  // paid, on_hold, failed, cancelled, expired, refunded, or ""
+	Paid        money.Amount // for paid/on_hold: the amount the provider says it took
+	Transaction string       // provider's transaction reference, given to the shop
+	AcceptOver  bool         // an amount above the order's counts as paid (flagged)
+	Note        string       // for the order history and the operator
+}
+
+// Errors a Webhook or Return may return; the core maps them to HTTP.
+var (
+	// ErrUnauthenticated: missing or bad signature (401, nothing changes).
+	ErrUnauthenticated = errors.New("webhook signature missing or invalid")
+	// ErrMalformed: the request cannot be read (400, nothing changes).
+	ErrMalformed = errors.New("malformed provider request")
+	// ErrUnavailable: the provider could not be asked now (503; the
+	// provider or reconciler retries).
+	ErrUnavailable = errors.New("payment provider unavailable")
+)
+
+// Provider is a payment system configured for one site. Implementations
+// MUST be safe for concurrent use. Start MUST be idempotent for one
+// Payment.Ref: a customer who clicks twice gets the same provider-side
+// attempt (send an idempotency key derived from the Ref where the provider
+// supports one).
+type Provider interface {
+	// Name is the provider's name in routes and config: "stripe", "sandbox".
+	Name() string
+	// Start prepares the provider to take the payment and says how the
+	// customer continues.
+	Start(ctx context.Context, p Payment) (Start, error)
+}
+
+// Webhooker is a provider that receives server-to-server notifications at
+// {base}/webhook/{name}. Webhook is given the raw body (size-capped) and
+// must verify it before reporting anything: a signature, or a re-fetch
+// from the provider's API for unsigned notifications. It returns
+// ErrUnauthenticated or ErrMalformed for requests it rejects, and may
+// return no findings for events it ignores (answered 200).
+type Webhooker interface {
+	Webhook(ctx context.Context, r *http.Request, body []byte) ([]Finding, error)
+}
+
+// Returner is a provider that re-checks the customer's return at
+// {base}/return/{name}/{ref} server-side. The query of r is untrusted.
+type Returner interface {
+	Return(ctx context.Context, r *http.Request, p Payment) (Finding, error)
+}
+
+// Checker is a provider that can be asked about an attempt's state, for the
+// reconciler that heals lost webhooks.
+type Checker interface {
+	Check(ctx context.Context, p Payment) (Finding, error)
+}
+
+// Refunder is a provider that can refund a paid attempt in full.
+type Refunder interface {
+	Refund(ctx context.Context, p Payment) (Finding, error)
+}
+
+// Router is a provider with its own customer-facing routes under
+// {base}/{name}/ (the sandbox's hosted page, a QR image, a form target).
+// The path given to ServeHTTP has {base}/{name} stripped.
+type Router interface {
+	http.Handler
+}
+
+// Runner is a provider with background work (a chain watcher). Run returns
+// when ctx is done.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Env is what the core gives a provider when it is set up.
+type Env struct {
+	Site       string
+	BasePath   string       // "/_checkout"
+	Secret     Secret       // the site secret, for providers that sign their own messages (sandbox)
+	Report     ReportFunc   // apply findings found outside a request (watchers, the sandbox)
+	Lookup     LookupFunc   // find an attempt by our reference
+	Webhook    http.Handler // the site's own webhook entry point (for the sandbox)
+	Now        func() time.Time
+	Locales    []string
+	Render     RenderFunc // render a provider page inside the site's layout
+	CSRFToken  func(ref string) string
+	VerifyCSRF func(r *http.Request, ref string) bool
+}
+
+// Secret is the part of sign.Secret a provider may use.
+type Secret interface {
+	SetWebhookHeaders(h http.Header, id string, now time.Time, body []byte)
+	VerifyWebhook(h http.Header, body []byte, now time.Time) (string, error)
+}
+
+// ReportFunc applies a finding as the core would for a webhook, and
+// returns the order as stored afterwards.
+type ReportFunc func(ctx context.Context, cause order.CauseKind, f Finding) (*order.Order, error)
+
+// LookupFunc returns the order and the Payment for an attempt reference.
+type LookupFunc func(ctx context.Context, ref string) (*order.Order, Payment, error)
+
+// RenderFunc writes a named page of the site's templates with data.
+type RenderFunc func(w http.ResponseWriter, r *http.Request, status int, page string, data any)
+
+// Setuper is a provider that needs the site's environment. The core calls
+// Setup once, after the provider's config is loaded and before any other
+// method; an error is a config error and names what is wrong.
+type Setuper interface {
+	Setup(env Env) error
+}

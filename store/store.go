@@ -1,0 +1,138 @@
+// Package store is the durable record of orders and of the outbox of shop
+// callbacks. The Store interface is what the rest of caddy-checkout uses;
+// store/bolt is the embedded default implementation.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/caddy-checkout/checkout/order"
+)
+
+// ErrNotFound is returned when an order, attempt or delivery does not exist.
+var ErrNotFound = errors.New("not found")
+
+// DeliveryState is where a shop callback stands.
+type DeliveryState string
+
+// Delivery states.
+const (
+	DeliveryPending   DeliveryState = "pending"   // waiting for its next try
+	DeliveryDelivered DeliveryState = "delivered" // the shop answered 2xx
+	DeliveryGone      DeliveryState = "gone"      // the shop answered 410: stopped
+	DeliveryDead      DeliveryState = "dead"      // still failing after the retry horizon
+)
+
+// Delivery is one shop callback (a Standard Webhooks message) in the
+// outbox. It is written in the same transaction as the state change it
+// reports, and its ID is the webhook-id on every try.
+type Delivery struct {
+	ID      string `json:"id"`
+	Site    string `json:"site"`
+	OrderID string `json:"order_id"`
+	// Seq orders one order's deliveries: the shop gets them in Seq order,
+	// and a delivery is not tried while an earlier one of its order is
+	// pending. Deliveries of different orders never wait for each other.
+	Seq        uint64        `json:"seq"`
+	Type       string        `json:"type"` // "order.paid", ...
+	URL        string        `json:"url"`
+	Body       []byte        `json:"body"` // exact bytes that are signed and sent
+	State      DeliveryState `json:"state"`
+	Tries      int           `json:"tries"`
+	CreatedAt  time.Time     `json:"created_at"`
+	RetryFrom  time.Time     `json:"retry_from"` // start of the retry horizon (reset by a manual retry)
+	NextAt     time.Time     `json:"next_at"`
+	LastAt     time.Time     `json:"last_at,omitzero"`
+	LastStatus int           `json:"last_status,omitempty"`
+	LastError  string        `json:"last_error,omitempty"`
+}
+
+// UpdateFunc decides, from the stored order (nil when there is none), what
+// to write: the order to store (nil to write nothing) and the deliveries to
+// add to the outbox. An error aborts the transaction; nothing is written
+// and Update returns that error unchanged.
+//
+// An UpdateFunc may be called more than once for one Update (group commit
+// retries a batch whose other member failed), each time with a freshly read
+// order. It must have no effects outside its return values.
+type UpdateFunc func(o *order.Order) (*order.Order, []Delivery, error)
+
+// ListFilter narrows List. Zero values match everything.
+type ListFilter struct {
+	Site   string
+	Status order.State
+	Limit  int // 0 means 1000
+}
+
+// DeliveryFilter narrows Deliveries. Zero values match everything.
+type DeliveryFilter struct {
+	State   DeliveryState
+	Site    string
+	OrderID string
+	Limit   int // 0 means 1000
+}
+
+// Idempotent is the stored result of a server API call made with an
+// Idempotency-Key.
+type Idempotent struct {
+	Fingerprint string    `json:"fingerprint"` // hash of the request; a different one is a misuse (422)
+	Done        bool      `json:"done"`        // false while the first call is in flight (409)
+	Status      int       `json:"status,omitempty"`
+	Body        []byte    `json:"body,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Store keeps orders and the callback outbox.
+//
+// Implementations MUST be safe for concurrent use. Every method that writes
+// returns only after the write is durable (fsynced): a caller may tell a
+// provider "received" as soon as Update returns nil.
+type Store interface {
+	// Update applies fn to the order under key in one durable transaction,
+	// together with the outbox rows it returns, and returns the order as
+	// stored afterwards (the unchanged order, or nil, when fn wrote
+	// nothing). Updates of one key are serialised. Attempt references of
+	// the written order become findable with ByRef in the same transaction.
+	Update(ctx context.Context, key order.Key, fn UpdateFunc) (*order.Order, error)
+	// Get returns the order under key, or ErrNotFound.
+	Get(ctx context.Context, key order.Key) (*order.Order, error)
+	// ByRef returns the order that has an attempt with this reference, or
+	// ErrNotFound.
+	ByRef(ctx context.Context, ref string) (*order.Order, error)
+	// List returns orders, most recently updated first.
+	List(ctx context.Context, f ListFilter) ([]*order.Order, error)
+	// Open returns up to limit orders in an open state (pending, on_hold)
+	// whose ExpiresAt is before the given time, soonest expiry first.
+	Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error)
+
+	// Due returns up to limit pending deliveries whose NextAt is not after
+	// now and that are the earliest pending delivery of their order,
+	// soonest NextAt first.
+	Due(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// NextDue is the earliest NextAt of any pending delivery; ok is false
+	// when nothing is pending.
+	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+	// SaveDelivery durably replaces a delivery after a try or a manual
+	// retry. It returns ErrNotFound for an unknown ID.
+	SaveDelivery(ctx context.Context, d *Delivery) error
+	// Delivery returns one delivery by its ID, or ErrNotFound.
+	Delivery(ctx context.Context, id string) (*Delivery, error)
+	// Deliveries lists deliveries, newest first.
+	Deliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
+
+	// BeginIdempotent records that a call with this key is starting. When
+	// the key is new it stores rec and returns (nil, nil). Otherwise it
+	// returns the stored record, unchanged. A record not Done and older
+	// than stale is taken over as if new (its caller died).
+	BeginIdempotent(ctx context.Context, key string, rec Idempotent, stale time.Duration) (*Idempotent, error)
+	// FinishIdempotent stores the result of the call that began key.
+	FinishIdempotent(ctx context.Context, key string, rec Idempotent) error
+	// ForgetIdempotent removes key, so that a call that failed before it
+	// changed anything can be tried again.
+	ForgetIdempotent(ctx context.Context, key string) error
+
+	// Close releases the store.
+	Close() error
+}
