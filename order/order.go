@@ -83,14 +83,14 @@ func (c Cause) String() string {
 // (the next generation) starts when the shop changes the amount; events
 // for older generations are recorded but change nothing.
 type Attempt struct {
-	Generation int          `json:"generation"`
-	Ref        string       `json:"ref"` // unguessable; names the attempt in our URLs
-	Amount     money.Amount `json:"amount"`
-	Provider   string       `json:"provider,omitempty"`     // chosen provider, once chosen
-	ProviderRef string      `json:"provider_ref,omitempty"` // the provider's id for it (session, ticket)
-	Received   money.Amount `json:"received,omitzero"`      // what has arrived so far (on-chain partial payments)
-	CreatedAt  time.Time    `json:"created_at"`
-	StartedAt  time.Time    `json:"started_at,omitzero"` // when the provider was last started
+	Generation  int          `json:"generation"`
+	Ref         string       `json:"ref"` // unguessable; names the attempt in our URLs
+	Amount      money.Amount `json:"amount"`
+	Provider    string       `json:"provider,omitempty"`     // chosen provider, once chosen
+	ProviderRef string       `json:"provider_ref,omitempty"` // the provider's id for it (session, ticket)
+	Received    money.Amount `json:"received,omitzero"`      // what has arrived so far (on-chain partial payments)
+	CreatedAt   time.Time    `json:"created_at"`
+	StartedAt   time.Time    `json:"started_at,omitzero"` // when the provider was last started
 }
 
 // Event is one line of an order's history. Applied is false for evidence
