@@ -104,7 +104,13 @@ func Parse(s, currency string) (Amount, error) {
 	if n.Sign() <= 0 {
 		return Amount{}, fmt.Errorf("amount %q: must be more than zero", s)
 	}
-	return Amount{currency: currency, minor: n}, nil
+	a := Amount{currency: currency, minor: n}
+	// The limit holds for the canonical form too, so that whatever Parse
+	// accepts, Parse(a.String()) accepts as well.
+	if len(a.String()) > 80 {
+		return Amount{}, fmt.Errorf("amount %q: too many digits for %s (at most 80 characters with %d decimal places)", s, currency, exp)
+	}
+	return a, nil
 }
 
 func digits(s string) bool {
