@@ -1,0 +1,339 @@
+// Orders: the transactional Update that writes an order together with its
+// indexes and its outbox rows, and the reads that use those indexes.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+// Update implements store.Store. It runs in a bbolt batch: fn may be
+// called more than once, each time with a freshly read order, and only the
+// last call's result is committed. Updates of one key are serialised by
+// bbolt's single writer; two Updates of one key in the same batch run one
+// after the other in the same transaction, the second seeing the first.
+//
+// Beyond the contract: the order fn returns must carry key; a delivery with
+// an empty Site or OrderID gets key's, and one with Seq 0 gets the order's
+// next sequence number; a delivery with an empty State is pending. fn
+// returning deliveries with a nil order is refused (it would otherwise
+// silently drop shop callbacks).
+func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) (*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k, err := orderKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// result is the order's JSON as stored after the transaction, set by
+	// the last (committed) run of the closure.
+	var result []byte
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		result = nil
+		// A caller that gave up while waiting for the batch gets nothing
+		// written rather than a write it no longer expects.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		raw := tx.Bucket(bucketOrders).Get(k)
+		var cur *order.Order
+		var old orderIndex
+		if raw != nil {
+			var err error
+			if cur, err = decodeOrder(k, raw); err != nil {
+				return err
+			}
+			// Taken before fn runs: fn usually changes cur in place, and the
+			// old index rows must be found from the old values.
+			old = indexOf(k, cur)
+		}
+		next, deliveries, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			if len(deliveries) > 0 {
+				return fmt.Errorf("updating order %s: %d deliveries returned without an order to write", keyName(k), len(deliveries))
+			}
+			result = clone(raw)
+			return nil
+		}
+		if next.Key != key {
+			return fmt.Errorf("updating order %s: fn returned order %s", keyName(k), next.Key.String())
+		}
+		data, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("encoding order %s: %w", keyName(k), err)
+		}
+		if err := putOrder(tx, k, data, old, indexOf(k, next)); err != nil {
+			return err
+		}
+		for i := range deliveries {
+			if err := addDelivery(tx, k, key, deliveries[i]); err != nil {
+				return err
+			}
+		}
+		result = data
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if result == nil {
+		return nil, nil
+	}
+	// Decoded outside the transaction so the writer lock is not held for it.
+	return decodeOrder(k, result)
+}
+
+// orderIndex is what an order contributes to the indexes.
+type orderIndex struct {
+	exists  bool
+	open    []byte // key in bucketOpen; nil when the order is not open
+	updated []byte // key in bucketUpdated
+	status  order.State
+	refs    []string
+}
+
+func indexOf(k []byte, o *order.Order) orderIndex {
+	ix := orderIndex{exists: true, status: o.Status}
+	if o.Status.Open() {
+		ix.open = join(appendTime(nil, o.ExpiresAt), k)
+	}
+	ix.updated = join(appendTime(nil, o.UpdatedAt), k)
+	for _, a := range o.Attempts {
+		if a.Ref != "" {
+			ix.refs = append(ix.refs, a.Ref)
+		}
+	}
+	return ix
+}
+
+// putOrder writes the order row and moves its index rows from old to cur.
+func putOrder(tx *bbolt.Tx, k, data []byte, old, cur orderIndex) error {
+	if err := tx.Bucket(bucketOrders).Put(k, data); err != nil {
+		return fmt.Errorf("writing order %s: %w", keyName(k), err)
+	}
+
+	open := tx.Bucket(bucketOpen)
+	if old.open != nil && !bytes.Equal(old.open, cur.open) {
+		if err := open.Delete(old.open); err != nil {
+			return fmt.Errorf("indexing order %s: %w", keyName(k), err)
+		}
+	}
+	if cur.open != nil {
+		if err := open.Put(cur.open, nil); err != nil {
+			return fmt.Errorf("indexing order %s: %w", keyName(k), err)
+		}
+	}
+
+	updated := tx.Bucket(bucketUpdated)
+	if old.exists && !bytes.Equal(old.updated, cur.updated) {
+		if err := updated.Delete(old.updated); err != nil {
+			return fmt.Errorf("indexing order %s: %w", keyName(k), err)
+		}
+	}
+	// Always rewritten: the status may change while UpdatedAt does not.
+	if err := updated.Put(cur.updated, []byte(cur.status)); err != nil {
+		return fmt.Errorf("indexing order %s: %w", keyName(k), err)
+	}
+
+	refs := tx.Bucket(bucketRefs)
+	for _, ref := range cur.refs {
+		owner := refs.Get([]byte(ref))
+		switch {
+		case owner == nil:
+			if err := refs.Put([]byte(ref), k); err != nil {
+				return fmt.Errorf("indexing attempt %s of order %s: %w", ref, keyName(k), err)
+			}
+		case !bytes.Equal(owner, k):
+			// Refs are 128 random bits, so this is a caller bug; storing it
+			// would send one order's payments to another.
+			return fmt.Errorf("order %s: attempt ref %s already belongs to order %s", keyName(k), ref, keyName(owner))
+		}
+	}
+	for _, ref := range old.refs {
+		if contains(cur.refs, ref) {
+			continue
+		}
+		if err := refs.Delete([]byte(ref)); err != nil {
+			return fmt.Errorf("unindexing attempt %s of order %s: %w", ref, keyName(k), err)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeOrder(k, raw []byte) (*order.Order, error) {
+	var o order.Order
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, fmt.Errorf("reading order %s: %w", keyName(k), err)
+	}
+	return &o, nil
+}
+
+// getOrder reads an order inside tx; nil, nil when there is none.
+func getOrder(tx *bbolt.Tx, k []byte) (*order.Order, error) {
+	raw := tx.Bucket(bucketOrders).Get(k)
+	if raw == nil {
+		return nil, nil
+	}
+	return decodeOrder(k, raw)
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key order.Key) (*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k, err := orderKey(key)
+	if err != nil {
+		return nil, err
+	}
+	var o *order.Order
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		o, err = getOrder(tx, k)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, fmt.Errorf("order %s: %w", keyName(k), store.ErrNotFound)
+	}
+	return o, nil
+}
+
+// ByRef implements store.Store.
+func (s *Store) ByRef(ctx context.Context, ref string) (*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ref == "" {
+		return nil, fmt.Errorf("attempt %q: %w", ref, store.ErrNotFound)
+	}
+	var o *order.Order
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		k := tx.Bucket(bucketRefs).Get([]byte(ref))
+		if k == nil {
+			return nil
+		}
+		var err error
+		if o, err = getOrder(tx, k); err != nil {
+			return err
+		}
+		if o == nil {
+			return fmt.Errorf("attempt %s points to order %s, which is missing", ref, keyName(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, fmt.Errorf("attempt %s: %w", ref, store.ErrNotFound)
+	}
+	return o, nil
+}
+
+// List implements store.Store. Ties in UpdatedAt come in reverse key
+// order. The status filter is read from the index, so orders that do not
+// match are not decoded.
+func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit := limitOr(f.Limit)
+	var site []byte
+	if f.Site != "" {
+		site = append([]byte(f.Site), 0)
+	}
+	var out []*order.Order
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		c := tx.Bucket(bucketUpdated).Cursor()
+		for ik, status := c.Last(); ik != nil && len(out) < limit; ik, status = c.Prev() {
+			if len(ik) <= timeLen {
+				return fmt.Errorf("listing orders: malformed index key %q", ik)
+			}
+			k := ik[timeLen:]
+			if f.Status != "" && string(status) != string(f.Status) {
+				continue
+			}
+			if site != nil && !bytes.HasPrefix(k, site) {
+				continue
+			}
+			raw := orders.Get(k)
+			if raw == nil {
+				return fmt.Errorf("listing orders: index names order %s, which is missing", keyName(k))
+			}
+			o, err := decodeOrder(k, raw)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Open implements store.Store: a range scan of the expiry index that stops
+// at the first order expiring at or after before. A limit of zero or less
+// means 1000, as in the filters.
+func (s *Store) Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit = limitOr(limit)
+	end := appendTime(nil, before)
+	var out []*order.Order
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		c := tx.Bucket(bucketOpen).Cursor()
+		for ik, _ := c.First(); ik != nil && len(out) < limit; ik, _ = c.Next() {
+			if len(ik) <= timeLen {
+				return fmt.Errorf("listing open orders: malformed index key %q", ik)
+			}
+			if bytes.Compare(ik[:timeLen], end) >= 0 {
+				break
+			}
+			k := ik[timeLen:]
+			raw := orders.Get(k)
+			if raw == nil {
+				return fmt.Errorf("listing open orders: index names order %s, which is missing", keyName(k))
+			}
+			o, err := decodeOrder(k, raw)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
