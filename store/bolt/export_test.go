@@ -1,0 +1,9 @@
+package bolt
+
+// Bucket names for tests that damage rows on purpose, so the black-box
+// tests need not hard-code the file layout.
+var (
+	BucketOrders      = bucketOrders
+	BucketDeliveries  = bucketDeliveries
+	BucketIdempotency = bucketIdempotency
+)

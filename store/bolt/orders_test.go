@@ -1,0 +1,444 @@
+package bolt_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+func TestUpdateCreatesAndReturnsStoredOrder(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "1234567", t0, time.Hour)
+
+	var seen []*order.Order
+	got, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		seen = append(seen, cur)
+		return o, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen[len(seen)-1] != nil {
+		t.Errorf("fn got %v for a new key, want nil", seen[len(seen)-1])
+	}
+	if got == o {
+		t.Error("Update returned the caller's own order, not the stored one")
+	}
+	if jsonOf(t, got) != jsonOf(t, o) {
+		t.Errorf("Update returned\n %s\nwant\n %s", jsonOf(t, got), jsonOf(t, o))
+	}
+	stored, err := s.Get(ctx, o.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jsonOf(t, stored) != jsonOf(t, o) {
+		t.Errorf("Get returned\n %s\nwant\n %s", jsonOf(t, stored), jsonOf(t, o))
+	}
+
+	// The next Update sees the stored order.
+	_, err = s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		if cur == nil || cur.ID != "1234567" || !cur.Amount.Equal(money.MustParse("75.00", "USD")) {
+			t.Errorf("fn got %+v, want the stored order", cur)
+		}
+		return nil, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetUnknownIsNotFound(t *testing.T) {
+	s := newStore(t)
+	_, err := s.Get(context.Background(), order.Key{Site: "shop", ID: "nope"})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of an unknown order = %v, want ErrNotFound", err)
+	}
+	_, err = s.Get(context.Background(), order.Key{Site: "shop\x00x", ID: "nope"})
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of a key with NUL = %v, want an invalid-key error", err)
+	}
+}
+
+func TestUpdateErrorWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "A", t0, time.Hour)
+	put(t, s, o, delivery("a1", 1, t0))
+	before := jsonOf(t, o)
+
+	errBoom := errors.New("boom")
+	for _, tc := range []struct {
+		name string
+		key  order.Key
+	}{
+		{"existing", o.Key},
+		{"new", order.Key{Site: "shop", ID: "B"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Update(ctx, tc.key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+				// Change everything in place, as a real fn would before it
+				// finds a reason to refuse.
+				if cur == nil {
+					cur = newOrder(t, tc.key.Site, tc.key.ID, t0, time.Hour)
+				}
+				cur.Status = order.Paid
+				cur.ExpiresAt = t0.Add(time.Minute)
+				cur.UpdatedAt = t0.Add(time.Hour)
+				cur.Attempts = append(cur.Attempts, order.Attempt{Generation: 9, Ref: "new-ref"})
+				return cur, []store.Delivery{delivery("x1", 0, t0)}, errBoom
+			})
+			if err != errBoom {
+				t.Errorf("Update returned %v, want the fn's error unchanged", err)
+			}
+			if got != nil {
+				t.Errorf("Update returned order %v with an error", got)
+			}
+		})
+	}
+
+	stored, err := s.Get(ctx, o.Key)
+	if err != nil || jsonOf(t, stored) != before {
+		t.Errorf("order changed by a failed Update: %v\n %s\nwant\n %s", err, jsonOf(t, stored), before)
+	}
+	if _, err := s.Get(ctx, order.Key{Site: "shop", ID: "B"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("new order written by a failed Update: %v", err)
+	}
+	if _, err := s.ByRef(ctx, "new-ref"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ref indexed by a failed Update: %v", err)
+	}
+	if ds, _ := s.Deliveries(ctx, store.DeliveryFilter{}); ids(ds) != "a1" {
+		t.Errorf("outbox after failed Updates = %s, want a1", ids(ds))
+	}
+	if ds, _ := s.Due(ctx, t0.Add(time.Hour), 0); ids(ds) != "a1" {
+		t.Errorf("due after failed Updates = %s, want a1", ids(ds))
+	}
+	if got, _ := s.Open(ctx, t0.Add(30*time.Minute), 0); len(got) != 0 {
+		t.Errorf("open index changed by a failed Update: %s", orderIDs(got))
+	}
+	if got, _ := s.List(ctx, store.ListFilter{Status: order.Paid}); len(got) != 0 {
+		t.Errorf("updated index changed by a failed Update: %s", orderIDs(got))
+	}
+}
+
+// A failing Update must not take others of the same group commit down.
+func TestUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	errBoom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() {
+			o := newOrder(t, "shop", "o"+strconv.Itoa(i), t0, time.Hour)
+			_, errs[i] = s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
+				if i%2 == 1 {
+					return nil, nil, errBoom
+				}
+				return o, []store.Delivery{delivery("d"+strconv.Itoa(i), 0, t0)}, nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if want := map[bool]error{false: nil, true: errBoom}[i%2 == 1]; err != want {
+			t.Errorf("Update %d = %v, want %v", i, err, want)
+		}
+	}
+	if got, _ := s.List(ctx, store.ListFilter{}); len(got) != 10 {
+		t.Errorf("%d orders stored, want 10", len(got))
+	}
+	if ds, _ := s.Deliveries(ctx, store.DeliveryFilter{}); len(ds) != 10 {
+		t.Errorf("%d deliveries stored, want 10", len(ds))
+	}
+}
+
+func TestUpdateNilOrderWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "A", t0, time.Hour)
+	put(t, s, o)
+
+	got, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Status = order.Cancelled // changed in place, but not returned
+		return nil, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Status != order.Pending {
+		t.Errorf("Update returned %+v, want the unchanged stored order", got)
+	}
+	if stored, _ := s.Get(ctx, o.Key); stored.Status != order.Pending {
+		t.Errorf("stored status %s after a nil write", stored.Status)
+	}
+
+	got, err = s.Update(ctx, order.Key{Site: "shop", ID: "none"}, func(*order.Order) (*order.Order, []store.Delivery, error) {
+		return nil, nil, nil
+	})
+	if err != nil || got != nil {
+		t.Errorf("nil write of a missing order = %v, %v; want nil, nil", got, err)
+	}
+}
+
+func TestUpdateRefusesInconsistentResults(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "A", t0, time.Hour)
+	other := newOrder(t, "shop", "B", t0, time.Hour)
+	put(t, s, other)
+
+	for _, tc := range []struct {
+		name string
+		fn   store.UpdateFunc
+	}{
+		{"fail/deliveries-without-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			return nil, []store.Delivery{delivery("x", 1, t0)}, nil
+		}},
+		{"fail/other-key", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			return newOrder(t, "shop", "C", t0, time.Hour), nil, nil
+		}},
+		{"fail/delivery-of-other-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			d := delivery("x", 1, t0)
+			d.OrderID = "B"
+			return o, []store.Delivery{d}, nil
+		}},
+		{"fail/delivery-without-id", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			return o, []store.Delivery{delivery("", 1, t0)}, nil
+		}},
+		{"fail/delivery-bad-state", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			d := delivery("x", 1, t0)
+			d.State = "sent"
+			return o, []store.Delivery{d}, nil
+		}},
+		{"fail/duplicate-delivery-id", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			return o, []store.Delivery{delivery("x", 1, t0), delivery("x", 2, t0)}, nil
+		}},
+		{"fail/duplicate-pending-seq", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			return o, []store.Delivery{delivery("x", 1, t0), delivery("y", 1, t0)}, nil
+		}},
+		{"fail/ref-of-another-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
+			c := *o
+			c.Attempts = append([]order.Attempt(nil), o.Attempts...)
+			c.Attempts[0].Ref = other.Current().Ref
+			return &c, nil, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Update(ctx, o.Key, tc.fn); err == nil {
+				t.Error("Update succeeded")
+			}
+			if _, err := s.Get(ctx, o.Key); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("order written: %v", err)
+			}
+			if ds, _ := s.Deliveries(ctx, store.DeliveryFilter{}); len(ds) != 0 {
+				t.Errorf("deliveries written: %s", ids(ds))
+			}
+		})
+	}
+	if got, err := s.ByRef(ctx, other.Current().Ref); err != nil || got.ID != "B" {
+		t.Errorf("ByRef of B after refused writes = %v, %v", got, err)
+	}
+}
+
+func TestByRefFindsEveryAttempt(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "A", t0, time.Hour)
+	put(t, s, o)
+	first := o.Current().Ref
+
+	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		in := order.Intake{Key: cur.Key, Amount: money.MustParse("80.00", "USD")}
+		if res, err := cur.Receive(in, t0.Add(time.Minute), time.Hour); err != nil || res != order.NewAttempt {
+			t.Fatalf("Receive = %v, %v", res, err)
+		}
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := s.Get(ctx, o.Key)
+	second := stored.Current().Ref
+	if second == first {
+		t.Fatal("no new attempt")
+	}
+	for _, ref := range []string{first, second} {
+		got, err := s.ByRef(ctx, ref)
+		if err != nil || got.Key != o.Key || len(got.Attempts) != 2 {
+			t.Errorf("ByRef(%s) = %+v, %v", ref, got, err)
+		}
+	}
+	for _, ref := range []string{"", "unknown"} {
+		if _, err := s.ByRef(ctx, ref); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ByRef(%q) = %v, want ErrNotFound", ref, err)
+		}
+	}
+}
+
+func TestOpenFollowsStatusAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	// Expiries: A t0+1h, B t0+2h, C t0+3h, D t0+30m (on hold).
+	a := newOrder(t, "shop", "A", t0, time.Hour)
+	b := newOrder(t, "shop", "B", t0, 2*time.Hour)
+	c := newOrder(t, "other", "C", t0, 3*time.Hour)
+	d := newOrder(t, "shop", "D", t0, 30*time.Minute)
+	d.Status = order.OnHold
+	for _, o := range []*order.Order{a, b, c, d} {
+		put(t, s, o)
+	}
+	open := func(before time.Time, limit int) string {
+		t.Helper()
+		got, err := s.Open(ctx, before, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return orderIDs(got)
+	}
+
+	if got := open(t0.Add(4*time.Hour), 0); got != "D,A,B,C" {
+		t.Errorf("Open(all) = %s, want D,A,B,C (soonest expiry first)", got)
+	}
+	if got := open(t0.Add(2*time.Hour), 0); got != "D,A" {
+		t.Errorf("Open(before B's expiry) = %s, want D,A (before is exclusive)", got)
+	}
+	if got := open(t0.Add(4*time.Hour), 2); got != "D,A" {
+		t.Errorf("Open(limit 2) = %s, want D,A", got)
+	}
+	if got := open(t0, 0); got != "" {
+		t.Errorf("Open(t0) = %s, want none", got)
+	}
+
+	// A is paid: it leaves the index.
+	_, err := s.Update(ctx, a.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		out := cur.Apply(order.Transition{To: order.Paid, Ref: cur.Current().Ref,
+			Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_1"}, Paid: cur.Amount, Provider: "stripe"}, t0.Add(time.Minute))
+		if !out.Changed {
+			t.Fatalf("Apply: %+v", out)
+		}
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B gets a new attempt, which moves its expiry to t0+10m+1h.
+	_, err = s.Update(ctx, b.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		_, err := cur.Receive(order.Intake{Key: cur.Key, Amount: money.MustParse("5.00", "USD")}, t0.Add(10*time.Minute), time.Hour)
+		return cur, nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// D expires.
+	_, err = s.Update(ctx, d.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Apply(order.Transition{To: order.Expired, Ref: cur.Current().Ref, Cause: order.Cause{Kind: order.ByExpiry}}, t0.Add(time.Hour))
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := open(t0.Add(4*time.Hour), 0); got != "B,C" {
+		t.Errorf("Open(all) after changes = %s, want B,C", got)
+	}
+	if got := open(t0.Add(70*time.Minute), 0); got != "" {
+		t.Errorf("Open(before B's new expiry) = %s, want none", got)
+	}
+	if got := open(t0.Add(71*time.Minute), 0); got != "B" {
+		t.Errorf("Open(just after B's new expiry) = %s, want B", got)
+	}
+}
+
+func TestListOrderAndFilters(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	for i, k := range []order.Key{{Site: "shop", ID: "A"}, {Site: "shop", ID: "B"}, {Site: "other", ID: "C"}, {Site: "shopx", ID: "D"}} {
+		put(t, s, newOrder(t, k.Site, k.ID, t0.Add(time.Duration(i)*time.Minute), time.Hour))
+	}
+	list := func(f store.ListFilter) string {
+		t.Helper()
+		got, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return orderIDs(got)
+	}
+	if got := list(store.ListFilter{}); got != "D,C,B,A" {
+		t.Errorf("List() = %s, want D,C,B,A", got)
+	}
+	// A is updated last: it comes first, and its status is filtered anew.
+	_, err := s.Update(ctx, order.Key{Site: "shop", ID: "A"}, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Apply(order.Transition{To: order.Cancelled, Ref: cur.Current().Ref, Cause: order.Cause{Kind: order.ByCustomer}}, t0.Add(time.Hour))
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.ListFilter
+		want string
+	}{
+		{"all", store.ListFilter{}, "A,D,C,B"},
+		{"site", store.ListFilter{Site: "shop"}, "A,B"},
+		{"site-is-not-a-prefix", store.ListFilter{Site: "shopx"}, "D"},
+		{"status", store.ListFilter{Status: order.Pending}, "D,C,B"},
+		{"status-cancelled", store.ListFilter{Status: order.Cancelled}, "A"},
+		{"site-and-status", store.ListFilter{Site: "shop", Status: order.Pending}, "B"},
+		{"limit", store.ListFilter{Limit: 2}, "A,D"},
+		{"none", store.ListFilter{Site: "nope"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := list(tc.f); got != tc.want {
+				t.Errorf("List(%+v) = %s, want %s", tc.f, got, tc.want)
+			}
+		})
+	}
+}
+
+// Concurrent read-modify-write of one key through Update must never lose
+// an increment, even though group commit may run fn more than once.
+func TestConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "counter", t0, time.Hour)
+	o.Metadata = map[string]string{"n": "0"}
+	put(t, s, o)
+
+	const n = 100
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+				calls.Add(1)
+				v, err := strconv.Atoi(cur.Metadata["n"])
+				if err != nil {
+					return nil, nil, err
+				}
+				cur.Metadata["n"] = strconv.Itoa(v + 1)
+				return cur, nil, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, o.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Metadata["n"] != strconv.Itoa(n) {
+		t.Errorf("counter = %s after %d concurrent increments (fn called %d times)", got.Metadata["n"], n, calls.Load())
+	}
+}

@@ -1,0 +1,295 @@
+package bolt_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
+)
+
+var t0 = time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)
+
+func openStore(t testing.TB, path string) *bolt.Store {
+	t.Helper()
+	s, err := bolt.Open(path, bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// newStore opens a fresh store that is closed when the test ends.
+func newStore(t testing.TB) *bolt.Store {
+	t.Helper()
+	s := openStore(t, filepath.Join(t.TempDir(), "checkout.db"))
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newOrder(t testing.TB, site, id string, now time.Time, expires time.Duration) *order.Order {
+	t.Helper()
+	o, err := order.New(order.Intake{
+		Key:     order.Key{Site: site, ID: id},
+		Amount:  money.MustParse("75.00", "USD"),
+		Email:   "a@example.com",
+		Expires: expires,
+	}, now, time.Hour)
+	if err != nil {
+		t.Fatalf("order.New: %v", err)
+	}
+	return o
+}
+
+func delivery(id string, seq uint64, nextAt time.Time) store.Delivery {
+	return store.Delivery{
+		ID: id, Seq: seq, Type: "order.pending", URL: "https://shop.example/cb",
+		Body: []byte(`{"type":"order.pending"}`), State: store.DeliveryPending,
+		CreatedAt: nextAt, RetryFrom: nextAt, NextAt: nextAt,
+	}
+}
+
+// put stores o with the given deliveries, replacing what is there.
+func put(t testing.TB, s *bolt.Store, o *order.Order, ds ...store.Delivery) *order.Order {
+	t.Helper()
+	got, err := s.Update(context.Background(), o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
+		return o, ds, nil
+	})
+	if err != nil {
+		t.Fatalf("Update %s: %v", o.Key, err)
+	}
+	return got
+}
+
+func jsonOf(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func ids(ds []*store.Delivery) string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return strings.Join(out, ",")
+}
+
+func orderIDs(list []*order.Order) string {
+	var out []string
+	for _, o := range list {
+		out = append(out, o.ID)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestOpenCreatesPrivateDirAndFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "checkout")
+	path := filepath.Join(dir, "checkout.db")
+	s := openStore(t, path)
+	defer s.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v, want 0700", fi.Mode().Perm())
+	}
+	fi, err = os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+}
+
+func TestOpenLockedFailsClearlyWithinTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checkout.db")
+	s := openStore(t, path)
+	defer s.Close()
+
+	start := time.Now()
+	s2, err := bolt.Open(path, bolt.Options{Timeout: 200 * time.Millisecond})
+	elapsed := time.Since(start)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of a held file succeeded")
+	}
+	if !errors.Is(err, bolt.ErrLocked) {
+		t.Errorf("error %v does not wrap ErrLocked", err)
+	}
+	want := "opening checkout store " + path + ": database is locked by another process"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q, want it to start with %q", err, want)
+	}
+	if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
+		t.Errorf("gave up after %v, want about the 200ms timeout", elapsed)
+	}
+
+	// Once released, the file opens again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s3 := openStore(t, path)
+	s3.Close()
+}
+
+func TestReopenKeepsOrdersOutboxAndIndexes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "checkout.db")
+	s := openStore(t, path)
+
+	a := newOrder(t, "shop", "A", t0, time.Hour)
+	b := newOrder(t, "shop", "B", t0.Add(time.Minute), 2*time.Hour)
+	put(t, s, a, delivery("a1", 1, t0), delivery("a2", 2, t0))
+	put(t, s, b, delivery("b1", 1, t0.Add(time.Second)))
+	if _, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishIdempotent(ctx, "idem-1", store.Idempotent{Status: 201, Body: []byte("ok")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, path)
+	defer s.Close()
+	got, err := s.Get(ctx, a.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jsonOf(t, got) != jsonOf(t, a) {
+		t.Errorf("order after reopen\n got %s\nwant %s", jsonOf(t, got), jsonOf(t, a))
+	}
+	if o, err := s.ByRef(ctx, b.Current().Ref); err != nil || o.ID != "B" {
+		t.Errorf("ByRef after reopen = %v, %v", o, err)
+	}
+	if got, err := s.Open(ctx, t0.Add(3*time.Hour), 10); err != nil || orderIDs(got) != "A,B" {
+		t.Errorf("Open after reopen = %s, %v", orderIDs(got), err)
+	}
+	if got, err := s.List(ctx, store.ListFilter{}); err != nil || orderIDs(got) != "B,A" {
+		t.Errorf("List after reopen = %s, %v", orderIDs(got), err)
+	}
+	if ds, err := s.Due(ctx, t0.Add(time.Hour), 10); err != nil || ids(ds) != "a1,b1" {
+		t.Errorf("Due after reopen = %s, %v", ids(ds), err)
+	}
+	if next, ok, err := s.NextDue(ctx); err != nil || !ok || !next.Equal(t0) {
+		t.Errorf("NextDue after reopen = %v, %v, %v", next, ok, err)
+	}
+	if ds, err := s.Deliveries(ctx, store.DeliveryFilter{}); err != nil || len(ds) != 3 {
+		t.Errorf("Deliveries after reopen = %s, %v", ids(ds), err)
+	}
+	rec, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute)
+	if err != nil || rec == nil || !rec.Done || rec.Status != 201 || string(rec.Body) != "ok" {
+		t.Errorf("idempotency record after reopen = %+v, %v", rec, err)
+	}
+}
+
+// damage closes s, overwrites one row of bucket with bytes that are not
+// JSON, and reopens the store.
+func damage(t *testing.T, s *bolt.Store, bucket []byte, key string) *bolt.Store {
+	t.Helper()
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), []byte("{not json")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, path)
+	t.Cleanup(func() { _ = s2.Close() })
+	return s2
+}
+
+func TestCorruptRowsGiveErrorsNamingTheKey(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), "checkout.db"))
+	o := newOrder(t, "shop", "broken-1", t0, time.Hour)
+	put(t, s, o, delivery("d-broken", 1, t0))
+	if _, err := s.BeginIdempotent(ctx, "idem-broken", store.Idempotent{CreatedAt: t0}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	s = damage(t, s, bolt.BucketOrders, "shop\x00broken-1")
+	s = damage(t, s, bolt.BucketDeliveries, "d-broken")
+	s = damage(t, s, bolt.BucketIdempotency, "idem-broken")
+
+	check := func(what string, err error, key string) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: no error for a corrupt row", what)
+		} else if !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %q does not name %q", what, err, key)
+		}
+	}
+	_, err := s.Get(ctx, o.Key)
+	check("Get", err, "shop/broken-1")
+	_, err = s.ByRef(ctx, o.Current().Ref)
+	check("ByRef", err, "shop/broken-1")
+	_, err = s.List(ctx, store.ListFilter{})
+	check("List", err, "shop/broken-1")
+	_, err = s.Open(ctx, t0.Add(2*time.Hour), 0)
+	check("Open", err, "shop/broken-1")
+	_, err = s.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		t.Error("fn called with a corrupt stored order")
+		return o, nil, nil
+	})
+	check("Update", err, "shop/broken-1")
+	_, err = s.Delivery(ctx, "d-broken")
+	check("Delivery", err, "d-broken")
+	_, err = s.Due(ctx, t0, 0)
+	check("Due", err, "d-broken")
+	_, err = s.Deliveries(ctx, store.DeliveryFilter{})
+	check("Deliveries", err, "d-broken")
+	err = s.SaveDelivery(ctx, &store.Delivery{ID: "d-broken", State: store.DeliveryDelivered})
+	check("SaveDelivery", err, "d-broken")
+	_, err = s.BeginIdempotent(ctx, "idem-broken", store.Idempotent{CreatedAt: t0}, time.Minute)
+	check("BeginIdempotent", err, "idem-broken")
+}
+
+func TestCancelledContext(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	o := newOrder(t, "shop", "A", t0, time.Hour)
+	called := false
+	_, err := s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
+		called = true
+		return o, nil, nil
+	})
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("Update with a cancelled context = %v (fn called: %v)", err, called)
+	}
+	if _, err := s.Get(context.Background(), o.Key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("order written despite the cancelled context: %v", err)
+	}
+	if _, err := s.Get(ctx, o.Key); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context = %v", err)
+	}
+}
