@@ -312,3 +312,13 @@ func (s Secret) VerifyToken(tok, purpose, subject string, now time.Time) error {
 	}
 	return nil
 }
+
+// Equal reports, in constant time, whether s is this secret written out
+// (the server API's bearer token).
+func (s Secret) Equal(str string) bool {
+	other, err := ParseSecret(str)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(s.key, other.key)
+}

@@ -1,0 +1,232 @@
+// The admin.api.checkout module: operator endpoints on Caddy's admin API
+// for orders and callback deliveries (SPEC §9).
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-checkout/checkout/notify"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+func init() {
+	caddy.RegisterModule(Admin{})
+}
+
+// Admin serves /checkout/... on Caddy's admin endpoint:
+//
+//	GET  /checkout/orders[?status=&site=&limit=]
+//	GET  /checkout/orders/{site}/{id}          (with its history)
+//	POST /checkout/orders/{site}/{id}/cancel
+//	GET  /checkout/deliveries[?state=&site=&order=]
+//	POST /checkout/deliveries/{id}/retry
+type Admin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.checkout",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *Admin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/checkout/orders", Handler: caddy.AdminHandlerFunc(a.orders)},
+		{Pattern: "/checkout/orders/", Handler: caddy.AdminHandlerFunc(a.order)},
+		{Pattern: "/checkout/deliveries", Handler: caddy.AdminHandlerFunc(a.deliveries)},
+		{Pattern: "/checkout/deliveries/", Handler: caddy.AdminHandlerFunc(a.delivery)},
+	}
+}
+
+func running() (*engine, error) {
+	e := active.Load()
+	if e == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
+			Err: errors.New("no checkout app is running (is a checkout handler configured?)")}
+	}
+	return e, nil
+}
+
+func apiErr(status int, format string, args ...any) error {
+	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
+}
+
+func limitOf(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, apiErr(http.StatusBadRequest, "limit %q: want a number from 1 to 10000", v)
+	}
+	return n, nil
+}
+
+func (a *Admin) orders(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	e, err := running()
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	st := order.State(q.Get("status"))
+	if st != "" && !st.Valid() {
+		return apiErr(http.StatusBadRequest, "status %q: want one of pending, on_hold, paid, refunded, failed, cancelled, expired", st)
+	}
+	limit, err := limitOf(r)
+	if err != nil {
+		return err
+	}
+	list, err := e.store.List(r.Context(), store.ListFilter{Site: q.Get("site"), Status: st, Limit: limit})
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, "listing orders: %v", err)
+	}
+	if list == nil {
+		list = []*order.Order{}
+	}
+	return writeAdminJSON(w, list)
+}
+
+// order serves /checkout/orders/{site}/{id}[/cancel]. Order ids may hold
+// any printable character, so the site is the first segment and the id is
+// the rest, escaped.
+func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
+	e, err := running()
+	if err != nil {
+		return err
+	}
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/checkout/orders/")
+	cancel := false
+	if r.Method == http.MethodPost {
+		var ok bool
+		if rest, ok = strings.CutSuffix(rest, "/cancel"); !ok {
+			return apiErr(http.StatusNotFound, "unknown action")
+		}
+		cancel = true
+	} else if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	siteEsc, idEsc, ok := strings.Cut(rest, "/")
+	if !ok || siteEsc == "" || idEsc == "" {
+		return apiErr(http.StatusNotFound, "want /checkout/orders/{site}/{order_id}")
+	}
+	site, err1 := unescape(siteEsc)
+	id, err2 := unescape(idEsc)
+	if err1 != nil || err2 != nil {
+		return apiErr(http.StatusBadRequest, "malformed site or order id in path")
+	}
+	key := order.Key{Site: site, ID: id}
+	o, err := e.store.Get(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
+		return apiErr(http.StatusNotFound, "no order %s in site %s", id, site)
+	}
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, "reading order: %v", err)
+	}
+	if cancel {
+		s, ok := e.site(site)
+		if !ok {
+			return apiErr(http.StatusConflict, "site %s is not configured in the running config", site)
+		}
+		if !o.Status.Open() {
+			return apiErr(http.StatusConflict, "order is %s; only pending or on_hold orders can be cancelled", o.Status)
+		}
+		o, _, err = s.Apply(r.Context(), order.ByAdmin, provider.Finding{Ref: o.Current().Ref, Status: order.Cancelled, Note: "cancelled by an operator"})
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, "cancelling order: %v", err)
+		}
+	}
+	return writeAdminJSON(w, o)
+}
+
+func unescape(s string) (string, error) {
+	return url.PathUnescape(s)
+}
+
+func (a *Admin) deliveries(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiErr(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	e, err := running()
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	st := store.DeliveryState(q.Get("state"))
+	if q.Get("state") == "failed" {
+		st = store.DeliveryDead // "failed" is what operators ask for: the dead letters
+	}
+	switch st {
+	case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryGone, store.DeliveryDead:
+	default:
+		return apiErr(http.StatusBadRequest, "state %q: want pending, delivered, gone, dead or failed", st)
+	}
+	limit, err := limitOf(r)
+	if err != nil {
+		return err
+	}
+	list, err := e.store.Deliveries(r.Context(), store.DeliveryFilter{State: st, Site: q.Get("site"), OrderID: q.Get("order"), Limit: limit})
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, "listing deliveries: %v", err)
+	}
+	if list == nil {
+		list = []*store.Delivery{}
+	}
+	return writeAdminJSON(w, list)
+}
+
+func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
+	e, err := running()
+	if err != nil {
+		return err
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/checkout/deliveries/")
+	id, action, _ := strings.Cut(rest, "/")
+	switch {
+	case r.Method == http.MethodGet && action == "":
+		d, err := e.store.Delivery(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return apiErr(http.StatusNotFound, "no delivery %s", id)
+		}
+		if err != nil {
+			return apiErr(http.StatusInternalServerError, "reading delivery: %v", err)
+		}
+		return writeAdminJSON(w, d)
+	case r.Method == http.MethodPost && action == "retry":
+		d, err := e.notifier.Retry(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return apiErr(http.StatusNotFound, "no delivery %s", id)
+		case errors.Is(err, notify.ErrDelivered):
+			return apiErr(http.StatusConflict, "%v", err)
+		case err != nil:
+			return apiErr(http.StatusInternalServerError, "retrying delivery: %v", err)
+		}
+		return writeAdminJSON(w, d)
+	}
+	return apiErr(http.StatusNotFound, "want GET /checkout/deliveries/{id} or POST /checkout/deliveries/{id}/retry")
+}
+
+func writeAdminJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+var _ caddy.AdminRouter = (*Admin)(nil)

@@ -1,0 +1,217 @@
+// The Caddyfile syntax of caddy-checkout: the global checkout option and
+// the checkout site directive.
+package caddymodule
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("checkout", parseGlobal)
+	httpcaddyfile.RegisterHandlerDirective("checkout", parseDirective)
+	// After the auth directives, before anything that answers or proxies.
+	httpcaddyfile.RegisterDirectiveOrder("checkout", httpcaddyfile.Before, "handle")
+}
+
+// parseGlobal reads the global option:
+//
+//	checkout {
+//		storage bolt [<path>]
+//		reconcile_after <duration>
+//	}
+func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "checkout", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from the global checkout option.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "checkout"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "storage":
+			if !d.NextArg() {
+				return d.Errf("storage: want bolt [<path>]")
+			}
+			st := &Storage{Module: d.Val()}
+			switch st.Module {
+			case "bolt":
+				if d.NextArg() {
+					st.Path = d.Val()
+				}
+			case "postgres":
+				return d.Errf("storage postgres: not available in this build yet; use storage bolt")
+			default:
+				return d.Errf("storage %q: unknown store (want bolt)", st.Module)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Storage = st
+		case "reconcile_after":
+			dur, err := durationArg(d, "reconcile_after")
+			if err != nil {
+				return err
+			}
+			a.ReconcileAfter = dur
+		default:
+			return d.Errf("checkout: unknown global setting %q (want storage or reconcile_after)", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile reads the checkout site directive:
+//
+//	checkout [<matcher>] {
+//		site          <name>
+//		base_path     <path>
+//		public_url    <scheme://host>
+//		secret        <whsec_...>
+//		callback      <url>
+//		success_url   <path with {order_id}>
+//		cancel_url    <path>
+//		expire        <duration>
+//		locales       <lang>...
+//		intake        headers|signed_link|api...
+//		api_allow     <cidr>...
+//		templates_dir <dir>
+//		<provider> [{ ... }]     # sandbox, or any checkout.providers module
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "checkout"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if single[name] && seen[name] {
+			return d.Errf("%s: set more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "site", "base_path", "public_url", "secret", "callback", "success_url", "cancel_url", "templates_dir":
+			v, err := oneArg(d, name)
+			if err != nil {
+				return err
+			}
+			switch name {
+			case "site":
+				h.Site = v
+			case "base_path":
+				if !strings.HasPrefix(v, "/") || (len(v) > 1 && strings.HasSuffix(v, "/")) {
+					return d.Errf("base_path %q: must start with / and not end with /", v)
+				}
+				h.BasePath = v
+			case "public_url":
+				h.PublicURL = v
+			case "secret":
+				h.Secret = v
+			case "callback":
+				h.Callback = v
+			case "success_url":
+				h.SuccessURL = v
+			case "cancel_url":
+				h.CancelURL = v
+			case "templates_dir":
+				h.TemplatesDir = v
+			}
+		case "expire":
+			dur, err := durationArg(d, "expire")
+			if err != nil {
+				return err
+			}
+			h.Expire = dur
+		case "locales":
+			h.Locales = d.RemainingArgs()
+			if len(h.Locales) == 0 {
+				return d.Errf("locales: name at least one language, such as en ja")
+			}
+		case "intake":
+			h.Intake = d.RemainingArgs()
+			if _, err := parseIntake(h.Intake); err != nil || len(h.Intake) == 0 {
+				return d.Errf("intake: want one or more of headers, signed_link, api")
+			}
+		case "api_allow":
+			h.APIAllow = d.RemainingArgs()
+			if len(h.APIAllow) == 0 {
+				return d.Errf("api_allow: name at least one network, such as 127.0.0.1/32")
+			}
+			for _, s := range h.APIAllow {
+				if _, err := parsePrefix(s); err != nil {
+					return d.Errf("api_allow: %v", err)
+				}
+			}
+		case "price":
+			return d.Errf("price: paywalled routes are not available in this build yet")
+		default:
+			if _, err := caddy.GetModule("checkout.providers." + name); err != nil {
+				return d.Errf("unknown checkout setting or payment provider %q", name)
+			}
+			unm, err := caddyfile.UnmarshalModule(d, "checkout.providers."+name)
+			if err != nil {
+				return err
+			}
+			h.ProvidersRaw = append(h.ProvidersRaw, caddyconfig.JSONModuleObject(unm, "provider", name, nil))
+		}
+	}
+	if h.Secret == "" {
+		return d.Err("checkout: secret is required (make one with: caddy checkout secret)")
+	}
+	if len(h.ProvidersRaw) == 0 {
+		return d.Err("checkout: no payment provider configured; add one, such as sandbox")
+	}
+	return nil
+}
+
+// single lists the settings that may appear once.
+var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
+	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
+	"locales": true, "intake": true, "api_allow": true}
+
+func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
+	if !d.NextArg() {
+		return "", d.Errf("%s: missing value", name)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("%s: takes one value", name)
+	}
+	return v, nil
+}
+
+func durationArg(d *caddyfile.Dispenser, name string) (caddy.Duration, error) {
+	v, err := oneArg(d, name)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s %q: want a duration such as 30m", name, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*App)(nil)
+)

@@ -1,0 +1,270 @@
+// The http.handlers.checkout module: one site's checkout, configured in
+// JSON (or through the Caddyfile's checkout directive).
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler takes payments for the shop behind it. It learns of orders from
+// the shop (X-Checkout-* response headers, signed links, a server API),
+// sends customers to a payment provider, verifies what comes back and
+// tells the shop through signed headers and signed callbacks.
+type Handler struct {
+	// Site names this shop in order keys, the admin API and callbacks.
+	// Two checkout handlers that share a store need different names.
+	// Default: the host of public_url, or "default".
+	Site string `json:"site,omitempty"`
+
+	// BasePath is where the plugin's own routes live (pay pages,
+	// returns, webhooks, the API). Default: /_checkout.
+	BasePath string `json:"base_path,omitempty"`
+
+	// PublicURL is how customers and providers reach this site, such as
+	// https://shop.example.com. Default: the scheme and host of each
+	// request.
+	PublicURL string `json:"public_url,omitempty"`
+
+	// Secret signs callbacks, the headers given to the shop and links:
+	// "whsec_" and base64 of 24-64 random bytes (make one with `caddy
+	// checkout secret`). Use a placeholder such as {env.CHECKOUT_SECRET}
+	// or {file./etc/caddy/checkout.secret} to keep it out of the config.
+	Secret string `json:"secret,omitempty"`
+
+	// Callback is the shop URL that receives a signed Standard Webhooks
+	// POST for every order state change, retried for 3 days. Optional.
+	Callback string `json:"callback,omitempty"`
+
+	// SuccessURL is the shop page a paid customer lands on, with
+	// {order_id} filled in, such as /orders/{order_id}/thanks. The
+	// request reaches the shop with signed X-Checkout-* headers. Default:
+	// the plugin's own "paid" page.
+	SuccessURL string `json:"success_url,omitempty"`
+
+	// CancelURL is the shop page for a customer who gives up, such as
+	// /cart ({order_id} may be used). Default: /.
+	CancelURL string `json:"cancel_url,omitempty"`
+
+	// Expire is how long an order stays payable unless the shop says
+	// otherwise (X-Checkout-Expires). Default: 30m.
+	Expire caddy.Duration `json:"expire,omitempty"`
+
+	// Locales are the languages of the pay pages; the customer's
+	// Accept-Language picks one. Default: en ja.
+	Locales []string `json:"locales,omitempty"`
+
+	// Intake lists the ways orders may come in: "headers" (X-Checkout-*
+	// response headers from the shop), "signed_link" ({base}/start links)
+	// and "api" (the server API). Default: headers.
+	Intake []string `json:"intake,omitempty"`
+
+	// APIAllow lists the client networks (CIDR) that may call the server
+	// API. Default: 127.0.0.0/8 and ::1/128.
+	APIAllow []string `json:"api_allow,omitempty"`
+
+	// TemplatesDir holds page templates that replace the embedded ones of
+	// the same file name. Optional.
+	TemplatesDir string `json:"templates_dir,omitempty"`
+
+	// ProvidersRaw are the payment providers, in the order the pay page
+	// offers them. Each is a module in the checkout.providers namespace,
+	// such as {"provider": "sandbox"}.
+	ProvidersRaw []json.RawMessage `json:"providers,omitempty" caddy:"namespace=checkout.providers inline_key=provider"`
+
+	site   *handlers.Site
+	engine *engine
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.checkout",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// resolveSecret fills placeholders such as {env.X} in a secret setting.
+// Errors name the setting, never the value.
+func resolveSecret(setting, raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("%s: required", setting)
+	}
+	repl := caddy.NewReplacer()
+	v, err := repl.ReplaceOrErr(raw, true, true)
+	if err != nil || v == "" {
+		return "", fmt.Errorf("%s: its placeholder did not resolve to a value (is the environment variable or file set?)", setting)
+	}
+	return strings.TrimSpace(v), nil
+}
+
+// Provision builds the site from the config.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	appIface, err := ctx.App("checkout")
+	if err != nil {
+		return fmt.Errorf("loading checkout app: %v", err)
+	}
+	app := appIface.(*App)
+	h.engine = app.engine
+
+	secretText, err := resolveSecret("secret", h.Secret)
+	if err != nil {
+		return err
+	}
+	secret, err := sign.ParseSecret(secretText)
+	if err != nil {
+		return fmt.Errorf("secret: %v", err)
+	}
+	cfg := handlers.Config{
+		Site:       h.Site,
+		BasePath:   h.BasePath,
+		PublicURL:  h.PublicURL,
+		Secret:     secret,
+		SuccessURL: h.SuccessURL,
+		CancelURL:  h.CancelURL,
+		Expire:     time.Duration(h.Expire),
+		Store:      app.engine.store,
+		Logger:     ctx.Logger(),
+		Wake:       app.engine.notifier.Wake,
+	}
+	if h.Callback != "" {
+		if cfg.Callback, err = resolveSecret("callback", h.Callback); err != nil {
+			return err
+		}
+	}
+	if cfg.Site == "" {
+		cfg.Site = "default"
+		if u, err := url.Parse(h.PublicURL); err == nil && u.Hostname() != "" {
+			cfg.Site = u.Hostname()
+		}
+	}
+	if cfg.Intake, err = parseIntake(h.Intake); err != nil {
+		return err
+	}
+	for _, s := range h.APIAllow {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("api_allow: %v", err)
+		}
+		cfg.APIAllow = append(cfg.APIAllow, p)
+	}
+	if cfg.Pages, err = templates.New(h.TemplatesDir, h.Locales); err != nil {
+		return fmt.Errorf("templates: %v", err)
+	}
+
+	mods, err := ctx.LoadModule(h, "ProvidersRaw")
+	if err != nil {
+		return fmt.Errorf("loading providers: %v", err)
+	}
+	for _, m := range mods.([]any) {
+		p, ok := m.(provider.Provider)
+		if !ok {
+			return fmt.Errorf("module %T is not a payment provider", m)
+		}
+		cfg.Providers = append(cfg.Providers, p)
+	}
+	site, err := handlers.New(cfg)
+	if err != nil {
+		return err
+	}
+	env := site.Env()
+	for _, p := range cfg.Providers {
+		if s, ok := p.(provider.Setuper); ok {
+			if err := s.Setup(env); err != nil {
+				return fmt.Errorf("provider %s: %v", p.Name(), err)
+			}
+		}
+	}
+	h.site = site
+	app.engine.register(site)
+	return nil
+}
+
+func parseIntake(list []string) (handlers.Intakes, error) {
+	var in handlers.Intakes
+	if len(list) == 0 {
+		in.Headers = true
+		return in, nil
+	}
+	for _, v := range list {
+		switch v {
+		case "headers":
+			in.Headers = true
+		case "signed_link":
+			in.SignedLink = true
+		case "api":
+			in.API = true
+		default:
+			return in, fmt.Errorf("intake %q: want headers, signed_link or api", v)
+		}
+	}
+	return in, nil
+}
+
+// parsePrefix reads a CIDR, or a single address as its /32 or /128.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not a CIDR such as 127.0.0.1/32", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Validate checks what Provision could not.
+func (h *Handler) Validate() error { return nil }
+
+// Cleanup unregisters the site unless a newer config replaced it.
+func (h *Handler) Cleanup() error {
+	if h.engine != nil && h.site != nil {
+		h.engine.unregister(h.site)
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	n := nextHandler{next: next}
+	h.site.ServeHTTP(w, r, &n)
+	return n.err
+}
+
+// nextHandler adapts Caddy's next handler, keeping its error for Caddy.
+type nextHandler struct {
+	next caddyhttp.Handler
+	err  error
+}
+
+func (n *nextHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n.err = n.next.ServeHTTP(w, r)
+}
+
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,160 @@
+// lazyStore opens the bbolt file on first use rather than at provision,
+// so that validating a config never contends for the file lock.
+package caddymodule
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
+)
+
+type lazyStore struct {
+	path string
+	cur  atomic.Pointer[store.Store] // fast path once open
+	mu   sync.Mutex
+	s    store.Store
+}
+
+var _ store.Store = (*lazyStore)(nil)
+
+func (l *lazyStore) get() (store.Store, error) {
+	if p := l.cur.Load(); p != nil {
+		return *p, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s != nil {
+		return l.s, nil
+	}
+	s, err := bolt.Open(l.path, bolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	l.s = s
+	var st store.Store = s
+	l.cur.Store(&st)
+	return s, nil
+}
+
+func (l *lazyStore) open() error { _, err := l.get(); return err }
+
+func (l *lazyStore) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) (*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Update(ctx, key, fn)
+}
+
+func (l *lazyStore) Get(ctx context.Context, key order.Key) (*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, key)
+}
+
+func (l *lazyStore) ByRef(ctx context.Context, ref string) (*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ByRef(ctx, ref)
+}
+
+func (l *lazyStore) List(ctx context.Context, f store.ListFilter) ([]*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.List(ctx, f)
+}
+
+func (l *lazyStore) Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Open(ctx, before, limit)
+}
+
+func (l *lazyStore) Due(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Due(ctx, now, limit)
+}
+
+func (l *lazyStore) NextDue(ctx context.Context) (time.Time, bool, error) {
+	s, err := l.get()
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return s.NextDue(ctx)
+}
+
+func (l *lazyStore) SaveDelivery(ctx context.Context, d *store.Delivery) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.SaveDelivery(ctx, d)
+}
+
+func (l *lazyStore) Delivery(ctx context.Context, id string) (*store.Delivery, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Delivery(ctx, id)
+}
+
+func (l *lazyStore) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*store.Delivery, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Deliveries(ctx, f)
+}
+
+func (l *lazyStore) BeginIdempotent(ctx context.Context, key string, rec store.Idempotent, stale time.Duration) (*store.Idempotent, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.BeginIdempotent(ctx, key, rec, stale)
+}
+
+func (l *lazyStore) FinishIdempotent(ctx context.Context, key string, rec store.Idempotent) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.FinishIdempotent(ctx, key, rec)
+}
+
+func (l *lazyStore) ForgetIdempotent(ctx context.Context, key string) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.ForgetIdempotent(ctx, key)
+}
+
+func (l *lazyStore) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s == nil {
+		return nil
+	}
+	err := l.s.Close()
+	l.s = nil
+	l.cur.Store(nil)
+	return err
+}

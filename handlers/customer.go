@@ -1,0 +1,311 @@
+// The customer's pages: choosing a provider, coming back from it, and the
+// shop's success page reached with a verified payment.
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+const maxForm = 16 << 10
+
+// orderByRef finds the order of an attempt reference, answering 404 (JSON
+// for API-like routes, a page otherwise) when there is none.
+func (s *Site) orderByRef(w http.ResponseWriter, r *http.Request, ref string, asJSON bool) (*order.Order, bool) {
+	o, err := s.cfg.Store.ByRef(r.Context(), ref)
+	if err == nil {
+		return o, true
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		if asJSON {
+			writeAPIError(w, http.StatusNotFound, "no such payment")
+		} else {
+			s.fail(w, r, http.StatusNotFound, "This payment page does not exist. Please go back to the shop.")
+		}
+		return nil, false
+	}
+	if asJSON {
+		s.apiInternal(w, "reading order", err)
+	} else {
+		s.internalError(w, r, "reading order", err)
+	}
+	return nil, false
+}
+
+// page fills the fields every page of an order shows.
+func (s *Site) page(name string, o *order.Order, ref string) templates.Page {
+	a := o.Attempt(ref)
+	if a == nil {
+		a = o.Current()
+	}
+	return templates.Page{
+		Name:        name,
+		Ref:         a.Ref,
+		OrderID:     o.ID,
+		Description: o.Description,
+		Amount:      a.Amount,
+		Received:    a.Received,
+		Status:      string(o.Status),
+		ExpiresAt:   o.ExpiresAt,
+		Late:        o.Late,
+		Provider:    a.Provider,
+		StatusURL:   s.cfg.BasePath + "/status/" + a.Ref,
+		EventsURL:   s.cfg.BasePath + "/events/" + a.Ref,
+		ContinueURL: s.continueURL(o),
+	}
+}
+
+// continueURL is where a customer goes back to the shop without a verified
+// payment: the cancel URL, or the shop's home page.
+func (s *Site) continueURL(o *order.Order) string {
+	if s.cfg.CancelURL != "" {
+		return fillOrderID(s.cfg.CancelURL, o.ID)
+	}
+	return "/"
+}
+
+func (s *Site) choices(o *order.Order) []templates.Choice {
+	var cs []templates.Choice
+	for _, p := range s.cfg.Providers {
+		if o.Provider != "" && p.Name() != o.Provider {
+			continue
+		}
+		cs = append(cs, templates.Choice{Name: p.Name(), Label: label(p)})
+	}
+	return cs
+}
+
+func label(p provider.Provider) string {
+	if l, ok := p.(interface{ Label() string }); ok {
+		return l.Label()
+	}
+	return p.Name()
+}
+
+// showEnded shows the page of an order that can no longer be paid.
+func (s *Site) showEnded(w http.ResponseWriter, r *http.Request, o *order.Order) {
+	name := map[order.State]string{order.Paid: "already_paid", order.Refunded: "already_paid",
+		order.Failed: "failed", order.Cancelled: "cancelled", order.Expired: "expired"}[o.Status]
+	if name == "" {
+		name = "error"
+	}
+	s.render(w, r, http.StatusOK, s.page(name, o, o.Current().Ref))
+}
+
+func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("ref")
+	o, ok := s.orderByRef(w, r, ref, false)
+	if !ok {
+		return
+	}
+	if cur := o.Current(); cur.Ref != ref && o.Status.Open() {
+		// The shop changed the amount: this link is for the old one.
+		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+cur.Ref, http.StatusSeeOther)
+		return
+	}
+	if !o.Status.Open() {
+		s.showEnded(w, r, o)
+		return
+	}
+	if !s.now().Before(o.ExpiresAt) {
+		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
+		return
+	}
+	p := s.page("pay", o, ref)
+	p.Providers = s.choices(o)
+	p.CSRF = s.csrfToken(ref)
+	p.Action = s.cfg.BasePath + "/pay/" + ref
+	if name := r.URL.Query().Get("provider"); name != "" {
+		if _, ok := s.providers[name]; ok && (o.Provider == "" || o.Provider == name) {
+			// An on-page provider (address and QR, form) shows its part here.
+			st, err := s.start(r.Context(), r, o, name)
+			if err != nil {
+				s.providerError(w, r, name, err)
+				return
+			}
+			if st.Redirect != "" {
+				p.Provider = name
+			} else {
+				p.Provider, p.ProviderHTML = name, st.Page
+			}
+		}
+	}
+	s.render(w, r, http.StatusOK, p)
+}
+
+func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("ref")
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if !s.verifyCSRF(r, ref) {
+		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Please reload the page and try again.")
+		return
+	}
+	o, ok := s.orderByRef(w, r, ref, false)
+	if !ok {
+		return
+	}
+	if o.Current().Ref != ref || !o.Status.Open() {
+		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
+		return
+	}
+	if r.PostFormValue("action") == "cancel" {
+		o, _, err := s.Apply(r.Context(), order.ByCustomer, provider.Finding{Ref: ref, Status: order.Cancelled, Note: "cancelled by the customer"})
+		if err != nil {
+			s.internalError(w, r, "cancelling order", err)
+			return
+		}
+		s.showEnded(w, r, o)
+		return
+	}
+	if !s.now().Before(o.ExpiresAt) {
+		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
+		return
+	}
+	name := r.PostFormValue("provider")
+	if _, ok := s.providers[name]; !ok || (o.Provider != "" && o.Provider != name) {
+		s.fail(w, r, http.StatusBadRequest, "Please choose one of the payment methods shown.")
+		return
+	}
+	st, err := s.start(r.Context(), r, o, name)
+	if err != nil {
+		s.providerError(w, r, name, err)
+		return
+	}
+	if st.Redirect != "" {
+		http.Redirect(w, r, st.Redirect, http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+ref+"?provider="+url.QueryEscape(name), http.StatusSeeOther)
+}
+
+// serveReturn is the customer coming back from the provider. Nothing in
+// the request is trusted: the provider is asked server-side, and the
+// customer reaches the shop as paid only when the stored order is paid.
+func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
+	name, ref := r.PathValue("provider"), r.PathValue("ref")
+	p, ok := s.providers[name]
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, "")
+		return
+	}
+	o, ok := s.orderByRef(w, r, ref, false)
+	if !ok {
+		return
+	}
+	if ret, ok := p.(provider.Returner); ok && o.Status != order.Paid {
+		att := o.Attempt(ref)
+		f, err := ret.Return(r.Context(), r, s.payment(r, o, att, name))
+		switch {
+		case errors.Is(err, provider.ErrMalformed) || errors.Is(err, provider.ErrUnauthenticated):
+			s.fail(w, r, http.StatusBadRequest, "This return link does not belong to this payment.")
+			return
+		case err != nil:
+			s.log.Warn("checking return with provider", zap.String("provider", name), zap.String("order", o.ID), zap.Error(err))
+		case f.Ref != "" && f.Ref != ref:
+			s.log.Warn("provider return names another payment", zap.String("provider", name), zap.String("order", o.ID))
+			s.fail(w, r, http.StatusBadRequest, "This return link does not belong to this payment.")
+			return
+		default:
+			f.Ref = ref
+			cur, _, err := s.Apply(r.Context(), order.ByReturn, f)
+			if err != nil {
+				s.internalError(w, r, "applying provider return", err)
+				return
+			}
+			o = cur
+		}
+	}
+	s.continueAfterReturn(w, r, o, ref)
+}
+
+func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+	switch o.Status {
+	case order.Paid:
+		if s.cfg.SuccessURL == "" {
+			s.render(w, r, http.StatusOK, s.page("paid", o, ref))
+			return
+		}
+		target := fillOrderID(s.cfg.SuccessURL, o.ID)
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		http.Redirect(w, r, target+sep+returnTokenParam+"="+url.QueryEscape(ref+"."+s.returnToken(o)), http.StatusSeeOther)
+	case order.Pending, order.OnHold:
+		p := s.page("processing", o, ref)
+		p.RetryURL = s.cfg.BasePath + "/pay/" + o.Current().Ref
+		s.render(w, r, http.StatusOK, p)
+	default:
+		s.showEnded(w, r, o)
+	}
+}
+
+// serveSuccess is the shop's success page reached with a return token: the
+// token is checked and removed, and the request goes on to the shop with
+// the signed X-Checkout-* headers. Without a valid token it goes on with
+// none.
+func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	q := r.URL.Query()
+	tok := q.Get(returnTokenParam)
+	q.Del(returnTokenParam)
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+	ref, rest, _ := strings.Cut(tok, ".")
+	if o, err := s.cfg.Store.ByRef(r.Context(), ref); err == nil && s.successPathMatches(r, o) && s.openReturnToken(rest, o.ID) {
+		s.setShopHeaders(r, o)
+	} else {
+		s.log.Info("success page reached without a valid return token", zap.String("path", r.URL.Path))
+	}
+	if s.cfg.Intake.Headers {
+		s.proxyWatchingHeaders(w, r, next)
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+func (s *Site) successPathMatches(r *http.Request, o *order.Order) bool {
+	if s.cfg.SuccessURL == "" {
+		return false
+	}
+	u, err := url.Parse(fillOrderID(s.cfg.SuccessURL, o.ID))
+	return err == nil && u.EscapedPath() == r.URL.EscapedPath()
+}
+
+// setShopHeaders adds the signed headers of SPEC §6.2 to the request.
+func (s *Site) setShopHeaders(r *http.Request, o *order.Order) {
+	f := sign.Fields{
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		Order:       o.ID,
+		Status:      string(o.Status),
+		Amount:      o.Amount.String(),
+		Currency:    o.Amount.Currency(),
+		Transaction: headerSafe(o.Transaction),
+	}
+	h := r.Header
+	h.Set("X-Checkout-Status", f.Status)
+	h.Set("X-Checkout-Order", f.Order)
+	h.Set("X-Checkout-Amount", f.Amount)
+	h.Set("X-Checkout-Currency", f.Currency)
+	h.Set("X-Checkout-Provider", headerSafe(o.PaidWith))
+	h.Set("X-Checkout-Transaction", f.Transaction)
+	h.Set("X-Checkout-Signature", s.cfg.Secret.Headers(s.now(), f))
+}
+
+// headerSafe keeps provider-made values from breaking a header line.
+func headerSafe(v string) string {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return url.QueryEscape(v)
+	}
+	return v
+}

@@ -1,0 +1,159 @@
+// Live status for the customer's pages: GET {base}/status/{ref} answers
+// JSON, GET {base}/events/{ref} streams Server-Sent Events. Both are an
+// enhancement: every page also works by reloading.
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caddy-checkout/checkout/order"
+)
+
+// hub tells live pages of this process that an order moved. Pages of
+// orders moved by another instance notice within a poll interval.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[string]map[chan struct{}]struct{}{}} }
+
+func (h *hub) subscribe(ref string) (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs[ref] == nil {
+		h.subs[ref] = map[chan struct{}]struct{}{}
+	}
+	h.subs[ref][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs[ref], ch)
+		if len(h.subs[ref]) == 0 {
+			delete(h.subs, ref)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) publish(o *order.Order) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range o.Attempts {
+		for ch := range h.subs[a.Ref] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// statusView is the public status of an attempt: nothing about the
+// customer, nothing secret.
+type statusView struct {
+	Status    order.State `json:"status"`
+	Amount    string      `json:"amount"`
+	Currency  string      `json:"currency"`
+	Received  string      `json:"received,omitempty"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	Current   bool        `json:"current"` // false once a newer attempt replaced this one
+	Late      bool        `json:"late,omitempty"`
+}
+
+func viewOf(o *order.Order, ref string) statusView {
+	a := o.Attempt(ref)
+	v := statusView{Status: o.Status, Amount: a.Amount.String(), Currency: a.Amount.Currency(),
+		ExpiresAt: o.ExpiresAt.UTC(), Current: a.Generation == o.Current().Generation, Late: o.Late}
+	if a.Received.Valid() {
+		v.Received = a.Received.String()
+	}
+	return v
+}
+
+func (s *Site) serveStatus(w http.ResponseWriter, r *http.Request, ref string) {
+	o, ok := s.orderByRef(w, r, ref, true)
+	if !ok {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, viewOf(o, ref))
+}
+
+// ssePoll is how often an open event stream re-reads the store, for
+// changes made by another instance.
+const ssePoll = 5 * time.Second
+
+func (s *Site) serveEvents(w http.ResponseWriter, r *http.Request, ref string) {
+	o, ok := s.orderByRef(w, r, ref, true)
+	if !ok {
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	ch, cancel := s.hub.subscribe(ref)
+	defer cancel()
+	send := func(o *order.Order) bool {
+		b, _ := json.Marshal(viewOf(o, ref))
+		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(o) {
+		return
+	}
+	last := o.Status
+	poll := time.NewTicker(ssePoll)
+	defer poll.Stop()
+	deadline := time.NewTimer(10 * time.Minute) // the page reconnects if still open
+	defer deadline.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-deadline.C:
+			return
+		case <-ch:
+		case <-poll.C:
+		}
+		cur, err := s.cfg.Store.ByRef(r.Context(), ref)
+		if err != nil {
+			return
+		}
+		if cur.Status != last {
+			last = cur.Status
+			if !send(cur) {
+				return
+			}
+		} else if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// apiError is the JSON body of every API error.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeAPIError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}

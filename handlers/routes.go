@@ -1,0 +1,38 @@
+// The routing of the site's own paths under base_path (SPEC §5).
+package handlers
+
+import (
+	"net/http"
+	"strings"
+)
+
+func (s *Site) buildMux() *http.ServeMux {
+	b := s.cfg.BasePath
+	m := http.NewServeMux()
+	m.HandleFunc("GET "+b+"/pay/{ref}", s.servePay)
+	m.HandleFunc("POST "+b+"/pay/{ref}", s.servePayPost)
+	m.HandleFunc("GET "+b+"/return/{provider}/{ref}", s.serveReturn)
+	m.HandleFunc("GET "+b+"/status/{ref}", func(w http.ResponseWriter, r *http.Request) { s.serveStatus(w, r, r.PathValue("ref")) })
+	m.HandleFunc("GET "+b+"/events/{ref}", func(w http.ResponseWriter, r *http.Request) { s.serveEvents(w, r, r.PathValue("ref")) })
+	m.HandleFunc(b+"/webhook/{provider}", s.serveWebhook)
+	m.HandleFunc("GET "+b+"/start", s.serveStart)
+	m.HandleFunc("POST "+b+"/api/orders", s.serveAPICreate)
+	m.HandleFunc("GET "+b+"/api/orders/{id}", s.serveAPIGet)
+	m.Handle("GET "+b+"/assets/", http.StripPrefix(b+"/assets", s.cfg.Pages.Assets()))
+	for _, p := range s.cfg.Providers {
+		if h, ok := p.(http.Handler); ok {
+			prefix := b + "/" + p.Name()
+			m.Handle(prefix+"/", http.StripPrefix(prefix, h))
+		}
+	}
+	m.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, http.StatusNotFound, "") })
+	return m
+}
+
+func (s *Site) serveRoute(w http.ResponseWriter, r *http.Request, rest string) {
+	if rest == "" || strings.Contains(rest, "/../") {
+		s.fail(w, r, http.StatusNotFound, "")
+		return
+	}
+	s.routes.ServeHTTP(w, r)
+}

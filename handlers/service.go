@@ -1,0 +1,369 @@
+// The site's payment logic behind the routes: receiving orders, starting
+// providers, and applying verified findings to orders together with the
+// shop callback for each change, in one durable transaction.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+// Receive stores the order the shop announced (idempotent for the same
+// order id, amount and currency) and returns it as stored.
+func (s *Site) Receive(ctx context.Context, in order.Intake) (*order.Order, order.IntakeResult, error) {
+	in.Site = s.cfg.Site
+	if err := in.Validate(); err != nil {
+		return nil, 0, err
+	}
+	if in.Provider != "" {
+		if _, ok := s.providers[in.Provider]; !ok {
+			return nil, 0, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, in.Provider)
+		}
+	}
+	now := s.now()
+	var result order.IntakeResult
+	o, err := s.cfg.Store.Update(ctx, in.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		if o == nil {
+			n, err := order.New(in, now, s.cfg.Expire)
+			result = order.Created
+			return n, nil, err
+		}
+		res, err := o.Receive(in, now, s.cfg.Expire)
+		result = res
+		if err != nil || res == order.Same {
+			// Same order: write nothing unless open details were refreshed.
+			if err == nil && o.Status == order.Pending {
+				return o, nil, nil
+			}
+			return nil, nil, err
+		}
+		return o, nil, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if result == order.NewAttempt {
+		s.log.Info("order amount changed: new attempt", zap.String("site", s.cfg.Site), zap.String("order", in.ID))
+	}
+	return o, result, nil
+}
+
+// Apply applies a verified finding to the order of its attempt: the state
+// moves forward when the evidence allows it, the shop callback for the
+// change is written in the same transaction, and evidence seen before
+// changes nothing. It returns the order as stored and what happened.
+func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Finding) (*order.Order, order.Outcome, error) {
+	if f.Ref == "" {
+		return nil, order.Outcome{}, fmt.Errorf("%w: finding names no attempt", order.ErrUnknownRef)
+	}
+	cur, err := s.cfg.Store.ByRef(ctx, f.Ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, order.Outcome{}, order.ErrUnknownRef
+	}
+	if err != nil {
+		return nil, order.Outcome{}, err
+	}
+	if f.Status == "" {
+		return cur, order.Outcome{}, nil
+	}
+	now := s.now()
+	var out order.Outcome
+	o, err := s.cfg.Store.Update(ctx, cur.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		if o == nil {
+			return nil, nil, order.ErrUnknownRef
+		}
+		out = o.Apply(order.Transition{
+			To:          f.Status,
+			Ref:         f.Ref,
+			Cause:       order.Cause{Kind: cause, Ref: f.EventID},
+			Paid:        f.Paid,
+			Transaction: f.Transaction,
+			Provider:    providerOf(o, f.Ref),
+			AcceptOver:  f.AcceptOver,
+			Note:        f.Note,
+		}, now)
+		if out.Duplicate {
+			return nil, nil, nil
+		}
+		if errors.Is(out.Err, order.ErrUnknownRef) {
+			return nil, nil, out.Err
+		}
+		if f.ProviderRef != "" {
+			if a := o.Attempt(f.Ref); a != nil && a.ProviderRef == "" {
+				a.ProviderRef = f.ProviderRef
+			}
+		}
+		var ds []store.Delivery
+		if out.Changed && s.cfg.Callback != "" {
+			d, err := s.delivery(o, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			ds = append(ds, d)
+		}
+		return o, ds, nil
+	})
+	if err != nil {
+		return nil, out, err
+	}
+	if out.Changed {
+		s.log.Info("order moved",
+			zap.String("site", o.Site), zap.String("order", o.ID),
+			zap.String("from", string(out.Event.From)), zap.String("to", string(out.Event.To)),
+			zap.String("cause", string(cause)), zap.Int("attempt", out.Event.Attempt))
+		if s.cfg.Callback != "" {
+			s.cfg.Wake()
+		}
+		s.hub.publish(o)
+	} else if out.Err != nil {
+		s.log.Warn("provider evidence changed nothing",
+			zap.String("site", o.Site), zap.String("order", o.ID),
+			zap.String("cause", string(cause)), zap.Error(out.Err))
+	}
+	return o, out, nil
+}
+
+func providerOf(o *order.Order, ref string) string {
+	if a := o.Attempt(ref); a != nil {
+		return a.Provider
+	}
+	return ""
+}
+
+// callbackTypes maps a state to the callback event type of SPEC §6.1.
+var callbackTypes = map[order.State]string{
+	order.OnHold:    "order.pending",
+	order.Paid:      "order.paid",
+	order.Failed:    "order.failed",
+	order.Cancelled: "order.cancelled",
+	order.Expired:   "order.expired",
+	order.Refunded:  "order.refunded",
+}
+
+// CallbackData is the "data" of a shop callback.
+type CallbackData struct {
+	OrderID     string            `json:"order_id"`
+	Status      order.State       `json:"status"`
+	Amount      string            `json:"amount"`
+	Currency    string            `json:"currency"`
+	Provider    string            `json:"provider"`
+	Transaction string            `json:"transaction"`
+	Attempt     int               `json:"attempt"`
+	PaidAt      *time.Time        `json:"paid_at"`
+	Late        bool              `json:"late"`
+	Received    string            `json:"received,omitempty"`
+	Flags       []string          `json:"flags,omitempty"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// Callback is the body of a shop callback.
+type Callback struct {
+	Type      string       `json:"type"`
+	Timestamp time.Time    `json:"timestamp"`
+	Data      CallbackData `json:"data"`
+}
+
+// delivery makes the outbox row that tells the shop the order's state.
+func (s *Site) delivery(o *order.Order, now time.Time) (store.Delivery, error) {
+	typ, ok := callbackTypes[o.Status]
+	if !ok {
+		return store.Delivery{}, fmt.Errorf("no callback type for state %s", o.Status)
+	}
+	body, err := json.Marshal(Callback{Type: typ, Timestamp: now.UTC(), Data: s.callbackData(o)})
+	if err != nil {
+		return store.Delivery{}, err
+	}
+	return store.Delivery{
+		ID:        "msg_" + order.NewRef(),
+		Site:      o.Site,
+		OrderID:   o.ID,
+		Seq:       uint64(len(o.History)),
+		Type:      typ,
+		URL:       s.cfg.Callback,
+		Body:      body,
+		State:     store.DeliveryPending,
+		CreatedAt: now,
+		RetryFrom: now,
+		NextAt:    now,
+	}, nil
+}
+
+func (s *Site) callbackData(o *order.Order) CallbackData {
+	att := o.Current()
+	d := CallbackData{
+		OrderID:     o.ID,
+		Status:      o.Status,
+		Amount:      o.Amount.String(),
+		Currency:    o.Amount.Currency(),
+		Provider:    o.PaidWith,
+		Transaction: o.Transaction,
+		Attempt:     att.Generation,
+		Late:        o.Late,
+		Flags:       o.Flags,
+		Metadata:    o.Metadata,
+	}
+	if d.Provider == "" {
+		d.Provider = att.Provider
+	}
+	if d.Metadata == nil {
+		d.Metadata = map[string]string{}
+	}
+	if !o.PaidAt.IsZero() {
+		t := o.PaidAt.UTC()
+		d.PaidAt = &t
+	}
+	if att.Received.Valid() && !att.Received.Equal(att.Amount) {
+		d.Received = att.Received.String()
+	}
+	return d
+}
+
+// payment is what a provider is told about the current attempt.
+func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov string) provider.Payment {
+	return provider.Payment{
+		Site:        o.Site,
+		OrderID:     o.ID,
+		Ref:         att.Ref,
+		Generation:  att.Generation,
+		Amount:      att.Amount,
+		Description: o.Description,
+		Email:       o.Email,
+		ExpiresAt:   o.ExpiresAt,
+		ProviderRef: att.ProviderRef,
+		ReturnURL:   s.url(r, "/return/"+prov+"/"+att.Ref),
+		CancelURL:   s.url(r, "/pay/"+att.Ref),
+		WebhookURL:  s.url(r, "/webhook/"+prov),
+	}
+}
+
+// lookup finds an attempt by our reference, for providers.
+func (s *Site) lookup(ctx context.Context, ref string) (*order.Order, provider.Payment, error) {
+	o, err := s.cfg.Store.ByRef(ctx, ref)
+	if err != nil {
+		return nil, provider.Payment{}, err
+	}
+	att := o.Attempt(ref)
+	return o, s.payment(nil, o, att, att.Provider), nil
+}
+
+// start asks a provider to take the current attempt and records the choice.
+func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name string) (provider.Start, error) {
+	p, ok := s.providers[name]
+	if !ok {
+		return provider.Start{}, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, name)
+	}
+	att := o.Current()
+	pay := s.payment(r, o, att, name)
+	if att.Provider != name {
+		// Another provider was chosen before: its reference is not this one's.
+		pay.ProviderRef = ""
+	}
+	st, err := p.Start(ctx, pay)
+	if err != nil {
+		return st, err
+	}
+	ref := att.Ref
+	now := s.now()
+	_, err = s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		a := o.Attempt(ref)
+		if a == nil {
+			return nil, nil, order.ErrUnknownRef
+		}
+		if a.Provider == name && a.ProviderRef == st.ProviderRef && !a.StartedAt.IsZero() {
+			return nil, nil, nil
+		}
+		a.Provider, a.ProviderRef, a.StartedAt = name, st.ProviderRef, now
+		return o, nil, nil
+	})
+	return st, err
+}
+
+// Expire ends open orders whose deadline passed, after asking their
+// provider once more so that a payment in flight is not lost. It returns
+// how many orders it ended.
+func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
+	now := s.now()
+	due, err := s.cfg.Store.Open(ctx, now, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range due {
+		if o.Site != s.cfg.Site {
+			continue
+		}
+		att := o.Current()
+		if _, err := s.check(ctx, o, att); err != nil {
+			s.log.Warn("checking provider before expiry", zap.String("order", o.ID), zap.Error(err))
+			continue // ask again next round rather than expire a payment in flight
+		}
+		cur, err := s.cfg.Store.Get(ctx, o.Key)
+		if err != nil || !cur.Status.Open() {
+			continue
+		}
+		if _, out, err := s.Apply(ctx, order.ByExpiry, provider.Finding{Ref: cur.Current().Ref, Status: order.Expired}); err == nil && out.Changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Reconcile asks providers about open attempts started more than age ago,
+// so that a lost webhook still ends in the right state.
+func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int, error) {
+	open, err := s.cfg.Store.Open(ctx, time.Unix(1<<40, 0), limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := s.now()
+	for _, o := range open {
+		att := o.Current()
+		if o.Site != s.cfg.Site || att.StartedAt.IsZero() || now.Sub(att.StartedAt) < age {
+			continue
+		}
+		changed, err := s.check(ctx, o, att)
+		if err != nil {
+			s.log.Warn("reconciling order", zap.String("order", o.ID), zap.Error(err))
+			continue
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// check asks the attempt's provider for its state and applies the answer.
+func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (bool, error) {
+	p, ok := s.providers[att.Provider]
+	if !ok {
+		return false, nil
+	}
+	c, ok := p.(provider.Checker)
+	if !ok {
+		return false, nil
+	}
+	f, err := c.Check(ctx, s.payment(nil, o, att, att.Provider))
+	if err != nil {
+		return false, err
+	}
+	if f.Ref == "" {
+		f.Ref = att.Ref
+	}
+	if f.Ref != att.Ref {
+		return false, fmt.Errorf("provider %s answered about another attempt", att.Provider)
+	}
+	_, out, err := s.Apply(ctx, order.ByReconcile, f)
+	return out.Changed, err
+}

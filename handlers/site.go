@@ -1,0 +1,235 @@
+// Package handlers is the HTTP side of caddy-checkout for one site: the
+// intake of orders from the shop (response headers, signed links, the
+// server API), the customer's pages and returns, provider webhooks, and
+// the signed headers on the request that reaches the shop after payment.
+// It knows nothing of Caddy: caddymodule adapts it.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+// Intakes says which ways an order may come in.
+type Intakes struct {
+	Headers    bool // X-Checkout-* response headers from the upstream
+	SignedLink bool // GET {base}/start?...&sig=
+	API        bool // POST {base}/api/orders
+}
+
+// Config is a site's settings, already validated and with secrets
+// resolved.
+type Config struct {
+	Site       string // names the site in order keys and the admin API
+	BasePath   string // "/_checkout"
+	PublicURL  string // "https://shop.example.com"; empty: from the request
+	Secret     sign.Secret
+	Callback   string // shop callback URL; empty: no callbacks
+	SuccessURL string // "/orders/{order_id}/thanks"; empty: our own paid page
+	CancelURL  string // "/cart"
+	Expire     time.Duration
+	Intake     Intakes
+	APIAllow   []netip.Prefix
+	Providers  []provider.Provider // in the order the pay page lists them
+	Store      store.Store
+	Pages      *templates.Set
+	Logger     *zap.Logger
+	// Wake is called after a callback delivery was committed, so that the
+	// notifier sends it now rather than at its next poll.
+	Wake func()
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// Site serves one site's checkout routes. It is safe for concurrent use.
+type Site struct {
+	cfg       Config
+	providers map[string]provider.Provider
+	log       *zap.Logger
+	now       func() time.Time
+	hub       *hub
+	used      usedTokens
+	webhook   http.Handler
+	routes    *http.ServeMux
+}
+
+// DefaultBasePath is where the plugin's routes live unless configured.
+const DefaultBasePath = "/_checkout"
+
+// New checks cfg and builds the site.
+func New(cfg Config) (*Site, error) {
+	if cfg.Site == "" {
+		return nil, errors.New("site: a site name is required")
+	}
+	if cfg.Secret.IsZero() {
+		return nil, errors.New("secret: required (make one with: caddy checkout secret)")
+	}
+	if cfg.Store == nil || cfg.Pages == nil {
+		return nil, errors.New("checkout site needs a store and pages")
+	}
+	if cfg.BasePath == "" {
+		cfg.BasePath = DefaultBasePath
+	}
+	if !strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/") || strings.ContainsAny(cfg.BasePath, "?#{}") {
+		return nil, fmt.Errorf("base_path %q: must start with / and not end with /", cfg.BasePath)
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, fmt.Errorf("public_url %q: want scheme and host only, such as https://shop.example.com", cfg.PublicURL)
+		}
+		cfg.PublicURL = u.Scheme + "://" + u.Host
+	}
+	if cfg.Callback != "" {
+		u, err := url.Parse(cfg.Callback)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("callback %q: want an absolute http or https URL", redactURL(cfg.Callback))
+		}
+	}
+	if cfg.SuccessURL != "" {
+		if _, err := localPath(fillOrderID(cfg.SuccessURL, "x")); err != nil {
+			return nil, fmt.Errorf("success_url: %v", err)
+		}
+	}
+	if cfg.CancelURL != "" {
+		if _, err := localPath(fillOrderID(cfg.CancelURL, "x")); err != nil {
+			return nil, fmt.Errorf("cancel_url: %v", err)
+		}
+	}
+	if cfg.Expire == 0 {
+		cfg.Expire = 30 * time.Minute
+	}
+	if cfg.Expire < time.Minute {
+		return nil, fmt.Errorf("expire %s: must be at least 1m", cfg.Expire)
+	}
+	if len(cfg.Providers) == 0 {
+		return nil, errors.New("no payment provider configured: add at least one (for example sandbox)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Wake == nil {
+		cfg.Wake = func() {}
+	}
+	s := &Site{cfg: cfg, providers: map[string]provider.Provider{}, log: cfg.Logger, now: cfg.Now, hub: newHub()}
+	for _, p := range cfg.Providers {
+		if _, dup := s.providers[p.Name()]; dup {
+			return nil, fmt.Errorf("provider %s configured twice", p.Name())
+		}
+		s.providers[p.Name()] = p
+	}
+	s.webhook = http.HandlerFunc(s.serveWebhook)
+	s.routes = s.buildMux()
+	return s, nil
+}
+
+// Name is the site's name.
+func (s *Site) Name() string { return s.cfg.Site }
+
+// Env is what the site gives its providers at setup.
+func (s *Site) Env() provider.Env {
+	return provider.Env{
+		Site:     s.cfg.Site,
+		BasePath: s.cfg.BasePath,
+		Secret:   s.cfg.Secret,
+		Report: func(ctx context.Context, cause order.CauseKind, f provider.Finding) (*order.Order, error) {
+			o, _, err := s.Apply(ctx, cause, f)
+			return o, err
+		},
+		Lookup:  s.lookup,
+		Webhook: s.webhook,
+		Now:     s.now,
+		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+			p, _ := data.(templates.Page)
+			p.Name = page
+			s.render(w, r, status, p)
+		},
+		CSRFToken:  s.csrfToken,
+		VerifyCSRF: s.verifyCSRF,
+	}
+}
+
+// Secret is the site's secret (for callbacks).
+func (s *Site) Secret() sign.Secret { return s.cfg.Secret }
+
+// Provider returns a configured provider by name.
+func (s *Site) Provider(name string) (provider.Provider, bool) {
+	p, ok := s.providers[name]
+	return p, ok
+}
+
+// ServeHTTP handles r when it is one of the site's routes or the shop's
+// success page with a return token; otherwise it strips client-sent
+// X-Checkout-* headers, passes r to next and watches the response for
+// X-Checkout-* order headers.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	stripCheckoutHeaders(r.Header)
+	if rest, ok := s.underBase(r.URL.Path); ok {
+		s.serveRoute(w, r, rest)
+		return
+	}
+	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, returnTokenParam+"=") {
+		s.serveSuccess(w, r, next)
+		return
+	}
+	if s.cfg.Intake.Headers {
+		s.proxyWatchingHeaders(w, r, next)
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+func (s *Site) underBase(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, s.cfg.BasePath)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
+}
+
+// publicURL is how the customer and providers reach us.
+func (s *Site) publicURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	scheme := "http"
+	if r != nil && r.TLS != nil {
+		scheme = "https"
+	}
+	host := "localhost"
+	if r != nil && r.Host != "" {
+		host = r.Host
+	}
+	return scheme + "://" + host
+}
+
+func (s *Site) url(r *http.Request, path string) string {
+	return s.publicURL(r) + s.cfg.BasePath + path
+}
+
+// redactURL drops the query and user info of a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}

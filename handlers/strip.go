@@ -1,0 +1,71 @@
+// Stripping of client-sent X-Checkout-* headers (SPEC §6.3). The shop
+// trusts these headers when their signature verifies, so a client must
+// never be able to send them, in any spelling, nor make a later proxy
+// hop drop ours by naming them in Connection.
+package handlers
+
+import (
+	"net/http"
+	"strings"
+)
+
+// isCheckoutHeader reports whether name, compared case-insensitively with
+// '-' and '_' alike, starts with "X-Checkout-". PHP and other CGI hosts
+// map X_Checkout_Status and X-Checkout-Status to the same variable.
+func isCheckoutHeader(name string) bool {
+	const prefix = "x-checkout-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripCheckoutHeaders removes every X-Checkout-* header from h and every
+// such name from Connection. It reports whether anything was removed.
+func stripCheckoutHeaders(h http.Header) bool {
+	removed := false
+	for name := range h {
+		if isCheckoutHeader(name) {
+			delete(h, name)
+			removed = true
+		}
+	}
+	if conns, ok := h["Connection"]; ok {
+		kept := conns[:0]
+		for _, line := range conns {
+			var keep []string
+			for _, tok := range strings.Split(line, ",") {
+				tok = strings.TrimSpace(tok)
+				if tok == "" {
+					continue
+				}
+				if isCheckoutHeader(tok) {
+					removed = true
+					continue
+				}
+				keep = append(keep, tok)
+			}
+			if len(keep) > 0 {
+				kept = append(kept, strings.Join(keep, ", "))
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, "Connection")
+		} else {
+			h["Connection"] = kept
+		}
+	}
+	return removed
+}

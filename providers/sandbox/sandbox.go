@@ -1,0 +1,178 @@
+// Package sandbox is the built-in test provider: a local hosted page with
+// Pay / Decline / Pay later that sends a webhook signed with the site
+// secret to {base}/webhook/sandbox, which is verified on the same path as
+// a real provider's. No money moves.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+// Name is the provider's name in routes and config.
+const Name = "sandbox"
+
+// Sandbox is the test provider. Its zero value is ready for Setup.
+type Sandbox struct {
+	env provider.Env
+}
+
+var (
+	_ provider.Provider  = (*Sandbox)(nil)
+	_ provider.Setuper   = (*Sandbox)(nil)
+	_ provider.Webhooker = (*Sandbox)(nil)
+	_ provider.Router    = (*Sandbox)(nil)
+)
+
+// Name implements provider.Provider.
+func (*Sandbox) Name() string { return Name }
+
+// Label is shown on the pay page.
+func (*Sandbox) Label() string { return "Sandbox (test payment, no real money)" }
+
+// Setup implements provider.Setuper.
+func (s *Sandbox) Setup(env provider.Env) error {
+	if env.Secret == nil || env.Webhook == nil || env.Lookup == nil || env.Render == nil {
+		return fmt.Errorf("sandbox: incomplete site environment")
+	}
+	s.env = env
+	return nil
+}
+
+// Start sends the customer to the sandbox's hosted page.
+func (s *Sandbox) Start(_ context.Context, p provider.Payment) (provider.Start, error) {
+	base, ok := strings.CutSuffix(p.WebhookURL, "/webhook/"+Name)
+	if !ok {
+		return provider.Start{}, fmt.Errorf("sandbox: unexpected webhook URL")
+	}
+	return provider.Start{Redirect: base + "/" + Name + "/" + p.Ref, ProviderRef: "sbx_" + p.Ref}, nil
+}
+
+// event is the sandbox's webhook body.
+type event struct {
+	ID          string `json:"id"`
+	Type        string `json:"type"` // payment.paid, payment.declined, payment.on_hold
+	Ref         string `json:"ref"`
+	Amount      string `json:"amount"`
+	Currency    string `json:"currency"`
+	Transaction string `json:"transaction"`
+}
+
+var outcomes = map[string]order.State{"paid": order.Paid, "declined": order.Failed, "on_hold": order.OnHold}
+
+// ServeHTTP serves the hosted page: GET /{ref} shows it, POST /{ref}
+// records the customer's choice, delivers the signed webhook and sends the
+// customer back through the return route.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ref := strings.TrimPrefix(r.URL.Path, "/")
+	if ref == "" || strings.Contains(ref, "/") {
+		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound})
+		return
+	}
+	o, pay, err := s.env.Lookup(r.Context(), ref)
+	if err != nil {
+		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound,
+			Message: "This sandbox payment does not exist."})
+		return
+	}
+	if !o.Status.Open() || o.Current().Ref != ref {
+		http.Redirect(w, r, s.env.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.env.Render(w, r, http.StatusOK, "sandbox", templates.Page{
+			Ref: ref, OrderID: o.ID, Description: o.Description, Amount: pay.Amount, Status: string(o.Status),
+			ExpiresAt: o.ExpiresAt, CSRF: s.env.CSRFToken(ref), Action: s.env.BasePath + "/" + Name + "/" + ref,
+			RetryURL: s.env.BasePath + "/pay/" + ref,
+		})
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if !s.env.VerifyCSRF(r, ref) {
+			s.env.Render(w, r, http.StatusForbidden, "error", templates.Page{HTTPStatus: http.StatusForbidden,
+				Message: "This form has expired or did not come from this site. Please reload the page."})
+			return
+		}
+		outcome := r.PostFormValue("outcome")
+		if _, ok := outcomes[outcome]; !ok {
+			s.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{HTTPStatus: http.StatusBadRequest,
+				Message: "Choose Pay, Decline or Pay later."})
+			return
+		}
+		if err := s.deliver(r, pay, outcome); err != nil {
+			s.env.Render(w, r, http.StatusBadGateway, "error", templates.Page{HTTPStatus: http.StatusBadGateway,
+				Message: "The sandbox could not deliver its webhook: " + err.Error()})
+			return
+		}
+		http.Redirect(w, r, s.env.BasePath+"/return/"+Name+"/"+ref, http.StatusSeeOther)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// deliver sends the signed webhook through the site's own webhook route,
+// in process, exactly as a provider's request would arrive.
+func (s *Sandbox) deliver(r *http.Request, pay provider.Payment, outcome string) error {
+	ev := event{
+		ID:       "evt_" + order.NewRef(),
+		Type:     "payment." + outcome,
+		Ref:      pay.Ref,
+		Amount:   pay.Amount.String(),
+		Currency: pay.Amount.Currency(),
+	}
+	if outcome == "paid" {
+		ev.Transaction = "sbx_txn_" + order.NewRef()
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, s.env.BasePath+"/webhook/"+Name, strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	s.env.Secret.SetWebhookHeaders(req.Header, ev.ID, s.env.Now(), body)
+	rec := httptest.NewRecorder()
+	s.env.Webhook.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("webhook answered %d", rec.Code)
+	}
+	return nil
+}
+
+// Webhook verifies a sandbox webhook with the site secret (Standard
+// Webhooks) and reports what it says.
+func (s *Sandbox) Webhook(_ context.Context, r *http.Request, body []byte) ([]provider.Finding, error) {
+	id, err := s.env.Secret.VerifyWebhook(r.Header, body, s.env.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", provider.ErrUnauthenticated, err)
+	}
+	var ev event
+	if err := json.Unmarshal(body, &ev); err != nil || ev.Ref == "" {
+		return nil, fmt.Errorf("%w: sandbox event is not the expected JSON", provider.ErrMalformed)
+	}
+	if ev.ID != id {
+		return nil, fmt.Errorf("%w: event id differs from webhook-id", provider.ErrMalformed)
+	}
+	status, ok := outcomes[strings.TrimPrefix(ev.Type, "payment.")]
+	if !ok {
+		return nil, nil // an event type we do not act on
+	}
+	f := provider.Finding{Ref: ev.Ref, EventID: ev.ID, Status: status, Transaction: ev.Transaction}
+	if status == order.Paid {
+		amt, err := money.Parse(ev.Amount, ev.Currency)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", provider.ErrMalformed, err)
+		}
+		f.Paid = amt
+	}
+	return []provider.Finding{f}, nil
+}
