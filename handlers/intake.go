@@ -30,7 +30,7 @@ import (
 // from response headers, link parameters or API JSON alike.
 type orderFields struct {
 	ID, Amount, Currency, Description, Provider, Email, Expires string
-	Metadata                                                     map[string]string
+	Metadata                                                    map[string]string
 }
 
 // maxExpiry bounds how long a shop may keep an order payable.
