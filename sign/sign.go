@@ -23,7 +23,20 @@ import (
 
 // Secret is a site secret: "whsec_" followed by base64 of 24-64 random
 // bytes. Its String never shows the key.
-type Secret struct{ key []byte }
+//
+// The key sits behind a func: fmt cannot call String on a Secret held in
+// an unexported field (a handler's config, say) and prints the field's
+// contents instead, which for a func is an address, never the key's bytes
+// (a pointer would be followed, for %s and %q at least).
+type Secret struct{ key func() []byte }
+
+// bytes is the key; nil for the zero Secret.
+func (s Secret) bytes() []byte {
+	if s.key == nil {
+		return nil
+	}
+	return s.key()
+}
 
 const secretPrefix = "whsec_"
 
@@ -40,7 +53,7 @@ func ParseSecret(s string) (Secret, error) {
 	if len(key) < 24 || len(key) > 64 {
 		return Secret{}, fmt.Errorf("secret: key must be 24-64 bytes, this one is %d", len(key))
 	}
-	return Secret{key: key}, nil
+	return Secret{key: func() []byte { return key }}, nil
 }
 
 // NewSecret makes a fresh 32-byte secret.
@@ -53,7 +66,7 @@ func NewSecret() string {
 }
 
 // IsZero reports whether the secret is unset.
-func (s Secret) IsZero() bool { return len(s.key) == 0 }
+func (s Secret) IsZero() bool { return len(s.bytes()) == 0 }
 
 // String hides the key so that a secret can never reach a log by accident.
 func (s Secret) String() string { return "whsec_(redacted)" }
@@ -62,7 +75,7 @@ func (s Secret) String() string { return "whsec_(redacted)" }
 func (s Secret) GoString() string { return s.String() }
 
 func (s Secret) mac(parts ...string) []byte {
-	m := hmac.New(sha256.New, s.key)
+	m := hmac.New(sha256.New, s.bytes())
 	for i, p := range parts {
 		if i > 0 {
 			m.Write([]byte{'\n'})
@@ -87,7 +100,7 @@ const Tolerance = 5 * time.Minute
 // Webhook returns the Standard Webhooks v1 signature ("v1,<base64>") of a
 // message: HMAC-SHA256 over "id.timestamp.body".
 func (s Secret) Webhook(id string, ts int64, body []byte) string {
-	m := hmac.New(sha256.New, s.key)
+	m := hmac.New(sha256.New, s.bytes())
 	m.Write([]byte(id))
 	m.Write([]byte{'.'})
 	m.Write([]byte(strconv.FormatInt(ts, 10)))
@@ -125,7 +138,9 @@ func (s Secret) VerifyWebhook(h http.Header, body []byte, now time.Time) (string
 		return "", ErrMalformed
 	}
 	ts, err := strconv.ParseInt(tss[0], 10, 64)
-	if err != nil {
+	if err != nil || strconv.FormatInt(ts, 10) != tss[0] {
+		// "+1614265330" or "01614265330" are not the bytes that were
+		// signed; accepting them would let two headers share a signature.
 		return "", ErrMalformed
 	}
 	d := now.Sub(time.Unix(ts, 0))
@@ -140,7 +155,9 @@ func (s Secret) VerifyWebhook(h http.Header, body []byte, now time.Time) (string
 			if !ok || ver != "v1" {
 				continue // unknown schemes are ignored, never trusted
 			}
-			got, err := base64.StdEncoding.DecodeString(sig)
+			// Strict: unused low bits in the last character must be zero,
+			// so one MAC has one spelling.
+			got, err := base64.StdEncoding.Strict().DecodeString(sig)
 			if err != nil {
 				continue
 			}
@@ -234,7 +251,7 @@ func Canonical(q url.Values) string {
 
 // Link returns the hex sig of a link query (SPEC §4.2).
 func (s Secret) Link(q url.Values) string {
-	m := hmac.New(sha256.New, s.key)
+	m := hmac.New(sha256.New, s.bytes())
 	m.Write([]byte(Canonical(q)))
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -320,5 +337,5 @@ func (s Secret) Equal(str string) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(s.key, other.key)
+	return hmac.Equal(s.bytes(), other.bytes())
 }
