@@ -36,7 +36,7 @@ type orderFields struct {
 // maxExpiry bounds how long a shop may keep an order payable.
 const maxExpiry = 30 * 24 * time.Hour
 
-func (f orderFields) intake() (order.Intake, error) {
+func (f orderFields) intake(site string) (order.Intake, error) {
 	var in order.Intake
 	if f.ID == "" || f.Amount == "" || f.Currency == "" {
 		return in, fmt.Errorf("order id, amount and currency are all required")
@@ -51,7 +51,7 @@ func (f orderFields) intake() (order.Intake, error) {
 	if !utf8.ValidString(f.Description) || strings.ContainsAny(f.Description, "\x00\r\n") {
 		return in, fmt.Errorf("description must be UTF-8 text on one line")
 	}
-	in = order.Intake{Key: order.Key{ID: f.ID}, Amount: amt, Description: f.Description,
+	in = order.Intake{Key: order.Key{Site: site, ID: f.ID}, Amount: amt, Description: f.Description,
 		Provider: f.Provider, Email: f.Email, Metadata: f.Metadata}
 	if f.Expires != "" {
 		d, err := time.ParseDuration(f.Expires)
@@ -145,7 +145,7 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 	if iw.fields == nil {
 		return
 	}
-	in, err := iw.fields.intake()
+	in, err := iw.fields.intake(s.cfg.Site)
 	if err != nil {
 		s.log.Warn("upstream sent an order this checkout cannot take",
 			zap.String("site", s.cfg.Site), zap.String("path", r.URL.Path), zap.Error(err))
@@ -215,7 +215,7 @@ func (s *Site) serveStart(w http.ResponseWriter, r *http.Request) {
 	}
 	f := orderFields{ID: q.Get("order"), Amount: q.Get("amount"), Currency: q.Get("currency"),
 		Description: q.Get("description"), Provider: q.Get("provider"), Email: q.Get("email"), Expires: q.Get("expires")}
-	in, err := f.intake()
+	in, err := f.intake(s.cfg.Site)
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "This payment link is not valid: "+err.Error())
 		return
@@ -380,7 +380,7 @@ func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	f := orderFields{ID: req.OrderID, Amount: req.Amount.String(), Currency: req.Currency, Description: req.Description,
 		Provider: req.Provider, Email: req.Email, Metadata: req.Metadata, Expires: exp}
-	in, err := f.intake()
+	in, err := f.intake(s.cfg.Site)
 	if err != nil {
 		writeAPIError(w, http.StatusUnprocessableEntity, err.Error())
 		return

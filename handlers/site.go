@@ -63,7 +63,6 @@ type Site struct {
 	now       func() time.Time
 	hub       *hub
 	used      usedTokens
-	webhook   http.Handler
 	routes    *http.ServeMux
 }
 
@@ -135,7 +134,6 @@ func New(cfg Config) (*Site, error) {
 		}
 		s.providers[p.Name()] = p
 	}
-	s.webhook = http.HandlerFunc(s.serveWebhook)
 	s.routes = s.buildMux()
 	return s, nil
 }
@@ -154,7 +152,7 @@ func (s *Site) Env() provider.Env {
 			return o, err
 		},
 		Lookup:  s.lookup,
-		Webhook: s.webhook,
+		Webhook: s.routes,
 		Now:     s.now,
 		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 			p, _ := data.(templates.Page)

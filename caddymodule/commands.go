@@ -1,0 +1,206 @@
+// The `caddy checkout` commands: demo, secret, sign-link and orders.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/sign"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "checkout",
+		Usage: "demo|secret|sign-link|orders",
+		Short: "caddy-checkout: payments in front of any shop",
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(demoCommand(), secretCommand(), signLinkCommand(), ordersCommand())
+		},
+	})
+}
+
+func secretCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "secret",
+		Short: "Print a new site secret (whsec_...) for the secret setting",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), sign.NewSecret())
+			return nil
+		},
+	}
+}
+
+func signLinkCommand() *cobra.Command {
+	var base, secret, order, amount, currency, desc, prov, email string
+	var valid time.Duration
+	c := &cobra.Command{
+		Use:   "sign-link",
+		Short: "Print a signed payment link ({base}/start?...&sig=)",
+		Long: "Print a signed payment link for intake signed_link. The secret is read from\n" +
+			"--secret, or from the CHECKOUT_SECRET environment variable.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if secret == "" {
+				secret = os.Getenv("CHECKOUT_SECRET")
+			}
+			s, err := sign.ParseSecret(secret)
+			if err != nil {
+				return fmt.Errorf("secret: %v", err)
+			}
+			if order == "" || amount == "" || currency == "" {
+				return errors.New("--order, --amount and --currency are required")
+			}
+			q := url.Values{"order": {order}, "amount": {amount}, "currency": {currency}}
+			for k, v := range map[string]string{"description": desc, "provider": prov, "email": email} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSuffix(base, "/")+"/start?"+s.SignLink(q, time.Now().Add(valid)))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&base, "base", "http://localhost/_checkout", "the site's public URL and base path")
+	f.StringVar(&secret, "secret", "", "the site secret (default: $CHECKOUT_SECRET)")
+	f.StringVar(&order, "order", "", "the shop's order id")
+	f.StringVar(&amount, "amount", "", "amount in major units, such as 75.00")
+	f.StringVar(&currency, "currency", "", "currency code or token symbol, such as USD")
+	f.StringVar(&desc, "description", "", "what is being paid for")
+	f.StringVar(&prov, "provider", "", "skip the choice: use this provider")
+	f.StringVar(&email, "email", "", "the customer's e-mail address")
+	f.DurationVar(&valid, "valid", 24*time.Hour, "how long the link works")
+	return c
+}
+
+func ordersCommand() *cobra.Command {
+	var admin, status string
+	c := &cobra.Command{
+		Use:   "orders",
+		Short: "List orders through the running Caddy's admin API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u := "http://" + admin + "/checkout/orders"
+			if status != "" {
+				u += "?status=" + url.QueryEscape(status)
+			}
+			resp, err := http.Get(u)
+			if err != nil {
+				return fmt.Errorf("asking the admin API at %s: %v", admin, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			}
+			var raw []map[string]any
+			if err := json.Unmarshal(body, &raw); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%-16s %-24s %-10s %s\n", "SITE", "ORDER", "STATUS", "AMOUNT")
+			for _, o := range raw {
+				amt, _ := o["amount"].(map[string]any)
+				fmt.Fprintf(w, "%-16v %-24v %-10v %v %v\n", o["site"], o["order_id"], o["status"], amt["amount"], amt["currency"])
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&admin, "admin", "localhost:2019", "address of Caddy's admin API")
+	c.Flags().StringVar(&status, "status", "", "only orders in this state")
+	return c
+}
+
+// DemoCaddyfile is the config of `caddy checkout demo`; %s are the listen
+// address, the store path, the secret and the shop's address.
+const DemoCaddyfile = `{
+	admin off
+	checkout {
+		storage bolt %s
+	}
+}
+
+http://%s {
+	checkout {
+		secret %s
+		callback http://%s/payments/webhook
+		success_url /orders/{order_id}/thanks
+		cancel_url /cart
+		sandbox
+	}
+	reverse_proxy %s
+}
+`
+
+func demoCommand() *cobra.Command {
+	var listen string
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a demo shop behind Caddy with the sandbox provider",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return RunDemo(ctx, listen, cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "where the shop (through Caddy) listens")
+	return c
+}
+
+// RunDemo runs the demo until ctx is done.
+func RunDemo(ctx context.Context, listen string, out io.Writer) error {
+	secret := sign.NewSecret()
+	shop, err := demoshop.New(secret)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the demo shop: %v", err)
+	}
+	srv := &http.Server{Handler: shop, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	dir, err := os.MkdirTemp("", "caddy-checkout-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	shopAddr := ln.Addr().String()
+	cf := fmt.Sprintf(DemoCaddyfile, filepath.Join(dir, "checkout.db"), listen, secret, shopAddr, shopAddr)
+	cfg, warns, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "demo"})
+	if err != nil {
+		return fmt.Errorf("adapting the demo config: %v", err)
+	}
+	for _, w := range warns {
+		fmt.Fprintln(out, "warning:", w.Message)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return fmt.Errorf("starting Caddy (is %s free? choose another with --listen): %v", listen, err)
+	}
+	defer func() { _ = caddy.Stop() }()
+	fmt.Fprintf(out, "\ncaddy-checkout demo is running.\n\n  Open http://%s/ in your browser: Buy → Pay (sandbox) → back at the shop, marked paid.\n\nPress Ctrl-C to stop.\n", listen)
+	<-ctx.Done()
+	return nil
+}
