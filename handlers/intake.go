@@ -142,6 +142,10 @@ func (iw *interceptor) Unwrap() http.ResponseWriter { return iw.ResponseWriter }
 func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	iw := &interceptor{ResponseWriter: w}
 	next.ServeHTTP(iw, r)
+	if !iw.wroteHeader {
+		// A handler that set headers and returned without writing.
+		iw.WriteHeader(http.StatusOK)
+	}
 	if iw.fields == nil {
 		return
 	}

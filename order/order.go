@@ -395,9 +395,20 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	if t.To != Refunded && att.Generation != o.Current().Generation {
 		return refuse(ErrSuperseded)
 	}
+	if t.To == Paid && o.Status == Paid && t.Transaction != "" && o.Transaction != "" && t.Transaction != o.Transaction {
+		// A second, different payment for an order already paid: money
+		// moved twice. Record it and flag the order for the operator.
+		if !hasFlag(o.Flags, "paid_twice") {
+			o.Flags = append(o.Flags, "paid_twice")
+		}
+		return refuse(fmt.Errorf("%w: order already paid by transaction %s; this one needs a refund", ErrRefused, o.Transaction))
+	}
 	if t.To == o.Status && t.To != OnHold {
 		// The same news again under another cause (return after webhook).
 		return Outcome{Duplicate: true}
+	}
+	if t.Paid.Valid() && t.Paid.Currency() != att.Amount.Currency() {
+		return refuse(fmt.Errorf("%w: expected %s, provider reports %s", ErrMismatch, att.Amount.Currency(), t.Paid.Currency()))
 	}
 	if t.To == OnHold && o.Status == OnHold {
 		// More news while on hold (a second partial payment): record it.
@@ -444,4 +455,13 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		}
 	}
 	return Outcome{Changed: true, Event: ev}
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, v := range flags {
+		if v == f {
+			return true
+		}
+	}
+	return false
 }

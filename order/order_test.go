@@ -649,3 +649,35 @@ func TestOrderJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestSecondPaymentOnPaidOrderIsFlagged(t *testing.T) {
+	now := time.Now()
+	o, err := order.New(order.Intake{Key: order.Key{Site: "s", ID: "1"}, Amount: money.MustParse("5.00", "USD")}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := o.Current().Ref
+	if out := o.Apply(order.Transition{To: order.Paid, Ref: ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "e1"}, Paid: money.MustParse("5.00", "USD"), Transaction: "t1"}, now); !out.Changed {
+		t.Fatal(out.Err)
+	}
+	out := o.Apply(order.Transition{To: order.Paid, Ref: ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "e2"}, Paid: money.MustParse("5.00", "USD"), Transaction: "t2"}, now)
+	if out.Changed || out.Duplicate || !errors.Is(out.Err, order.ErrRefused) {
+		t.Fatalf("second payment: %+v", out)
+	}
+	if !slices.Contains(o.Flags, "paid_twice") || o.Transaction != "t1" || o.History[len(o.History)-1].Transaction != "t2" {
+		t.Fatalf("second payment not recorded: flags %v history %+v", o.Flags, o.History[len(o.History)-1])
+	}
+	// The same transaction again is a plain duplicate.
+	if out := o.Apply(order.Transition{To: order.Paid, Ref: ref, Cause: order.Cause{Kind: order.ByReturn}, Paid: money.MustParse("5.00", "USD"), Transaction: "t1"}, now); !out.Duplicate {
+		t.Fatalf("same transaction again: %+v", out)
+	}
+}
+
+func TestOnHoldOtherCurrencyRefused(t *testing.T) {
+	now := time.Now()
+	o, _ := order.New(order.Intake{Key: order.Key{Site: "s", ID: "1"}, Amount: money.MustParse("5.00", "USD")}, now, time.Hour)
+	out := o.Apply(order.Transition{To: order.OnHold, Ref: o.Current().Ref, Cause: order.Cause{Kind: order.ByWatcher, Ref: "x"}, Paid: money.MustParse("500", "JPY")}, now)
+	if out.Changed || !errors.Is(out.Err, order.ErrMismatch) || o.Current().Received.Valid() {
+		t.Fatalf("other currency on hold: %+v received %v", out, o.Current().Received)
+	}
+}

@@ -1,0 +1,152 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/providers/sandbox"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+// BenchmarkHeaderIntake measures the whole header intake of SPEC §4.1 with
+// a real bbolt store: the upstream (next) answers with X-Checkout-Order,
+// -Amount and -Currency, the site stores the order durably (bbolt group
+// commit, fsync) and answers 303 to the sandbox's hosted page. One op is
+// one new order.
+//
+// Throughput comes from group commit, so it depends on how many requests
+// are in flight: the sub-benchmarks run that many goroutines (RunParallel
+// with SetParallelism(g/GOMAXPROCS)). Metrics: orders/s, and the p50/p99
+// latency of one ServeHTTP call in ms. This is closed-loop (every
+// goroutine sends its next request as soon as the last one is answered),
+// so p99 here is latency at saturation; the latency at a fixed arrival
+// rate is measured by internal/bench/intakerate.
+//
+//	go test ./handlers -run '^$' -bench HeaderIntake -benchtime 5s
+func BenchmarkHeaderIntake(b *testing.B) {
+	for _, g := range []int{16, 64, 256} {
+		b.Run("g="+strconv.Itoa(g), func(b *testing.B) { benchHeaderIntake(b, g) })
+	}
+}
+
+// benchSite builds a site with the sandbox provider over a bolt store in
+// a temporary directory.
+func benchSite(b *testing.B) *handlers.Site {
+	b.Helper()
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	secret, err := sign.ParseSecret(sign.NewSecret())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pages, err := templates.New("", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sbx := &sandbox.Sandbox{}
+	site, err := handlers.New(handlers.Config{
+		Site:      "bench",
+		Secret:    secret,
+		Store:     st,
+		Pages:     pages,
+		Intake:    handlers.Intakes{Headers: true},
+		Providers: []provider.Provider{sbx},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sbx.Setup(site.Env()); err != nil {
+		b.Fatal(err)
+	}
+	return site
+}
+
+// benchShop is the upstream: every request is a "buy" that announces a new
+// order through response headers. The order id comes from the request
+// path, so that each op has its own.
+type benchShop struct{}
+
+func (benchShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Checkout-Order", strings.TrimPrefix(r.URL.Path, "/buy/"))
+	h.Set("X-Checkout-Amount", "75.00")
+	h.Set("X-Checkout-Currency", "USD")
+	h.Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("this body is discarded"))
+}
+
+func benchHeaderIntake(b *testing.B, goroutines int) {
+	site := benchSite(b)
+	var shop benchShop
+	// Distinct ids across sub-benchmark runs too (the testing package
+	// calls this function several times with growing b.N).
+	prefix := strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	var seq atomic.Int64
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+	)
+	p := max(1, goroutines/runtime.GOMAXPROCS(0))
+	b.SetParallelism(p)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		lat := make([]time.Duration, 0, 1024)
+		defer func() {
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+		for pb.Next() {
+			id := prefix + strconv.FormatInt(seq.Add(1), 10)
+			r := httptest.NewRequest(http.MethodGet, "/buy/"+id, nil)
+			w := httptest.NewRecorder()
+			t0 := time.Now()
+			site.ServeHTTP(w, r, shop)
+			lat = append(lat, time.Since(t0))
+			if w.Code != http.StatusSeeOther {
+				b.Errorf("order %s: status %d, want 303; body %q", id, w.Code, w.Body.String())
+				return
+			}
+			if loc := w.Header().Get("Location"); !strings.Contains(loc, "/_checkout/sandbox/") {
+				b.Errorf("order %s: Location %q, want the sandbox page", id, loc)
+				return
+			}
+			if w.Header().Get("X-Checkout-Order") != "" {
+				b.Errorf("order %s: X-Checkout-Order leaked to the client", id)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "orders/s")
+	b.ReportMetric(float64(goroutines), "goroutines")
+	if len(all) > 0 {
+		slices.Sort(all)
+		q := func(f float64) float64 {
+			i := int(f * float64(len(all)-1))
+			return float64(all[i]) / float64(time.Millisecond)
+		}
+		b.ReportMetric(q(0.50), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+	}
+}

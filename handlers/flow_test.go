@@ -1,0 +1,494 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+func TestSandboxPaidEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "mug")
+	ret := e.paySandbox(c, sb, "paid")
+	if ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "/_checkout/return/sandbox/") {
+		t.Fatalf("after Pay: %d %q", ret.code, ret.location)
+	}
+	back := e.get(c, ret.location)
+	if back.code != http.StatusSeeOther || !strings.HasPrefix(back.location, "/orders/") || !strings.Contains(back.location, "checkout_token=") {
+		t.Fatalf("return: %d %q, want 303 to the success page with a token", back.code, back.location)
+	}
+	thanks := e.get(c, back.location)
+	if !strings.Contains(thanks.body, "<strong>paid</strong>: 12.50 USD") {
+		t.Fatalf("shop did not see verified paid headers:\n%s", thanks.body)
+	}
+	// The token is single-use: the same URL again reaches the shop without headers.
+	echo := e.get(c, strings.Replace(back.location, "/thanks", "/thanks", 1))
+	if strings.Contains(echo.body, "12.50 USD (transaction") {
+		t.Fatalf("return token worked twice")
+	}
+	o := e.orderByRef(refOf(sb))
+	if o.Status != order.Paid || o.Transaction == "" || o.PaidWith != "sandbox" {
+		t.Fatalf("order = %s via %q txn %q", o.Status, o.PaidWith, o.Transaction)
+	}
+	// One callback, delivered, signed, with the SPEC's body.
+	if err := e.notifier.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cbs := e.shop.Callbacks()
+	if len(cbs) != 1 {
+		t.Fatalf("shop got %d callbacks, want 1", len(cbs))
+	}
+	var body struct {
+		Type string `json:"type"`
+		Data struct {
+			OrderID, Status, Amount, Currency, Provider, Transaction string
+			Attempt                                                  int
+			Late                                                     bool
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(cbs[0].Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Type != "order.paid" || body.Data.Status != "paid" || body.Data.Amount != "12.50" || body.Data.Currency != "USD" ||
+		body.Data.Provider != "sandbox" || body.Data.Transaction != o.Transaction || body.Data.Attempt != 1 {
+		t.Fatalf("callback body %s", cbs[0].Body)
+	}
+}
+
+func TestSandboxDeclineAndPayLater(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "tee")
+	ret := e.paySandbox(c, sb, "declined")
+	page := e.get(c, ret.location)
+	if page.code != http.StatusOK || e.orderByRef(refOf(sb)).Status != order.Failed {
+		t.Fatalf("declined: %d, order %s", page.code, e.orderByRef(refOf(sb)).Status)
+	}
+
+	sb2 := e.buy(c, "tea")
+	ret = e.paySandbox(c, sb2, "on_hold")
+	page = e.get(c, ret.location)
+	if page.code != http.StatusOK || !strings.Contains(page.body, `http-equiv="refresh"`) {
+		t.Fatalf("pay later should show the processing page, got %d", page.code)
+	}
+	if st := e.orderByRef(refOf(sb2)).Status; st != order.OnHold {
+		t.Fatalf("pay later: order %s, want on_hold", st)
+	}
+	// Pay from on hold.
+	ret = e.paySandbox(c, sb2, "paid")
+	back := e.get(c, ret.location)
+	if back.code != http.StatusSeeOther || e.orderByRef(refOf(sb2)).Status != order.Paid {
+		t.Fatalf("paying an on-hold order: %d %s", back.code, e.orderByRef(refOf(sb2)).Status)
+	}
+	// The shop is told of each change, in order: pending (on hold), then paid.
+	if err := e.notifier.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // each Tick sends the head of each order's queue
+		_ = e.notifier.Tick(context.Background())
+	}
+	types := map[string][]string{} // per order, in arrival order
+	for _, cb := range e.shop.Callbacks() {
+		var b struct {
+			Type string
+			Data struct {
+				OrderID string `json:"order_id"`
+			}
+		}
+		_ = json.Unmarshal([]byte(cb.Body), &b)
+		types[b.Data.OrderID] = append(types[b.Data.OrderID], b.Type)
+	}
+	first, second := e.orderByRef(refOf(sb)).ID, e.orderByRef(refOf(sb2)).ID
+	if strings.Join(types[first], ",") != "order.failed" || strings.Join(types[second], ",") != "order.pending,order.paid" {
+		t.Fatalf("callback types per order %v", types)
+	}
+}
+
+func TestConcurrentIdenticalWebhooksOneTransition(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	ref := refOf(e.buy(c, "mug"))
+	body := fmt.Sprintf(`{"id":"evt_same","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"t1"}`, ref)
+	var wg sync.WaitGroup
+	codes := make([]int, 100)
+	reqs := make([]*http.Request, 100)
+	for i := range reqs {
+		reqs[i] = e.signedWebhook("evt_same", body)
+	}
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r, err := http.DefaultClient.Do(reqs[i])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r.Body.Close()
+			codes[i] = r.StatusCode
+		}(i)
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("request %d: %d, want 200 (duplicates are acknowledged)", i, code)
+		}
+	}
+	o := e.orderByRef(ref)
+	moves := 0
+	for _, ev := range o.History {
+		if ev.Applied && ev.To == order.Paid {
+			moves++
+		}
+	}
+	if o.Status != order.Paid || moves != 1 {
+		t.Fatalf("status %s with %d paid transitions, want 1", o.Status, moves)
+	}
+	if ds := e.deliveries(); len(ds) != 1 {
+		t.Fatalf("%d callbacks in the outbox, want 1", len(ds))
+	}
+	_ = e.notifier.Tick(context.Background())
+	if n := len(e.shop.Callbacks()); n != 1 {
+		t.Fatalf("shop got %d callbacks, want 1", n)
+	}
+}
+
+func TestBadWebhooksChangeNothing(t *testing.T) {
+	e := newEnv(t)
+	ref := refOf(e.buy(e.client(), "mug"))
+	good := fmt.Sprintf(`{"id":"evt_1","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"t"}`, ref)
+	other := e.secret // keep the right key for the "stale" case
+
+	cases := map[string]struct {
+		req  func() *http.Request
+		want int
+	}{
+		"fail/unsigned": {func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
+			return r
+		}, 401},
+		"fail/tampered-body": {func() *http.Request {
+			r := e.signedWebhook("evt_1", good)
+			r.Body = ioNop(strings.Replace(good, "12.50", "0.01", 1))
+			r.ContentLength = -1
+			return r
+		}, 401},
+		"fail/stale": {func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
+			other.SetWebhookHeaders(r.Header, "evt_1", e.clock.Now().Add(-10*time.Minute), []byte(good))
+			return r
+		}, 401},
+		"fail/malformed-json": {func() *http.Request { return e.signedWebhook("evt_2", `{"id":`) }, 400},
+		"fail/id-mismatch":    {func() *http.Request { return e.signedWebhook("evt_other", good) }, 400},
+		"fail/oversized": {func() *http.Request {
+			big := strings.Repeat("x", 300<<10)
+			return e.signedWebhook("evt_3", big)
+		}, 413},
+		"fail/unknown-provider": {func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/nope"), strings.NewReader(good))
+			return r
+		}, 404},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := e.do(nil, tc.req())
+			if r.code != tc.want {
+				t.Fatalf("got %d, want %d: %s", r.code, tc.want, r.body)
+			}
+			if !strings.Contains(r.header.Get("Content-Type"), "application/json") {
+				t.Fatalf("webhook errors are JSON, got %q", r.header.Get("Content-Type"))
+			}
+		})
+	}
+	if o := e.orderByRef(ref); o.Status != order.Pending {
+		t.Fatalf("bad webhooks moved the order to %s", o.Status)
+	}
+	if n := len(e.deliveries()); n != 0 {
+		t.Fatalf("bad webhooks made %d callbacks", n)
+	}
+}
+
+func TestWrongAmountWebhookNeverPaid(t *testing.T) {
+	e := newEnv(t)
+	ref := refOf(e.buy(e.client(), "mug"))
+	body := fmt.Sprintf(`{"id":"evt_x","type":"payment.paid","ref":%q,"amount":"1.00","currency":"USD","transaction":"t"}`, ref)
+	if r := e.do(nil, e.signedWebhook("evt_x", body)); r.code != 200 {
+		t.Fatalf("signed webhook: %d", r.code)
+	}
+	o := e.orderByRef(ref)
+	if o.Status != order.Pending {
+		t.Fatalf("under-payment made the order %s", o.Status)
+	}
+	last := o.History[len(o.History)-1]
+	if last.Applied || !strings.Contains(last.Note, "does not match") {
+		t.Fatalf("mismatch not recorded: %+v", last)
+	}
+}
+
+func ioNop(s string) *nopCloser { return &nopCloser{strings.NewReader(s)} }
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func TestHeaderIntakeIdempotentAndNewAttempt(t *testing.T) {
+	e := newEnv(t)
+	amount := "10.00"
+	var mu sync.Mutex
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("X-Checkout-Order", "A-1")
+		w.Header().Set("X-Checkout-Amount", amount)
+		w.Header().Set("X-Checkout-Currency", "USD")
+		w.Header().Set("X-Checkout-Description", "Two%20mugs%20%E2%98%95")
+		w.Header().Set("X-Checkout-Secret-Thing", "never to the client")
+		w.Write([]byte("upstream body must not reach the customer"))
+	}))
+	c := e.client()
+	r1 := e.get(c, "/checkout-here")
+	r2 := e.get(c, "/checkout-here")
+	if r1.code != 303 || r1.location != r2.location {
+		t.Fatalf("same order twice: %q then %q", r1.location, r2.location)
+	}
+	for k := range r1.header {
+		if strings.HasPrefix(strings.ToLower(k), "x-checkout") {
+			t.Fatalf("upstream header %s reached the client", k)
+		}
+	}
+	if strings.Contains(r1.body, "upstream body") {
+		t.Fatal("upstream body was streamed")
+	}
+	o := e.orderByRef(refOf(r1.location))
+	if o.Description != "Two mugs ☕" || len(o.Attempts) != 1 {
+		t.Fatalf("order %+v", o)
+	}
+	mu.Lock()
+	amount = "12.00"
+	mu.Unlock()
+	r3 := e.get(c, "/checkout-here")
+	if refOf(r3.location) == refOf(r1.location) {
+		t.Fatal("a new amount must start a new attempt")
+	}
+	o = e.orderByRef(refOf(r3.location))
+	if len(o.Attempts) != 2 || o.Amount.String() != "12.00" {
+		t.Fatalf("attempts %d amount %s", len(o.Attempts), o.Amount)
+	}
+	// The old attempt can no longer pay it.
+	body := fmt.Sprintf(`{"id":"evt_old","type":"payment.paid","ref":%q,"amount":"10.00","currency":"USD"}`, refOf(r1.location))
+	if r := e.do(nil, e.signedWebhook("evt_old", body)); r.code != 200 {
+		t.Fatalf("webhook %d", r.code)
+	}
+	if st := e.orderByRef(refOf(r1.location)).Status; st != order.Pending {
+		t.Fatalf("superseded attempt paid the order: %s", st)
+	}
+	// The old pay page sends the customer to the current attempt.
+	if r := e.get(c, "/_checkout/pay/"+refOf(r1.location)); r.code != 303 || !strings.Contains(r.location, refOf(r3.location)) {
+		t.Fatalf("old pay page: %d %q", r.code, r.location)
+	}
+}
+
+func TestHeaderIntakeBadUpstreamValues(t *testing.T) {
+	cases := map[string][3]string{
+		"fail/amount-words":      {"B-1", "ten", "USD"},
+		"fail/amount-negative":   {"B-2", "-5.00", "USD"},
+		"fail/too-many-decimals": {"B-3", "5.001", "USD"},
+		"fail/jpy-decimals":      {"B-4", "5.5", "JPY"},
+		"fail/unknown-currency":  {"B-5", "5.00", "XXX"},
+		"fail/missing-currency":  {"B-6", "5.00", ""},
+		"fail/id-with-space":     {"B 7", "5.00", "USD"},
+	}
+	for name, v := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Checkout-Order", v[0])
+				w.Header().Set("X-Checkout-Amount", v[1])
+				w.Header().Set("X-Checkout-Currency", v[2])
+			}))
+			r := e.get(nil, "/buy-it")
+			if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "cannot be paid here") {
+				t.Fatalf("got %d, want 422 with a clear page:\n%s", r.code, r.body)
+			}
+			list, _ := e.store.List(context.Background(), store.ListFilter{})
+			if len(list) != 0 {
+				t.Fatalf("bad upstream values stored %d orders", len(list))
+			}
+		})
+	}
+}
+
+func TestClientCheckoutHeadersStripped(t *testing.T) {
+	e := newEnv(t)
+	spellings := []string{"X-Checkout-Status", "x-checkout-status", "X-CHECKOUT-ORDER", "X_Checkout_Status",
+		"X-Checkout_Signature", "x_checkout-amount"}
+	req, _ := http.NewRequest(http.MethodGet, e.abs("/echo"), nil)
+	for _, h := range spellings {
+		req.Header[h] = []string{"paid", "paid"}
+	}
+	req.Header.Set("Connection", "keep-alive, X-Checkout-Status, x_checkout_signature")
+	r := e.do(nil, req)
+	if strings.TrimSpace(r.body) != "" {
+		t.Fatalf("client headers reached the shop:\n%s", r.body)
+	}
+	// Also on the success page with a bogus token, and on our own routes.
+	req, _ = http.NewRequest(http.MethodGet, e.abs("/echo?checkout_token=forged.x.y"), nil)
+	req.Header.Set("X-Checkout-Status", "paid")
+	if r := e.do(nil, req); strings.TrimSpace(r.body) != "" {
+		t.Fatalf("forged token let headers through:\n%s", r.body)
+	}
+}
+
+func TestSuccessTokenOnlyForItsOrder(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "mug")
+	ret := e.paySandbox(c, sb, "paid")
+	back := e.get(c, ret.location)
+	u, _ := url.Parse(back.location)
+	// The same token on another path (another order's page) gives no headers.
+	r := e.get(c, "/echo?"+u.RawQuery)
+	if strings.TrimSpace(r.body) != "" {
+		t.Fatalf("token used on another path injected headers:\n%s", r.body)
+	}
+}
+
+func TestReturnWithoutPaymentIsNotPaid(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "mug")
+	// Customer goes straight to the return URL without paying.
+	r := e.get(c, "/_checkout/return/sandbox/"+refOf(sb)+"?status=paid&session_id=anything")
+	if r.code != http.StatusOK || strings.Contains(r.location, "checkout_token") {
+		t.Fatalf("unpaid return: %d %q", r.code, r.location)
+	}
+	if st := e.orderByRef(refOf(sb)).Status; st != order.Pending {
+		t.Fatalf("a bare return marked the order %s", st)
+	}
+	if r := e.get(c, "/_checkout/return/sandbox/not-a-ref"); r.code != 404 {
+		t.Fatalf("unknown ref: %d", r.code)
+	}
+}
+
+func TestPayFormCSRF(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "mug")
+	ref := refOf(sb)
+	page := e.get(c, sb)
+	tok := csrfOf(t, page.body)
+	cases := map[string]struct {
+		form url.Values
+		hdr  []string
+	}{
+		"fail/no-token":         {url.Values{"outcome": {"paid"}}, nil},
+		"fail/wrong-token":      {url.Values{"outcome": {"paid"}, "csrf": {"1.abc"}}, nil},
+		"fail/other-ref-token":  {url.Values{"outcome": {"paid"}, "csrf": {e.secret.Token("csrf", "otherref", time.Now().Add(time.Hour))}}, nil},
+		"fail/cross-site-fetch": {url.Values{"outcome": {"paid"}, "csrf": {tok}}, []string{"Sec-Fetch-Site", "cross-site"}},
+		"fail/cross-origin":     {url.Values{"outcome": {"paid"}, "csrf": {tok}}, []string{"Origin", "https://evil.example"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := e.post(c, sb, tc.form, tc.hdr...)
+			if r.code != http.StatusForbidden {
+				t.Fatalf("got %d, want 403", r.code)
+			}
+		})
+	}
+	for _, path := range []string{"/_checkout/pay/" + ref} {
+		if r := e.post(c, path, url.Values{"provider": {"sandbox"}}, "Sec-Fetch-Site", "cross-site"); r.code != 403 {
+			t.Fatalf("pay form cross-site: %d", r.code)
+		}
+	}
+	if st := e.orderByRef(ref).Status; st != order.Pending {
+		t.Fatalf("forged forms moved the order to %s", st)
+	}
+}
+
+func TestPayPageChoiceAndCancel(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Checkout-Order", "C-1")
+		w.Header().Set("X-Checkout-Amount", "1800")
+		w.Header().Set("X-Checkout-Currency", "JPY")
+	}))
+	sb := e.get(c, "/x").location
+	ref := refOf(sb)
+	pay := e.get(c, "/_checkout/pay/"+ref, "Accept-Language", "ja-JP,ja;q=0.9")
+	if pay.code != 200 || !strings.Contains(pay.body, "1,800") || !strings.Contains(pay.body, `lang="ja"`) {
+		t.Fatalf("pay page (ja): %d\n%s", pay.code, pay.body)
+	}
+	if !strings.Contains(pay.header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("CSP %q", pay.header.Get("Content-Security-Policy"))
+	}
+	tok := csrfOf(t, pay.body)
+	r := e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"nope"}}, "Origin", e.srv.URL)
+	if r.code != 400 {
+		t.Fatalf("unknown provider: %d", r.code)
+	}
+	r = e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
+	if r.code != 303 || !strings.Contains(r.location, "/_checkout/sandbox/"+ref) {
+		t.Fatalf("choose sandbox: %d %q", r.code, r.location)
+	}
+	r = e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "action": {"cancel"}}, "Origin", e.srv.URL)
+	if r.code != 200 || e.orderByRef(ref).Status != order.Cancelled {
+		t.Fatalf("cancel: %d %s", r.code, e.orderByRef(ref).Status)
+	}
+	if !strings.Contains(r.body, `href="/cart"`) {
+		t.Fatalf("cancelled page should lead back to the cart:\n%s", r.body)
+	}
+}
+
+func TestExpiryAsksProviderThenExpires(t *testing.T) {
+	e := newEnv(t)
+	ref := refOf(e.buy(e.client(), "mug"))
+	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 0 {
+		t.Fatalf("nothing is due yet: %d %v", n, err)
+	}
+	e.clock.Add(31 * time.Minute)
+	if r := e.get(nil, "/_checkout/pay/"+ref); !strings.Contains(r.body, "expired") && !strings.Contains(r.body, "Expired") {
+		t.Fatalf("pay page after the deadline should say expired:\n%s", r.body)
+	}
+	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 1 {
+		t.Fatalf("Expire = %d, %v; want 1", n, err)
+	}
+	if st := e.orderByRef(ref).Status; st != order.Expired {
+		t.Fatalf("status %s", st)
+	}
+	// A payment after expiry still counts, marked late.
+	body := fmt.Sprintf(`{"id":"evt_late","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"late"}`, ref)
+	if r := e.do(nil, e.signedWebhook("evt_late", body)); r.code != 200 {
+		t.Fatalf("late webhook %d", r.code)
+	}
+	o := e.orderByRef(ref)
+	if o.Status != order.Paid || !o.Late {
+		t.Fatalf("late payment: %s late=%v", o.Status, o.Late)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	e := newEnv(t)
+	ref := refOf(e.buy(e.client(), "tea"))
+	r := e.get(nil, "/_checkout/status/"+ref)
+	var v struct{ Status, Amount, Currency string }
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.Status != "pending" || v.Amount != "1800" || v.Currency != "JPY" {
+		t.Fatalf("status: %d %s", r.code, r.body)
+	}
+	if strings.Contains(r.body, "email") || strings.Contains(r.body, "order_id") {
+		t.Fatalf("status leaks order details: %s", r.body)
+	}
+	if r := e.get(nil, "/_checkout/status/unknown"); r.code != 404 {
+		t.Fatalf("unknown: %d", r.code)
+	}
+}
