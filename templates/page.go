@@ -43,7 +43,9 @@ type Page struct {
 	ContinueURL string // back to the shop
 	RetryURL    string // back to the pay page
 	StatusURL   string // JSON status, polled by live.js when EventSource is missing
-	EventsURL   string // Server-Sent Events; pages with it reload when the status changes
+	// EventsURL is the Server-Sent Events URL; with Status set, live.js
+	// reloads the page when the order moves on from Status.
+	EventsURL string
 
 	Message    string // error page: what went wrong, already safe to show the customer
 	HTTPStatus int    // error page: the status code shown; Render fills it from its status argument when zero

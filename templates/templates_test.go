@@ -282,6 +282,12 @@ func TestPayForm(t *testing.T) {
 		t.Errorf("single provider not primary:\n%s", body)
 	}
 
+	// Without a Status there is nothing to compare events with: no live updates.
+	p.Status = ""
+	if body := render(t, s, "en", http.StatusOK, p).Body.String(); strings.Contains(body, "data-events") {
+		t.Errorf("data-events without a status")
+	}
+
 	// No provider at all.
 	p.Providers = nil
 	body = render(t, s, "ja", http.StatusOK, p).Body.String()
@@ -406,7 +412,7 @@ func TestOutcomePages(t *testing.T) {
 		{"cancelled", func(p *templates.Page) { p.RetryURL = "" }, []string{"Payment cancelled", `<a class="button primary" href="/orders/1234567">`}, []string{"Try again"}},
 		{"expired", nil, []string{"Payment expired", "Try again"}, nil},
 		{"already_paid", nil, []string{"already been paid", "Return to the shop"}, []string{"Try again"}},
-		{"processing", nil, []string{`<meta http-equiv="refresh" content="5">`, "Confirming your payment", `data-events="/_checkout/events/r_8f3k2"`}, []string{"Try again"}},
+		{"processing", nil, []string{`<meta http-equiv="refresh" content="5">`, "Confirming your payment", `<p class="back"><a href="/orders/1234567">`, `data-events="/_checkout/events/r_8f3k2"`}, []string{"Try again"}},
 		{"error", func(p *templates.Page) { p.Message = `The link has expired <b>now</b>.`; p.HTTPStatus = 400 }, []string{"Error 400", "The link has expired &lt;b&gt;now&lt;/b&gt;."}, []string{"<b>now"}},
 		{"error", func(p *templates.Page) { p.HTTPStatus = 404; p.Amount = money.Amount{} }, []string{"Error 404", "We could not complete this request."}, []string{"Amount"}},
 	} {
@@ -618,5 +624,29 @@ func TestLiveScript(t *testing.T) {
 		if strings.Contains(js, avoid) {
 			t.Errorf("live.js uses %s", avoid)
 		}
+	}
+}
+
+func TestConcurrentRender(t *testing.T) {
+	s := newSet(t, "")
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := range 20 {
+				name := pageNames[(i+j)%len(pageNames)]
+				lang := []string{"en", "ja"}[j%2]
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Accept-Language", lang)
+				w := httptest.NewRecorder()
+				if err := s.Render(w, r, 0, samplePage(name)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
 	}
 }

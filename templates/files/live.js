@@ -2,17 +2,42 @@
 // works without it. It does two things:
 //  - on an element with data-events (an SSE URL) it listens for status
 //    messages ({"status":"paid",...}) and reloads the page when the status
-//    differs from the element's data-status. Without EventSource it polls
-//    data-status-url (JSON with the same "status" field) instead.
+//    differs from the element's data-status by a forward move of the order
+//    (pending → on_hold → failed/cancelled/expired → paid → refunded).
+//    A stale or replayed message never reloads, so a page cannot loop;
+//    reloads are also at least 5 seconds apart. Without EventSource it
+//    polls data-status-url (JSON with the same "status" field) instead.
 //  - it ticks the countdown element with data-expires (unix seconds),
 //    correcting for the client's clock with data-now (the server's time).
 (function () {
   'use strict';
 
+  // Order states by how far along they are; states only move forward
+  // (an expired order may still become paid when a late payment arrives).
+  var rank = { pending: 0, on_hold: 1, failed: 2, cancelled: 2, expired: 2, paid: 3, refunded: 4 };
+
+  function reload() {
+    var key = 'checkout-reload:' + window.location.pathname;
+    var last = 0;
+    try {
+      last = parseInt(window.sessionStorage.getItem(key), 10) || 0;
+    } catch (e) {}
+    var wait = Math.max(0, Math.min(last + 5000 - Date.now(), 5000));
+    window.setTimeout(function () {
+      try {
+        window.sessionStorage.setItem(key, String(Date.now()));
+      } catch (e) {}
+      window.location.reload();
+    }, wait);
+  }
+
   function watch(el) {
     var current = el.getAttribute('data-status') || '';
     var done = false;
     var source = null;
+    if (!rank.hasOwnProperty(current)) {
+      return;
+    }
 
     function check(text) {
       var status;
@@ -21,14 +46,14 @@
       } catch (e) {
         return;
       }
-      if (done || typeof status !== 'string' || status === '' || status === current) {
+      if (done || !rank.hasOwnProperty(status) || rank[status] <= rank[current]) {
         return;
       }
       done = true;
       if (source) {
         source.close();
       }
-      window.location.reload();
+      reload();
     }
 
     if (window.EventSource) {
