@@ -157,11 +157,11 @@ func loadFiles(dir string) (map[string]source, error) {
 	if dir == "" {
 		return files, nil
 	}
-	entries2, err := os.ReadDir(dir)
+	overrides, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading templates directory: %w", err)
 	}
-	for _, e := range entries2 {
+	for _, e := range overrides {
 		name := e.Name()
 		if e.IsDir() || strings.HasPrefix(name, ".") {
 			continue
