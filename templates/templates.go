@@ -7,7 +7,7 @@
 // of the same name in a directory (the templates_dir setting). A page file
 // defines the templates "title" and "content" (and may define "head"); the
 // layout file defines "layout", which the renderer executes, and the
-// partials the pages share ("summary", "expiry", "actions").
+// partials the pages share ("summary", "expiry", "actions", "continue").
 //
 // Pages work without JavaScript and send a strict Content-Security-Policy:
 // no inline script or style, no third-party assets. live.js only adds live
