@@ -1,0 +1,71 @@
+package bolt_test
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
+)
+
+// BenchmarkUpdateParallel measures durable order creations: each op is one
+// Update that creates a new order with one callback in the outbox, and
+// returns only once it is fsynced. Throughput comes from group commit, so
+// it depends on how many writers are in flight: with -cpu N, RunParallel
+// runs N goroutines. Run with -benchtime=3s -cpu 2,8,64.
+func BenchmarkUpdateParallel(b *testing.B) {
+	benchmarkUpdates(b, bolt.Options{})
+}
+
+// BenchmarkUpdateParallelDelay is the same load at several MaxBatchDelay
+// values, to choose the default.
+func BenchmarkUpdateParallelDelay(b *testing.B) {
+	for _, d := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond} {
+		b.Run(d.String(), func(b *testing.B) { benchmarkUpdates(b, bolt.Options{MaxBatchDelay: d}) })
+	}
+}
+
+func benchmarkUpdates(b *testing.B, opts bolt.Options) {
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	amount := money.MustParse("75.00", "USD")
+	body := []byte(`{"type":"order.pending","timestamp":"2026-11-21T07:00:00Z","data":{"order_id":"1234567","status":"pending","amount":"75.00","currency":"USD"}}`)
+	var next atomic.Int64
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := "order-" + strconv.FormatInt(next.Add(1), 10)
+			now := time.Now()
+			key := order.Key{Site: "shop", ID: id}
+			_, err := s.Update(ctx, key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+				o, err := order.New(order.Intake{Key: key, Amount: amount, Email: "customer@example.com",
+					Description: "2 × T-shirt", Metadata: map[string]string{"cart": "c-1"}}, now, time.Hour)
+				if err != nil {
+					return nil, nil, err
+				}
+				return o, []store.Delivery{{
+					ID: "msg_" + id, Type: "order.pending", URL: "https://shop.example/checkout/callback",
+					Body: body, State: store.DeliveryPending, CreatedAt: now, RetryFrom: now, NextAt: now,
+				}}, nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "orders/s")
+}
