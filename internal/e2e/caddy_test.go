@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/sign"
+)
+
+// loadCaddy adapts a Caddyfile and runs it in this process.
+func loadCaddy(t *testing.T, cf string) {
+	t.Helper()
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading: %v", err)
+	}
+}
+
+type inProcess struct {
+	base, admin, secret string
+	shop                *demoshop.Shop
+	shopURL, storage    string
+}
+
+func startInProcess(t *testing.T) *inProcess {
+	p := &inProcess{secret: sign.NewSecret()}
+	var err error
+	if p.shop, err = demoshop.New(p.secret); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.shop)
+	t.Cleanup(srv.Close)
+	p.shopURL = srv.URL
+	p.base = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.storage = filepath.Join(t.TempDir(), "checkout.db")
+	loadCaddy(t, p.config(""))
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return p
+}
+
+func (p *inProcess) config(extra string) string {
+	cf := caddyfile(p.storage, p.admin, p.base, p.secret, p.shopURL+"/payments/webhook", strings.TrimPrefix(p.shopURL, "http://"))
+	return strings.Replace(cf, "\t\tsandbox\n", "\t\tsandbox\n"+extra, 1)
+}
+
+func adminGet(t *testing.T, admin, path string, v any) int {
+	t.Helper()
+	r, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	if v != nil && r.StatusCode == 200 {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, b)
+		}
+	}
+	return r.StatusCode
+}
+
+func TestCaddyEndToEndWithAdminAPI(t *testing.T) {
+	p := startInProcess(t)
+	c := noRedirectClient()
+	sb, final := payWithSandbox(t, c, "http://"+p.base, "tee", "paid")
+	if !strings.Contains(final, "<strong>paid</strong>: 25.00 USD") {
+		t.Fatalf("customer did not land at the shop as paid:\n%s", final)
+	}
+	waitFor(t, 10*time.Second, "the signed callback", func() bool { return len(p.shop.Callbacks()) == 1 })
+
+	var orders []struct {
+		Site    string `json:"site"`
+		OrderID string `json:"order_id"`
+		Status  string `json:"status"`
+	}
+	if code := adminGet(t, p.admin, "/checkout/orders?status=paid", &orders); code != 200 || len(orders) != 1 || orders[0].Site != "default" {
+		t.Fatalf("admin orders: %d %+v", code, orders)
+	}
+	var one struct {
+		Status  string `json:"status"`
+		History []struct {
+			To    string                `json:"to"`
+			Cause struct{ Kind string } `json:"cause"`
+		} `json:"history"`
+		Attempts []struct{ Ref string } `json:"attempts"`
+	}
+	if code := adminGet(t, p.admin, "/checkout/orders/default/"+orders[0].OrderID, &one); code != 200 || one.Status != "paid" ||
+		len(one.History) != 2 || one.History[1].Cause.Kind != "webhook" || one.Attempts[0].Ref != sb[strings.LastIndex(sb, "/")+1:] {
+		t.Fatalf("admin order: %d %+v", code, one)
+	}
+	if code := adminGet(t, p.admin, "/checkout/orders?status=bogus", nil); code != 400 {
+		t.Fatalf("bad status filter: %d", code)
+	}
+	if code := adminGet(t, p.admin, "/checkout/orders/default/nope", nil); code != 404 {
+		t.Fatalf("unknown order: %d", code)
+	}
+	var ds []struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	// The shop answered; the delivery is marked delivered right after.
+	waitFor(t, 5*time.Second, "the delivery to be marked delivered", func() bool {
+		return adminGet(t, p.admin, "/checkout/deliveries?state=delivered", &ds) == 200 && len(ds) == 1
+	})
+	r, err := http.Post("http://"+p.admin+"/checkout/deliveries/"+ds[0].ID+"/retry", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusConflict {
+		t.Fatalf("retrying a delivered callback: %d, want 409", r.StatusCode)
+	}
+}
+
+func TestReloadUnderTrafficDoesNotStall(t *testing.T) {
+	p := startInProcess(t)
+	base := "http://" + p.base
+	var (
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		requests atomic.Int64
+		bad      atomic.Int64
+		lastBad  atomic.Value
+	)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := noRedirectClient()
+			for n := 0; !stop.Load() && n < 100000; n++ {
+				var r *http.Response
+				var err error
+				if i%2 == 0 {
+					r, err = c.Get(base + "/")
+				} else {
+					r, err = c.PostForm(base+"/buy", map[string][]string{"product": {"mug"}})
+				}
+				if err != nil {
+					// A connection closed by a reload is retried by real clients.
+					continue
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				requests.Add(1)
+				if r.StatusCode >= 500 {
+					bad.Add(1)
+					lastBad.Store(r.Status)
+				}
+			}
+		}(i)
+	}
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		loadCaddy(t, p.config(fmt.Sprintf("\t\texpire %dm\n", 30+i)))
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("reload %d took %s: the store lock stalls reloads", i, d)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of %d requests failed with 5xx during reloads (last: %v)", bad.Load(), requests.Load(), lastBad.Load())
+	}
+	if requests.Load() < 20 {
+		t.Fatalf("only %d requests went through during reloads", requests.Load())
+	}
+	// Orders from before the reloads are still there, and payment still works.
+	_, final := payWithSandbox(t, noRedirectClient(), base, "mug", "paid")
+	if !strings.Contains(final, "<strong>paid</strong>") {
+		t.Fatalf("payment after reloads:\n%s", final)
+	}
+	var orders []json.RawMessage
+	if adminGet(t, p.admin, "/checkout/orders?limit=10000", &orders); len(orders) < 2 {
+		t.Fatalf("orders after reloads: %d", len(orders))
+	}
+}

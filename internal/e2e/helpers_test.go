@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/sign"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// shopRecorder is a shop callback endpoint that records every try, can be
+// made to fail, and verifies signatures.
+type shopRecorder struct {
+	secret sign.Secret
+	mu     sync.Mutex
+	fail   bool
+	tries  []string // webhook-id of every try, verified or not
+	ok     []string // webhook-ids answered 2xx
+	bodies []string
+	got    chan struct{}
+}
+
+func newShopRecorder(t *testing.T, secret string) *shopRecorder {
+	s, err := sign.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shopRecorder{secret: s, got: make(chan struct{}, 100)}
+}
+
+func (s *shopRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	id, err := s.secret.VerifyWebhook(r.Header, body, time.Now())
+	s.mu.Lock()
+	defer func() {
+		s.mu.Unlock()
+		select {
+		case s.got <- struct{}{}:
+		default:
+		}
+	}()
+	s.tries = append(s.tries, r.Header.Get("webhook-id"))
+	if err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if s.fail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	s.ok = append(s.ok, id)
+	s.bodies = append(s.bodies, string(body))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *shopRecorder) snapshot() (tries, ok []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tries...), append([]string(nil), s.ok...)
+}
+
+func (s *shopRecorder) setFail(v bool) {
+	s.mu.Lock()
+	s.fail = v
+	s.mu.Unlock()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func noRedirectClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// payWithSandbox buys product at the shop behind base and presses Pay on
+// the sandbox page; it returns the final page the customer sees at the shop.
+func payWithSandbox(t *testing.T, c *http.Client, base, product, outcome string) (sandboxURL, final string) {
+	t.Helper()
+	step := func(method, u string, form url.Values, hdr ...string) (*http.Response, string) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		if strings.HasPrefix(u, "/") {
+			u = base + u
+		}
+		req, _ := http.NewRequest(method, u, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	r, _ := step("POST", "/buy", url.Values{"product": {product}})
+	if r.StatusCode != 303 {
+		t.Fatalf("buy: %d", r.StatusCode)
+	}
+	sandboxURL = r.Header.Get("Location")
+	r, page := step("GET", sandboxURL, nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if r.StatusCode != 200 || m == nil {
+		t.Fatalf("sandbox page: %d", r.StatusCode)
+	}
+	r, _ = step("POST", sandboxURL, url.Values{"csrf": {m[1]}, "outcome": {outcome}}, "Origin", base)
+	if r.StatusCode != 303 {
+		t.Fatalf("sandbox post: %d", r.StatusCode)
+	}
+	loc := r.Header.Get("Location")
+	for i := 0; i < 3; i++ {
+		r, final = step("GET", loc, nil)
+		if r.StatusCode != 303 {
+			return sandboxURL, final
+		}
+		loc = r.Header.Get("Location")
+	}
+	return sandboxURL, final
+}
+
+func caddyfile(storage, admin, listen, secret, callback, upstream string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	checkout {
+		storage bolt %s
+	}
+}
+
+http://%s {
+	checkout {
+		secret %s
+		callback %s
+		success_url /orders/{order_id}/thanks
+		cancel_url /cart
+		sandbox
+	}
+	reverse_proxy %s
+}
+`, admin, storage, listen, secret, callback, upstream)
+}
