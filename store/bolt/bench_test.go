@@ -2,7 +2,9 @@ package bolt_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -23,11 +25,19 @@ func BenchmarkUpdateParallel(b *testing.B) {
 	benchmarkUpdates(b, bolt.Options{})
 }
 
-// BenchmarkUpdateParallelDelay is the same load at several MaxBatchDelay
-// values, to choose the default.
-func BenchmarkUpdateParallelDelay(b *testing.B) {
-	for _, d := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond} {
-		b.Run(d.String(), func(b *testing.B) { benchmarkUpdates(b, bolt.Options{MaxBatchDelay: d}) })
+// BenchmarkUpdateWriters is the same load with a set number of concurrent
+// writers whatever -cpu is, as a server with many requests in flight at
+// GOMAXPROCS=2 has them; it also sweeps MaxBatchDelay to choose the
+// default. (-cpu 64 on two cores measures the Go scheduler with 64 Ps as
+// much as the store.)
+func BenchmarkUpdateWriters(b *testing.B) {
+	for _, delay := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond} {
+		for _, writers := range []int{2, 8, 64, 256} {
+			b.Run(fmt.Sprintf("delay=%v/writers=%d", delay, writers), func(b *testing.B) {
+				b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				benchmarkUpdates(b, bolt.Options{MaxBatchDelay: delay})
+			})
+		}
 	}
 }
 

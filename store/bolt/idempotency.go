@@ -54,9 +54,6 @@ func (s *Store) BeginIdempotent(ctx context.Context, key string, rec store.Idemp
 	var found *store.Idempotent
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		found = nil
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		if raw := tx.Bucket(bucketIdempotency).Get([]byte(key)); raw != nil {
 			old, err := decodeIdempotent(key, raw)
 			if err != nil {

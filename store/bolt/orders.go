@@ -26,6 +26,10 @@ import (
 // next sequence number; a delivery with an empty State is pending. fn
 // returning deliveries with a nil order is refused (it would otherwise
 // silently drop shop callbacks).
+//
+// ctx is checked before the write joins a batch, not after: aborting one
+// member of a group commit makes bbolt run the whole group again, which a
+// burst of client disconnects must not be able to multiply.
 func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) (*order.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -39,11 +43,6 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 	var result []byte
 	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		result = nil
-		// A caller that gave up while waiting for the batch gets nothing
-		// written rather than a write it no longer expects.
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		raw := tx.Bucket(bucketOrders).Get(k)
 		var cur *order.Order
 		var old orderIndex

@@ -177,9 +177,6 @@ func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
 	next := *d
 	id := []byte(next.ID)
 	return s.db.Batch(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		raw := tx.Bucket(bucketDeliveries).Get(id)
 		if raw == nil {
 			return fmt.Errorf("delivery %s: %w", next.ID, store.ErrNotFound)
