@@ -5,6 +5,7 @@
 package notify
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,7 +86,7 @@ func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	if v[0] >= '0' && v[0] <= '9' {
 		secs, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			if ne, isNum := err.(*strconv.NumError); isNum && ne.Err == strconv.ErrRange {
+			if errors.Is(err, strconv.ErrRange) {
 				return maxRetryAfter, true // absurdly large: the cap applies anyway
 			}
 			return 0, false

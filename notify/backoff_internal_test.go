@@ -49,7 +49,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"120", 2 * time.Minute, true},
 		{" 0 ", 0, true},
 		{t0.Add(90 * time.Minute).Format(http.TimeFormat), 90 * time.Minute, true},
-		{t0.Add(-time.Hour).Format(http.TimeFormat), 0, true},  // in the past: no wait
+		{t0.Add(-time.Hour).Format(http.TimeFormat), 0, true},    // in the past: no wait
 		{"Sunday, 22-Nov-26 07:00:00 GMT", 24 * time.Hour, true}, // RFC 850, still allowed
 		{"99999999999999999999999", 24 * time.Hour, true},
 		{"864000", 24 * time.Hour, true},

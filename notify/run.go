@@ -89,7 +89,9 @@ func (n *Notifier) dispatch(ctx, tries context.Context, wg *sync.WaitGroup) int 
 		started++
 		wg.Go(func() {
 			defer n.finish(d.ID)
-			_ = n.attempt(tries, d.ID) // attempt has logged a store failure; the delivery stays due
+			if err := n.attempt(tries, d.ID); err != nil {
+				n.log.Error("callback store failure", slog.String("delivery", d.ID), slog.String("error", err.Error()))
+			}
 		})
 	}
 	return started

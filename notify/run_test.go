@@ -115,7 +115,10 @@ func TestHangingShopDoesNotHoldUpOtherOrders(t *testing.T) {
 	}
 	waitFor(t, func() bool { return e.get(fast.ID).State == store.DeliveryDelivered }, "the fast delivery to be saved")
 
-	if err := e.n.Run(ctx); err == nil {
+	// A cancelled context: without the guard, the second Run returns nil at once.
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if err := e.n.Run(done); err == nil {
 		t.Error("a second Run on the same Notifier was allowed")
 	}
 

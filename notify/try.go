@@ -66,10 +66,9 @@ func (n *Notifier) attempt(ctx context.Context, id string) error {
 	// Saved even when ctx is cancelled just now: the shop has the
 	// callback, and forgetting that would only send it again.
 	if err := n.store.SaveDelivery(context.WithoutCancel(ctx), d); err != nil {
-		n.log.Error("saving callback outcome failed; the delivery will be tried again",
-			slog.String("delivery", d.ID), slog.String("site", d.Site), slog.String("order", d.OrderID),
-			slog.String("error", err.Error()))
-		return fmt.Errorf("saving delivery %s: %w", d.ID, err)
+		// Unsaved, the delivery stays due as it was: the shop may get
+		// this callback again, which its webhook-id dedupe absorbs.
+		return fmt.Errorf("saving the outcome of delivery %s (it will be sent again): %w", d.ID, err)
 	}
 	n.report(d)
 	return nil
