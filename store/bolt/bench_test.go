@@ -1,3 +1,4 @@
+// Throughput of durable order creations through group commit.
 package bolt_test
 
 import (

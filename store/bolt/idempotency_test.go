@@ -1,3 +1,4 @@
+// Tests of the Idempotency-Key records.
 package bolt_test
 
 import (

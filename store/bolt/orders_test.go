@@ -1,3 +1,4 @@
+// Tests of Update and the order reads (Get, ByRef, List, Open).
 package bolt_test
 
 import (

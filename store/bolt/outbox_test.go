@@ -1,3 +1,4 @@
+// Tests of the outbox: queue heads, retries, NextDue and listing.
 package bolt_test
 
 import (

@@ -1,3 +1,5 @@
+// Tests of opening, locking, reopening and damaged files, and the helpers
+// the other tests share.
 package bolt_test
 
 import (
