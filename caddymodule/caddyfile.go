@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,7 +38,7 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "checkout"
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("checkout: the global option takes no arguments, found %q", d.Val())
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {
@@ -57,7 +58,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("storage %q: unknown store (want bolt)", st.Module)
 			}
 			if d.NextArg() {
-				return d.ArgErr()
+				return d.Errf("storage: want bolt [<path>], found extra %q", d.Val())
 			}
 			a.Storage = st
 		case "reconcile_after":
@@ -99,7 +100,7 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "checkout"
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("checkout: unexpected %q; the directive takes an optional matcher, then a block", d.Val())
 	}
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
@@ -118,7 +119,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "site":
 				h.Site = v
 			case "base_path":
-				if !strings.HasPrefix(v, "/") || (len(v) > 1 && strings.HasSuffix(v, "/")) {
+				if !strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") {
 					return d.Errf("base_path %q: must start with / and not end with /", v)
 				}
 				h.BasePath = v
@@ -148,8 +149,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "intake":
 			h.Intake = d.RemainingArgs()
-			if _, err := parseIntake(h.Intake); err != nil || len(h.Intake) == 0 {
+			if len(h.Intake) == 0 {
 				return d.Errf("intake: want one or more of headers, signed_link, api")
+			}
+			if _, err := parseIntake(h.Intake); err != nil {
+				return d.WrapErr(err)
 			}
 		case "api_allow":
 			h.APIAllow = d.RemainingArgs()
@@ -169,7 +173,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			unm, err := caddyfile.UnmarshalModule(d, "checkout.providers."+name)
 			if err != nil {
-				return err
+				// The provider's own errors (such as ArgErr) carry the
+				// line but not always the provider's name.
+				return fmt.Errorf("provider %s: %w", name, err)
 			}
 			h.ProvidersRaw = append(h.ProvidersRaw, caddyconfig.JSONModuleObject(unm, "provider", name, nil))
 		}

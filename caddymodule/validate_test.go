@@ -1,0 +1,264 @@
+// Tests of what `caddy validate` catches beyond the Caddyfile parser:
+// secrets that do not resolve or do not parse, and URLs that would send
+// customers or callbacks somewhere they should not go. Each case adapts a
+// Caddyfile and runs caddy.Validate, as the command does.
+package caddymodule_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-checkout/checkout/sign"
+)
+
+// validateCheckout adapts a site whose checkout block holds settings
+// (one per line) and validates it. The checkout store is dir/c.db and
+// Caddy's own storage dir/caddy, never the real Caddy data directory.
+func validateCheckout(t *testing.T, dir string, settings ...string) error {
+	t.Helper()
+	input := "{\n" +
+		"\tstorage file_system " + quoteCaddyfile(filepath.Join(dir, "caddy")) + "\n" +
+		"\tcheckout {\n" +
+		"\t\tstorage bolt " + quoteCaddyfile(filepath.Join(dir, "c.db")) + "\n" +
+		"\t}\n" +
+		"}\n\n" +
+		"http://shop.example.com {\n" +
+		"\tcheckout {\n"
+	for _, s := range settings {
+		input += "\t\t" + s + "\n"
+	}
+	input += "\t}\n" +
+		"\treverse_proxy 127.0.0.1:8080\n" +
+		"}\n"
+
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatalf("adapting:\n%s\n%v", input, err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return caddy.Validate(&cfg)
+}
+
+func quoteCaddyfile(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// secretOfLength is a well-formed whsec_ secret whose key has n bytes.
+func secretOfLength(n int) string {
+	key := make([]byte, n)
+	for i := range key {
+		key[i] = byte(0xA5 ^ i)
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(key)
+}
+
+func TestValidate(t *testing.T) {
+	if _, set := os.LookupEnv("NOT_SET_XYZ"); set {
+		t.Skip("NOT_SET_XYZ is set in this environment")
+	}
+	realSecret := sign.NewSecret()
+	shortSecret := secretOfLength(16)
+	longSecret := secretOfLength(65)
+	secretFileDir := t.TempDir()
+	secretFile := filepath.Join(secretFileDir, "checkout.secret")
+	if err := os.WriteFile(secretFile, []byte(realSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	templatesDir := t.TempDir()
+
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		settings []string
+		want     []string // substrings of the error; none means it validates
+		secrets  []string // values the error must never show
+	}{
+		{
+			name:     "ok/env-secret",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+		},
+		{
+			name:     "ok/file-secret",
+			settings: []string{"secret {file." + secretFile + "}", "sandbox"},
+		},
+		{
+			name: "ok/every-setting",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_CALLBACK": "http://127.0.0.1:8080/payments/webhook"},
+			settings: []string{
+				"site shop",
+				"base_path /pay",
+				"public_url https://shop.example.com",
+				"secret {env.CHECKOUT_TEST_SECRET}",
+				"callback {env.CHECKOUT_TEST_CALLBACK}",
+				"success_url /orders/{order_id}/thanks",
+				"cancel_url /cart",
+				"expire 1h",
+				"locales ja en",
+				"intake headers signed_link api",
+				"api_allow 127.0.0.1/32 ::1 10.0.0.0/8",
+				"templates_dir " + quoteCaddyfile(templatesDir),
+				"sandbox",
+			},
+		},
+		{
+			name:     "fail/secret-env-unset",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.NOT_SET_XYZ}", "sandbox"},
+			want:     []string{"secret", "did not resolve"},
+			secrets:  []string{realSecret, strings.TrimPrefix(realSecret, "whsec_")},
+		},
+		{
+			name:     "fail/secret-file-missing",
+			settings: []string{"secret {file." + filepath.Join(secretFileDir, "missing") + "}", "sandbox"},
+			want:     []string{"secret", "did not resolve"},
+		},
+		{
+			name:     "fail/secret-not-whsec",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": "sk_live_Zm9vYmFyYmF6cXV4cXV1eA"},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"secret", "whsec_"},
+			secrets:  []string{"sk_live_Zm9vYmFyYmF6cXV4cXV1eA", "Zm9vYmFy"},
+		},
+		{
+			name:     "fail/secret-literal-not-whsec",
+			settings: []string{"secret hunter2hunter2", "sandbox"},
+			want:     []string{"secret", "whsec_"},
+			secrets:  []string{"hunter2"},
+		},
+		{
+			name:     "fail/secret-not-base64",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": "whsec_not*base64*at*all"},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"secret", "base64"},
+			secrets:  []string{"not*base64*at*all"},
+		},
+		{
+			name:     "fail/secret-too-short",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": shortSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"secret", "24-64 bytes", "16"},
+			secrets:  []string{shortSecret, strings.TrimPrefix(shortSecret, "whsec_")},
+		},
+		{
+			name:     "fail/secret-too-long",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": longSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"secret", "24-64 bytes", "65"},
+			secrets:  []string{longSecret, strings.TrimPrefix(longSecret, "whsec_")},
+		},
+		{
+			name:     "fail/public-url-with-path",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"public_url https://shop.example.com/shop", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"public_url", "scheme and host only"},
+			secrets:  []string{realSecret},
+		},
+		{
+			name:     "fail/public-url-no-scheme",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"public_url shop.example.com", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"public_url", "scheme and host only"},
+		},
+		{
+			name:     "fail/success-url-other-host",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"success_url https://evil.example/x", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"success_url", "path on this site"},
+		},
+		{
+			name:     "fail/success-url-scheme-relative",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"success_url //evil", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"success_url", "single /"},
+		},
+		{
+			name:     "fail/cancel-url-other-host",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"cancel_url https://evil.example/cart", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"cancel_url", "path on this site"},
+		},
+		{
+			name:     "fail/callback-not-http",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"callback ftp://x", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"callback", "http or https"},
+		},
+		{
+			name:     "fail/callback-env-unset",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"callback {env.NOT_SET_XYZ}", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"callback", "did not resolve"},
+		},
+		{
+			name:     "fail/expire-under-a-minute",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"expire 30s", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"expire", "at least 1m"},
+		},
+		{
+			name:     "fail/locale-unsupported",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"locales en xx", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{`locale "xx"`, "not supported"},
+		},
+		{
+			name:     "fail/templates-dir-missing",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"templates_dir " + quoteCaddyfile(filepath.Join(templatesDir, "missing")), "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{"templates", "missing"},
+		},
+		{
+			name:     "fail/provider-twice",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "sandbox", "sandbox"},
+			want:     []string{"provider sandbox", "twice"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			dir := t.TempDir()
+			err := validateCheckout(t, dir, tc.settings...)
+
+			// The store opens on first use, not at provision: validating
+			// must not create (or lock) the bbolt file, even for a config
+			// that is fine.
+			if _, statErr := os.Stat(filepath.Join(dir, "c.db")); !os.IsNotExist(statErr) {
+				t.Errorf("validate created the store file (stat: %v)", statErr)
+			}
+
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("validated without error")
+			}
+			t.Log(err)
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error does not contain %q:\n%v", s, err)
+				}
+			}
+			for _, s := range tc.secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error shows a secret value: %v", err)
+				}
+			}
+		})
+	}
+}
