@@ -130,7 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	secret, err := sign.ParseSecret(secretText)
 	if err != nil {
-		return fmt.Errorf("secret: %v", err)
+		return err // names the secret setting, never its value
 	}
 	cfg := handlers.Config{
 		Site:       h.Site,

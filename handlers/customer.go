@@ -285,7 +285,7 @@ func (s *Site) successPathMatches(r *http.Request, o *order.Order) bool {
 func (s *Site) setShopHeaders(r *http.Request, o *order.Order) {
 	f := sign.Fields{
 		Method:      r.Method,
-		Path:        r.URL.Path,
+		Path:        r.URL.EscapedPath(), // as the shop sees it in REQUEST_URI
 		Order:       o.ID,
 		Status:      string(o.Status),
 		Amount:      o.Amount.String(),

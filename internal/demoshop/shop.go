@@ -152,7 +152,7 @@ func (s *Shop) buy(w http.ResponseWriter, r *http.Request) {
 func (s *Shop) thanks(w http.ResponseWriter, r *http.Request) {
 	f := sign.Fields{
 		Method:      r.Method,
-		Path:        r.URL.Path,
+		Path:        r.URL.EscapedPath(),
 		Order:       r.Header.Get("X-Checkout-Order"),
 		Status:      r.Header.Get("X-Checkout-Status"),
 		Amount:      r.Header.Get("X-Checkout-Amount"),

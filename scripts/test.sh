@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The full test suite of caddy-checkout. On a fresh machine it installs what
+# the tests need (Go modules, the npm package of the Standard Webhooks
+# interop check); with CI=true a missing tool fails the tests instead of
+# skipping them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+	if need apt-get && [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	else
+		echo "missing: $* (install it, or run as root so this script can)" >&2
+		return 1
+	fi
+}
+need node || apt_install nodejs
+need npm || apt_install npm
+need python3 || apt_install python3
+
+echo "== go mod download"
+go mod download
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" $unformatted >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== npm (Standard Webhooks interop verifier)"
+(cd internal/interop/node && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== build from xcaddy.json"
+out=$(mktemp -d)/caddy
+./scripts/build.sh "$out"
+"$out" list-modules | grep -qx 'http.handlers.checkout'
+"$out" list-modules | grep -qx 'admin.api.checkout'
+echo "built $out with the checkout modules"
