@@ -302,10 +302,15 @@ func (s *Site) setShopHeaders(r *http.Request, o *order.Order) {
 	h.Set("X-Checkout-Signature", s.cfg.Secret.Headers(s.now(), f))
 }
 
-// headerSafe keeps provider-made values from breaking a header line.
+// headerSafe keeps provider-made values to printable ASCII: control
+// characters would break the header line, and non-ASCII bytes are read as
+// Latin-1 by Node and WSGI, so the shop could not verify the signature.
+// Such values are percent-encoded (and signed as encoded).
 func headerSafe(v string) string {
-	if strings.ContainsAny(v, "\r\n\x00") {
-		return url.QueryEscape(v)
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return url.QueryEscape(v)
+		}
 	}
 	return v
 }

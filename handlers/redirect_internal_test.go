@@ -86,3 +86,18 @@ func FuzzStripCheckoutHeaders(f *testing.F) {
 		}
 	})
 }
+
+func TestHeaderSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"txn_123":          "txn_123",
+		"a\r\nX-Evil: 1":   "a%0D%0AX-Evil%3A+1",
+		"café":             "caf%C3%A9",
+		"":                 "",
+		"tab\there":        "tab%09here",
+		"plain ascii, ok;": "plain ascii, ok;",
+	} {
+		if got := headerSafe(in); got != want {
+			t.Errorf("headerSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
