@@ -18,6 +18,7 @@ apt_install() {
 need node || apt_install nodejs
 need npm || apt_install npm
 need python3 || apt_install python3
+need chromium || apt_install chromium # internal/e2e browser test
 
 echo "== go mod download"
 go mod download
