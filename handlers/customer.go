@@ -176,6 +176,13 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Please choose one of the payment methods shown.")
 		return
 	}
+	s.sendToProvider(w, r, o, name)
+}
+
+// sendToProvider starts the provider for the current attempt and sends the
+// customer on: to the provider's page, or to our pay page with the
+// provider's on-page part.
+func (s *Site) sendToProvider(w http.ResponseWriter, r *http.Request, o *order.Order, name string) {
 	st, err := s.start(r.Context(), r, o, name)
 	if err != nil {
 		s.providerError(w, r, name, err)
@@ -185,7 +192,7 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, st.Redirect, http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+ref+"?provider="+url.QueryEscape(name), http.StatusSeeOther)
+	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref+"?provider="+url.QueryEscape(name), http.StatusSeeOther)
 }
 
 // serveReturn is the customer coming back from the provider. Nothing in

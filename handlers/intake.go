@@ -175,19 +175,11 @@ func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake
 		s.showEnded(w, r, o)
 		return
 	}
-	att := o.Current()
 	if name := s.soleProvider(o); name != "" {
-		st, err := s.start(r.Context(), r, o, name)
-		if err != nil {
-			s.providerError(w, r, name, err)
-			return
-		}
-		if st.Redirect != "" {
-			http.Redirect(w, r, st.Redirect, http.StatusSeeOther)
-			return
-		}
+		s.sendToProvider(w, r, o, name)
+		return
 	}
-	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+att.Ref, http.StatusSeeOther)
+	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
 }
 
 // soleProvider is the provider to use without asking, if there is only one.
