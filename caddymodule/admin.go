@@ -125,8 +125,8 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 	if !ok || siteEsc == "" || idEsc == "" {
 		return apiErr(http.StatusNotFound, "want /checkout/orders/{site}/{order_id}")
 	}
-	site, err1 := unescape(siteEsc)
-	id, err2 := unescape(idEsc)
+	site, err1 := url.PathUnescape(siteEsc)
+	id, err2 := url.PathUnescape(idEsc)
 	if err1 != nil || err2 != nil {
 		return apiErr(http.StatusBadRequest, "malformed site or order id in path")
 	}
@@ -152,10 +152,6 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return writeAdminJSON(w, o)
-}
-
-func unescape(s string) (string, error) {
-	return url.PathUnescape(s)
 }
 
 func (a *Admin) deliveries(w http.ResponseWriter, r *http.Request) error {

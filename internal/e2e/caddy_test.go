@@ -119,6 +119,32 @@ func TestCaddyEndToEndWithAdminAPI(t *testing.T) {
 	waitFor(t, 5*time.Second, "the delivery to be marked delivered", func() bool {
 		return adminGet(t, p.admin, "/checkout/deliveries?state=delivered", &ds) == 200 && len(ds) == 1
 	})
+	// An operator cancels an unpaid order; a second cancel is refused.
+	r0, err := noRedirectClient().PostForm("http://"+p.base+"/buy", map[string][]string{"product": {"mug"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0.Body.Close()
+	var pending []struct {
+		OrderID string `json:"order_id"`
+	}
+	if adminGet(t, p.admin, "/checkout/orders?status=pending", &pending); len(pending) != 1 {
+		t.Fatalf("pending orders: %+v", pending)
+	}
+	cancelURL := "http://" + p.admin + "/checkout/orders/default/" + pending[0].OrderID + "/cancel"
+	for i, want := range []int{http.StatusOK, http.StatusConflict} {
+		rc, err := http.Post(cancelURL, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Body.Close()
+		if rc.StatusCode != want {
+			t.Fatalf("cancel #%d: %d, want %d", i+1, rc.StatusCode, want)
+		}
+	}
+	if adminGet(t, p.admin, "/checkout/orders/default/"+pending[0].OrderID, &one); one.Status != "cancelled" || one.History[len(one.History)-1].Cause.Kind != "admin" {
+		t.Fatalf("after admin cancel: %+v", one)
+	}
 	r, err := http.Post("http://"+p.admin+"/checkout/deliveries/"+ds[0].ID+"/retry", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
