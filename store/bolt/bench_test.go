@@ -28,17 +28,14 @@ func BenchmarkUpdateParallel(b *testing.B) {
 
 // BenchmarkUpdateWriters is the same load with a set number of concurrent
 // writers whatever -cpu is, as a server with many requests in flight at
-// GOMAXPROCS=2 has them; it also sweeps MaxBatchDelay to choose the
-// default. (-cpu 64 on two cores measures the Go scheduler with 64 Ps as
-// much as the store.)
+// GOMAXPROCS=2 has them. (-cpu 64 on two cores measures the Go scheduler
+// with 64 Ps as much as the store.)
 func BenchmarkUpdateWriters(b *testing.B) {
-	for _, delay := range []time.Duration{500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond} {
-		for _, writers := range []int{2, 8, 64, 256} {
-			b.Run(fmt.Sprintf("delay=%v/writers=%d", delay, writers), func(b *testing.B) {
-				b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-				benchmarkUpdates(b, bolt.Options{MaxBatchDelay: delay})
-			})
-		}
+	for _, writers := range []int{1, 2, 8, 64, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			benchmarkUpdates(b, bolt.Options{})
+		})
 	}
 }
 

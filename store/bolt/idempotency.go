@@ -52,7 +52,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, key string, rec store.Idemp
 	}
 	now := rec.CreatedAt
 	var found *store.Idempotent
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.commit.do(func(tx *bbolt.Tx) error {
 		found = nil
 		if raw := tx.Bucket(bucketIdempotency).Get([]byte(key)); raw != nil {
 			old, err := decodeIdempotent(key, raw)
@@ -85,7 +85,7 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, rec store.Idem
 		return fmt.Errorf("finishing idempotent call: empty key")
 	}
 	rec.Done = true
-	return s.db.Batch(func(tx *bbolt.Tx) error {
+	return s.commit.do(func(tx *bbolt.Tx) error {
 		out := rec
 		if raw := tx.Bucket(bucketIdempotency).Get([]byte(key)); raw != nil && (out.Fingerprint == "" || out.CreatedAt.IsZero()) {
 			old, err := decodeIdempotent(key, raw)
@@ -109,7 +109,7 @@ func (s *Store) ForgetIdempotent(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bbolt.Tx) error {
+	return s.commit.do(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketIdempotency).Delete([]byte(key)); err != nil {
 			return fmt.Errorf("forgetting idempotency key %q: %w", key, err)
 		}

@@ -41,7 +41,7 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 	// result is the order's JSON as stored after the transaction, set by
 	// the last (committed) run of the closure.
 	var result []byte
-	err = s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.commit.do(func(tx *bbolt.Tx) error {
 		result = nil
 		raw := tx.Bucket(bucketOrders).Get(k)
 		var cur *order.Order

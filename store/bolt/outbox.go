@@ -176,7 +176,7 @@ func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
 	}
 	next := *d
 	id := []byte(next.ID)
-	return s.db.Batch(func(tx *bbolt.Tx) error {
+	return s.commit.do(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketDeliveries).Get(id)
 		if raw == nil {
 			return fmt.Errorf("delivery %s: %w", next.ID, store.ErrNotFound)

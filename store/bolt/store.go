@@ -5,8 +5,8 @@
 // the other files: orders.go (orders and their indexes), outbox.go (shop
 // callbacks) and idempotency.go (Idempotency-Key records).
 //
-// Every write goes through bbolt's DB.Batch, so that many concurrent
-// writers share one commit and one fsync (group commit) while each write is
+// Every write goes through the group committer (commit.go), so that many
+// concurrent writers share one commit and one fsync while each write is
 // still durable when its method returns. Every index is maintained in the
 // same transaction as the row it points to, so a crash never leaves an
 // index that disagrees with the data.
@@ -37,15 +37,9 @@ var ErrLocked = errors.New("database is locked by another process")
 // Defaults for Options.
 const (
 	DefaultTimeout = 5 * time.Second
-	// DefaultMaxBatchDelay is how long the first write of a group commit
-	// waits for others to join it. Shorter than a commit is worse, not
-	// better: bbolt closes a group when its delay ends, before it waits for
-	// the writer lock, so under load writes split into many small groups
-	// that commit one after another (64 writers on this project's 2-core
-	// test machine: ~750 orders/s at 500µs, ~2,900 at 1ms, ~7,600 at 2ms).
-	// Longer only adds latency to a lone write. See BenchmarkUpdateWriters.
-	DefaultMaxBatchDelay = 2 * time.Millisecond
-	DefaultMaxBatchSize  = 1000
+	// DefaultMaxBatchSize caps one group commit, so that one transaction
+	// never grows without bound under a burst.
+	DefaultMaxBatchSize = 1000
 )
 
 // Options tune the store. Zero values take the defaults.
@@ -54,11 +48,7 @@ type Options struct {
 	// process (or a Caddy config still running during a reload) may
 	// hold. Default 5s.
 	Timeout time.Duration
-	// MaxBatchDelay is how long a write waits for others to share its
-	// commit. Default 2ms.
-	MaxBatchDelay time.Duration
-	// MaxBatchSize is the most writes committed together; a full group
-	// commits at once without waiting for MaxBatchDelay. Default 1000.
+	// MaxBatchSize is the most writes committed together. Default 1000.
 	MaxBatchSize int
 }
 
@@ -66,8 +56,9 @@ type Options struct {
 // concurrent use. Open it once per file and share it (bbolt holds an
 // exclusive lock on the file while it is open).
 type Store struct {
-	db   *bbolt.DB
-	path string
+	db     *bbolt.DB
+	path   string
+	commit *committer
 }
 
 // Buckets. Each index lives in its own bucket so that a range scan never
@@ -125,9 +116,6 @@ func Open(path string, opts Options) (*Store, error) {
 		// start behind a stuck process with no message at all.
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = DefaultMaxBatchDelay
-	}
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = DefaultMaxBatchSize
 	}
@@ -149,8 +137,6 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening checkout store %s: %w", path, err)
 	}
-	db.MaxBatchDelay = opts.MaxBatchDelay
-	db.MaxBatchSize = opts.MaxBatchSize
 
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
@@ -171,7 +157,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("opening checkout store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, commit: newCommitter(db, opts.MaxBatchSize)}, nil
 }
 
 // Path is the file the store was opened from.
@@ -180,6 +166,7 @@ func (s *Store) Path() string { return s.path }
 // Close releases the file and its lock. Writes already acknowledged are
 // on disk; Close waits for a commit in progress.
 func (s *Store) Close() error {
+	s.commit.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing checkout store %s: %w", s.path, err)
 	}
