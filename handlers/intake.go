@@ -162,7 +162,11 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 // takeOrder stores the order and sends the customer on: to the provider
 // when there is only one choice, else to the pay page.
 func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake) {
-	o, _, err := s.Receive(r.Context(), in)
+	sole := in.Provider
+	if sole == "" && len(s.cfg.Providers) == 1 {
+		sole = s.cfg.Providers[0].Name()
+	}
+	o, _, err := s.Receive(r.Context(), in, sole)
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {
 			s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
@@ -381,7 +385,7 @@ func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte) 
 		writeAPIError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
-	o, res, err := s.Receive(r.Context(), in)
+	o, res, err := s.Receive(r.Context(), in, "")
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {
 			writeAPIError(w, http.StatusUnprocessableEntity, err.Error())

@@ -19,8 +19,11 @@ import (
 )
 
 // Receive stores the order the shop announced (idempotent for the same
-// order id, amount and currency) and returns it as stored.
-func (s *Site) Receive(ctx context.Context, in order.Intake) (*order.Order, order.IntakeResult, error) {
+// order id, amount and currency) and returns it as stored. When the
+// customer will be sent straight to a provider (startWith), a new attempt
+// records that choice in the same write, so that start usually has
+// nothing left to store.
+func (s *Site) Receive(ctx context.Context, in order.Intake, startWith string) (*order.Order, order.IntakeResult, error) {
 	in.Site = s.cfg.Site
 	if err := in.Validate(); err != nil {
 		return nil, 0, err
@@ -36,6 +39,9 @@ func (s *Site) Receive(ctx context.Context, in order.Intake) (*order.Order, orde
 		if o == nil {
 			n, err := order.New(in, now, s.cfg.Expire)
 			result = order.Created
+			if err == nil && startWith != "" {
+				n.Current().Provider, n.Current().StartedAt = startWith, now
+			}
 			return n, nil, err
 		}
 		res, err := o.Receive(in, now, s.cfg.Expire)
@@ -46,6 +52,9 @@ func (s *Site) Receive(ctx context.Context, in order.Intake) (*order.Order, orde
 				return o, nil, nil
 			}
 			return nil, nil, err
+		}
+		if startWith != "" {
+			o.Current().Provider, o.Current().StartedAt = startWith, now
 		}
 		return o, nil, nil
 	})

@@ -54,7 +54,8 @@ func (s *Sandbox) Start(_ context.Context, p provider.Payment) (provider.Start, 
 	if !ok {
 		return provider.Start{}, fmt.Errorf("sandbox: unexpected webhook URL")
 	}
-	return provider.Start{Redirect: base + "/" + Name + "/" + p.Ref, ProviderRef: "sbx_" + p.Ref}, nil
+	// The sandbox keeps no object of its own: our reference is its reference.
+	return provider.Start{Redirect: base + "/" + Name + "/" + p.Ref}, nil
 }
 
 // event is the sandbox's webhook body.
