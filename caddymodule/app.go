@@ -6,10 +6,12 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -89,6 +91,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.engine = val.(*engine)
 	a.engine.setReconcileAfter(reconcile)
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := reg.Register(collector{a.engine}); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				return fmt.Errorf("registering checkout metrics: %v", err)
+			}
+		}
+	}
 	return nil
 }
 

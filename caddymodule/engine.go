@@ -35,6 +35,7 @@ type engine struct {
 	path     string
 	store    *lazyStore
 	notifier *notify.Notifier
+	metrics  *metrics
 	log      *zap.Logger
 
 	reconcileAfter atomic.Int64
@@ -48,7 +49,7 @@ type engine struct {
 }
 
 func newEngine(path string, slogger *slog.Logger, log *zap.Logger) *engine {
-	e := &engine{path: path, store: &lazyStore{path: path}, log: log, sites: map[string]*handlers.Site{}}
+	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string]*handlers.Site{}}
 	e.notifier = notify.New(notify.Config{
 		Store:  e.store,
 		Sites:  e.secret,

@@ -143,6 +143,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Store:      app.engine.store,
 		Logger:     ctx.Logger(),
 		Wake:       app.engine.notifier.Wake,
+		Observer:   app.engine.metrics,
 	}
 	if h.Callback != "" {
 		if cfg.Callback, err = resolveSecret("callback", h.Callback); err != nil {

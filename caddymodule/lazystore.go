@@ -43,6 +43,8 @@ func (l *lazyStore) get() (store.Store, error) {
 
 func (l *lazyStore) open() error { _, err := l.get(); return err }
 
+func (l *lazyStore) isOpen() bool { return l.cur.Load() != nil }
+
 func (l *lazyStore) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) (*order.Order, error) {
 	s, err := l.get()
 	if err != nil {

@@ -61,6 +61,9 @@ func (s *Site) Receive(ctx context.Context, in order.Intake, startWith string) (
 	if err != nil {
 		return nil, 0, err
 	}
+	if result == order.Created {
+		s.cfg.Observer.Moved(s.cfg.Site, "", order.Pending)
+	}
 	if result == order.NewAttempt {
 		s.log.Info("order amount changed: new attempt", zap.String("site", s.cfg.Site), zap.String("order", in.ID))
 	}
@@ -133,6 +136,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		if s.cfg.Callback != "" {
 			s.cfg.Wake()
 		}
+		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
 		s.hub.publish(o)
 	} else if out.Err != nil {
 		s.log.Warn("provider evidence changed nothing",

@@ -53,7 +53,26 @@ type Config struct {
 	Wake func()
 	// Now is the clock; tests set it.
 	Now func() time.Time
+	// Observer is told of state changes and webhook verdicts, for
+	// metrics. Optional.
+	Observer Observer
 }
+
+// Observer counts what happens to orders. Implementations MUST be safe
+// for concurrent use and MUST NOT block.
+type Observer interface {
+	// Moved: an order entered state to (pending on creation), through
+	// provider ("" when none was chosen yet).
+	Moved(site, provider string, to order.State)
+	// Webhook: a provider webhook got a verdict: "ok", "unauthenticated",
+	// "malformed", "unavailable" or "error".
+	Webhook(site, provider, result string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Moved(string, string, order.State) {}
+func (noObserver) Webhook(string, string, string)    {}
 
 // Site serves one site's checkout routes. It is safe for concurrent use.
 type Site struct {
@@ -126,6 +145,9 @@ func New(cfg Config) (*Site, error) {
 	}
 	if cfg.Wake == nil {
 		cfg.Wake = func() {}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	s := &Site{cfg: cfg, providers: map[string]provider.Provider{}, log: cfg.Logger, now: cfg.Now, hub: newHub()}
 	for _, p := range cfg.Providers {

@@ -38,17 +38,21 @@ func (s *Site) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	findings, err := wh.Webhook(r.Context(), r, body)
 	switch {
 	case errors.Is(err, provider.ErrUnauthenticated):
+		s.cfg.Observer.Webhook(s.cfg.Site, name, "unauthenticated")
 		s.log.Warn("webhook rejected: bad signature", zap.String("provider", name))
 		writeAPIError(w, http.StatusUnauthorized, "signature missing or invalid")
 		return
 	case errors.Is(err, provider.ErrMalformed):
+		s.cfg.Observer.Webhook(s.cfg.Site, name, "malformed")
 		s.log.Warn("webhook rejected: malformed", zap.String("provider", name), zap.Error(err))
 		writeAPIError(w, http.StatusBadRequest, "malformed webhook")
 		return
 	case errors.Is(err, provider.ErrUnavailable):
+		s.cfg.Observer.Webhook(s.cfg.Site, name, "unavailable")
 		writeAPIError(w, http.StatusServiceUnavailable, "cannot confirm with the provider now; retry later")
 		return
 	case err != nil:
+		s.cfg.Observer.Webhook(s.cfg.Site, name, "error")
 		s.log.Error("webhook failed", zap.String("provider", name), zap.Error(err))
 		writeAPIError(w, http.StatusInternalServerError, "internal error; retry later")
 		return
@@ -60,10 +64,12 @@ func (s *Site) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err != nil {
+			s.cfg.Observer.Webhook(s.cfg.Site, name, "error")
 			s.log.Error("applying webhook", zap.String("provider", name), zap.Error(err))
 			writeAPIError(w, http.StatusInternalServerError, "internal error; retry later")
 			return
 		}
 	}
+	s.cfg.Observer.Webhook(s.cfg.Site, name, "ok")
 	writeJSON(w, http.StatusOK, map[string]bool{"received": true})
 }

@@ -119,6 +119,25 @@ func TestCaddyEndToEndWithAdminAPI(t *testing.T) {
 	waitFor(t, 5*time.Second, "the delivery to be marked delivered", func() bool {
 		return adminGet(t, p.admin, "/checkout/deliveries?state=delivered", &ds) == 200 && len(ds) == 1
 	})
+	// Metrics on Caddy's admin endpoint.
+	mr, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mr.Body)
+	mr.Body.Close()
+	for _, want := range []string{
+		`caddy_checkout_orders_total{provider="",site="default",state="pending"} 1`,
+		`caddy_checkout_orders_total{provider="sandbox",site="default",state="paid"} 1`,
+		`caddy_checkout_webhooks_total{provider="sandbox",result="ok",site="default"} 1`,
+		`caddy_checkout_callback_deliveries_total{result="delivered"} 1`,
+		`caddy_checkout_outbox_pending 0`,
+	} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// An operator cancels an unpaid order; a second cancel is refused.
 	r0, err := noRedirectClient().PostForm("http://"+p.base+"/buy", map[string][]string{"product": {"mug"}})
 	if err != nil {
