@@ -154,7 +154,9 @@ func benchHeaderIntake(b *testing.B, goroutines int) {
 // BenchmarkPassThrough is what the handler costs a request that is not a
 // checkout request (the 0.98 proxy-ratio target): "direct" calls the next
 // handler alone, "site" calls it through Site.ServeHTTP with header intake
-// on (client X-Checkout-* stripping, the response interceptor). The next
+// on (client X-Checkout-* stripping, the response interceptor), with 8
+// browser-like request headers including Connection: keep-alive; the
+// -noconn pair is the same without the Connection header. The next
 // handler answers 200 with a small body and no X-Checkout-* headers, like
 // a shop page. The difference of the two is the handler's own CPU cost per
 // request, free of the noise of a load test.
@@ -192,6 +194,11 @@ func BenchmarkPassThrough(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { run(b, func() { next.ServeHTTP(w, req) }) })
 	b.Run("site", func(b *testing.B) { run(b, func() { site.ServeHTTP(w, req, next) }) })
+	// HTTP/2 requests (and HTTP/1.1 clients that rely on keep-alive being
+	// the default) carry no Connection header.
+	req.Header.Del("Connection")
+	b.Run("direct-noconn", func(b *testing.B) { run(b, func() { next.ServeHTTP(w, req) }) })
+	b.Run("site-noconn", func(b *testing.B) { run(b, func() { site.ServeHTTP(w, req, next) }) })
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, so that the

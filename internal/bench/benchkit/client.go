@@ -29,10 +29,13 @@ type Response struct {
 
 // Conn is one keep-alive HTTP/1.1 connection. Not safe for concurrent use.
 type Conn struct {
-	addr string
-	c    net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	// Extra is sent as is after the request's own headers: whole lines,
+	// each ending in CRLF.
+	Extra string
+	addr  string
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
 }
 
 // CheckLoopback refuses a host:port that is not a loopback IP address.
@@ -103,7 +106,9 @@ func (c *Conn) GET(host, path string, timeout time.Duration) (Response, error) {
 	c.bw.WriteString(path)
 	c.bw.WriteString(" HTTP/1.1\r\nHost: ")
 	c.bw.WriteString(host)
-	c.bw.WriteString("\r\nUser-Agent: caddy-checkout-bench\r\nAccept: */*\r\n\r\n")
+	c.bw.WriteString("\r\nUser-Agent: caddy-checkout-bench\r\nAccept: */*\r\n")
+	c.bw.WriteString(c.Extra)
+	c.bw.WriteString("\r\n")
 	if err := c.bw.Flush(); err != nil {
 		_ = c.Close()
 		return Response{}, err

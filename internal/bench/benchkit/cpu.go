@@ -16,6 +16,7 @@ type CPUMark struct {
 	at      time.Time
 	busy    float64 // machine-wide busy CPU seconds since boot (/proc/stat)
 	ours    float64 // this process and its waited-for children, CPU seconds
+	self    float64 // this process alone
 	haveSys bool
 }
 
@@ -26,7 +27,8 @@ func MarkCPU() CPUMark {
 	var self, kids syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	m.ours = tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+	m.self = tv(self.Utime) + tv(self.Stime)
+	m.ours = m.self + tv(kids.Utime) + tv(kids.Stime)
 	return m
 }
 
@@ -35,7 +37,9 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 // Usage is CPU use between two marks, in cores (1.0 = one core busy for the
 // whole interval).
 type Usage struct {
-	Ours    float64 `json:"ours_cores"`
+	Seconds float64 `json:"seconds"`       // wall time between the marks
+	Ours    float64 `json:"ours_cores"`    // this process and its children
+	Self    float64 `json:"self_cores"`    // this process alone
 	Foreign float64 `json:"foreign_cores"` // everything else on the machine
 }
 
@@ -49,7 +53,7 @@ func (m CPUMark) Since() Usage {
 	}
 	ours := (n.ours - m.ours) / wall
 	foreign := (n.busy-m.busy)/wall - ours
-	return Usage{Ours: ours, Foreign: max(foreign, 0)}
+	return Usage{Seconds: wall, Ours: ours, Self: (n.self - m.self) / wall, Foreign: max(foreign, 0)}
 }
 
 // machineBusy sums the non-idle fields of /proc/stat's cpu line, in
@@ -86,12 +90,12 @@ func machineBusy() (float64, bool) {
 }
 
 // WaitQuiet waits, at most max, until other processes use less than
-// cores of CPU over a 1 s window, and says how long it waited.
+// cores of CPU over a 250 ms window, and says how long it waited.
 func WaitQuiet(cores float64, max time.Duration) time.Duration {
 	start := time.Now()
 	for time.Since(start) < max {
 		m := MarkCPU()
-		time.Sleep(time.Second)
+		time.Sleep(250 * time.Millisecond)
 		if m.Since().Foreign < cores {
 			break
 		}

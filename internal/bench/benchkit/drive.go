@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type Target struct {
 	Check func(Response) error
 	// Timeout bounds one request (write and read). Default 10s.
 	Timeout time.Duration
+	// Extra header lines for every request (see Conn.Extra).
+	Extra string
 }
 
 func (t *Target) defaults() error {
@@ -51,10 +54,13 @@ func (t *Target) defaults() error {
 	return nil
 }
 
-func dialAll(addr string, n int) ([]*Conn, error) {
+func dialAll(addr, extra string, n int) ([]*Conn, error) {
 	conns := make([]*Conn, 0, n)
 	for range n {
 		c, err := Dial(addr)
+		if c != nil {
+			c.Extra = extra
+		}
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -69,6 +75,7 @@ func dialAll(addr string, n int) ([]*Conn, error) {
 // ClosedResult is the outcome of a closed-loop run.
 type ClosedResult struct {
 	Requests   int64   `json:"requests"` // completed without error inside the measured window
+	Total      int64   `json:"total"`    // completed without error, warmup included
 	Errors     int64   `json:"errors"`   // during the whole run, warmup included
 	Seconds    float64 `json:"seconds"`  // length of the measured window
 	RPS        float64 `json:"rps"`
@@ -85,7 +92,7 @@ func Closed(t Target, conns int, warmup, dur time.Duration, maxReq int64, onMeas
 	if err := t.defaults(); err != nil {
 		return res, err
 	}
-	cs, err := dialAll(t.Addr, conns)
+	cs, err := dialAll(t.Addr, t.Extra, conns)
 	if err != nil {
 		return res, err
 	}
@@ -100,13 +107,14 @@ func Closed(t Target, conns int, warmup, dur time.Duration, maxReq int64, onMeas
 	var (
 		seq      atomic.Int64
 		counted  atomic.Int64
+		total    atomic.Int64
 		errs     atomic.Int64
 		firstErr atomic.Pointer[string]
 		wg       sync.WaitGroup
 	)
 	for _, c := range cs {
 		wg.Go(func() {
-			var local int64
+			var local, all int64
 			for {
 				n := seq.Add(1) - 1
 				if n >= maxReq {
@@ -127,11 +135,13 @@ func Closed(t Target, conns int, warmup, dur time.Duration, maxReq int64, onMeas
 					firstErr.CompareAndSwap(nil, &msg)
 					continue
 				}
+				all++
 				if !done.Before(mStart) && done.Before(mEnd) {
 					local++
 				}
 			}
 			counted.Add(local)
+			total.Add(all)
 		})
 	}
 	if onMeasure != nil {
@@ -142,6 +152,7 @@ func Closed(t Target, conns int, warmup, dur time.Duration, maxReq int64, onMeas
 	}
 	wg.Wait()
 	res.Requests = counted.Load()
+	res.Total = total.Load()
 	res.Errors = errs.Load()
 	res.Seconds = dur.Seconds()
 	if seq.Load() >= maxReq {
@@ -218,7 +229,7 @@ func Open(t Target, rate float64, conns int, warmup, dur time.Duration, maxReq i
 		return res, errors.New("rate must be positive")
 	}
 	total := min(int64(rate*(warmup+dur).Seconds()), maxReq)
-	cs, err := dialAll(t.Addr, conns)
+	cs, err := dialAll(t.Addr, t.Extra, conns)
 	if err != nil {
 		return res, err
 	}
@@ -346,6 +357,13 @@ func RunChild(ctx context.Context, args []string, out any) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
+	if ChildCPUs != "" {
+		taskset, err := exec.LookPath("taskset")
+		if err != nil {
+			return fmt.Errorf("pinning the load generator: %w", err)
+		}
+		cmd = exec.CommandContext(ctx, taskset, append([]string{"-c", ChildCPUs, exe}, args...)...)
+	}
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
@@ -354,6 +372,31 @@ func RunChild(ctx context.Context, args []string, out any) error {
 	}
 	lines := bytes.Split(bytes.TrimSpace(stdout.Bytes()), []byte("\n"))
 	return json.Unmarshal(lines[len(lines)-1], out)
+}
+
+// ChildCPUs, when set (such as "1"), pins RunChild's process to those
+// CPUs with taskset.
+var ChildCPUs string
+
+// PinSelf makes this process run on cpus only (such as "0"): it execs
+// itself again under taskset, once, so that every thread of the Go runtime
+// inherits the affinity (and GOMAXPROCS follows it). It returns only on
+// failure or when already pinned.
+func PinSelf(cpus string) error {
+	const marker = "BENCHKIT_PINNED"
+	if os.Getenv(marker) == cpus {
+		return nil
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("pinning: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), marker+"="+cpus)
+	return syscall.Exec(taskset, append([]string{"taskset", "-c", cpus, exe}, os.Args[1:]...), env)
 }
 
 // PrintJSON prints v as one line of JSON on stdout (the child side of
@@ -366,3 +409,13 @@ func PrintJSON(v any) error {
 	_, err = fmt.Fprintln(os.Stdout, string(b))
 	return err
 }
+
+// BrowserHeaders are request header lines like those of a desktop browser
+// over HTTP/1.1 (with the User-Agent and Accept that Conn always sends,
+// eight headers, Connection: keep-alive among them).
+const BrowserHeaders = "Accept-Language: en-US,en;q=0.5\r\n" +
+	"Accept-Encoding: gzip, deflate, br\r\n" +
+	"Cookie: session=0123456789abcdef; cart=c-1\r\n" +
+	"Referer: http://127.0.0.1/\r\n" +
+	"Connection: keep-alive\r\n" +
+	"Upgrade-Insecure-Requests: 1\r\n"

@@ -29,6 +29,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,6 +54,9 @@ func main() {
 		path     = flag.String("path", "/products/42", "request path (a shop route, not a checkout route)")
 		maxReq   = flag.Int64("maxreq", 50_000_000, "upper bound on requests per round")
 		profDir  = flag.String("cpuprofile", "", "directory for a CPU profile of each round (A-1.prof, B-1.prof, ...) of this (Caddy's) process")
+		browser  = flag.Bool("browser", false, "send browser-like request headers (8, with Connection: keep-alive) instead of 2")
+		pin      = flag.Bool("pin", false, "with -loadgen process: pin Caddy and the upstream to CPU 0 and the load generator to CPU 1 (taskset), so that Caddy's share of the machine is fixed")
+		order    = flag.String("order", "ab", "round order within each pair: ab (A,B,A,B,...) or abba (A,B then B,A alternately, which also cancels drift within a pair)")
 		quiet    = flag.Float64("quiet", 0.2, "before each round, wait until other processes use less than this many cores (see -quietwait)")
 		quietMax = flag.Duration("quietwait", 20*time.Second, "longest wait for a quiet machine before a round (0: do not wait)")
 
@@ -61,7 +65,11 @@ func main() {
 	)
 	flag.Parse()
 	if *child {
-		res, err := benchkit.Closed(benchkit.Target{Addr: *target, Path: func(int64) string { return *path }},
+		extra := ""
+		if *browser {
+			extra = benchkit.BrowserHeaders
+		}
+		res, err := benchkit.Closed(benchkit.Target{Addr: *target, Path: func(int64) string { return *path }, Extra: extra},
 			*conns, *warmup, *duration, *maxReq, nil)
 		if err != nil {
 			fatal(err)
@@ -73,6 +81,18 @@ func main() {
 	}
 	if *loadgen != "process" && *loadgen != "inproc" {
 		fatal(fmt.Errorf("-loadgen %q: want process or inproc", *loadgen))
+	}
+	if *order != "ab" && *order != "abba" {
+		fatal(fmt.Errorf("-order %q: want ab or abba", *order))
+	}
+	if *pin {
+		if *loadgen != "process" {
+			fatal(fmt.Errorf("-pin needs -loadgen process"))
+		}
+		if err := benchkit.PinSelf("0"); err != nil {
+			fatal(err)
+		}
+		benchkit.ChildCPUs = "1"
 	}
 	// A hard bound on the whole run, whatever happens.
 	limit := time.Duration(*rounds)*2*(*warmup+*duration+*quietMax+15*time.Second) + 30*time.Second
@@ -127,15 +147,24 @@ func main() {
 			fatal(err)
 		}
 	}
-	fmt.Printf("proxyratio: %d rounds of A (reverse_proxy) and B (checkout + reverse_proxy), %s measured + %s warm-up each, %d connections, load generator %s, GOMAXPROCS %d, %d-byte body, GET %s\n",
-		*rounds, *duration, *warmup, *conns, *loadgen, runtime.GOMAXPROCS(0), *body, *path)
+	pinned := ""
+	if *pin {
+		pinned = " (Caddy on CPU 0, load generator on CPU 1)"
+	}
+	fmt.Printf("proxyratio: %d rounds of A (reverse_proxy) and B (checkout + reverse_proxy), order %s, %s measured + %s warm-up each, %d connections, load generator %s%s, GOMAXPROCS %d, %d-byte body, GET %s, browser headers %v\n",
+		*rounds, *order, *duration, *warmup, *conns, *loadgen, pinned, runtime.GOMAXPROCS(0), *body, *path, *browser)
 
-	var rpsA, rpsB, forA, forB []float64
+	var rpsA, rpsB, forA, forB, cpuA, cpuB, srvA, srvB []float64
 	for i := 1; i <= *rounds; i++ {
-		for _, cfg := range []struct {
-			name, text string
-			out, fgn   *[]float64
-		}{{"A", configA, &rpsA, &forA}, {"B", configB, &rpsB, &forB}} {
+		type config struct {
+			name, text         string
+			out, fgn, cpu, srv *[]float64
+		}
+		cfgs := []config{{"A", configA, &rpsA, &forA, &cpuA, &srvA}, {"B", configB, &rpsB, &forB, &cpuB, &srvB}}
+		if *order == "abba" && i%2 == 0 {
+			cfgs[0], cfgs[1] = cfgs[1], cfgs[0]
+		}
+		for _, cfg := range cfgs {
 			if err := benchkit.LoadCaddyfile(cfg.text); err != nil {
 				fatal(fmt.Errorf("loading config %s: %w", cfg.name, err))
 			}
@@ -148,7 +177,7 @@ func main() {
 			}
 			waited := benchkit.WaitQuiet(*quiet, *quietMax)
 			mark := benchkit.MarkCPU()
-			res, err := runRound(*loadgen, addr, *path, *conns, *warmup, *duration, *maxReq, prof)
+			res, err := runRound(*loadgen, addr, *path, *browser, *conns, *warmup, *duration, *maxReq, prof)
 			use := mark.Since()
 			if err != nil {
 				fatal(fmt.Errorf("round %d config %s: %w", i, cfg.name, err))
@@ -158,12 +187,19 @@ func main() {
 			}
 			*cfg.out = append(*cfg.out, res.RPS)
 			*cfg.fgn = append(*cfg.fgn, use.Foreign)
+			// CPU time of Caddy, upstream and load generator per request,
+			// warm-up included: unlike req/s it hardly moves when another
+			// process takes CPU away from the benchmark.
+			perReq := use.Ours * use.Seconds / float64(res.Total) * 1e6
+			*cfg.cpu = append(*cfg.cpu, perReq)
+			srvPerReq := use.Self * use.Seconds / float64(res.Total) * 1e6
+			*cfg.srv = append(*cfg.srv, srvPerReq)
 			flag := ""
 			if use.Foreign > *quiet {
 				flag = "  (machine busy)"
 			}
-			fmt.Printf("round %d  %s  %9.0f req/s  (%d requests in %.1fs; CPU: bench %.2f cores, other processes %.2f cores; waited %.0fs for quiet)%s\n",
-				i, cfg.name, res.RPS, res.Requests, res.Seconds, use.Ours, use.Foreign, waited.Seconds(), flag)
+			fmt.Printf("round %d  %s  %9.0f req/s  %6.1f CPU-µs/req (server %5.1f)  (%d requests in %.1fs; CPU: bench %.2f cores, other processes %.2f cores; waited %.0fs for quiet)%s\n",
+				i, cfg.name, res.RPS, perReq, srvPerReq, res.Requests, res.Seconds, use.Ours, use.Foreign, waited.Seconds(), flag)
 		}
 	}
 	if err := benchkit.StopCaddy(); err != nil {
@@ -177,7 +213,9 @@ func main() {
 	}
 	fmt.Printf("median A (reverse_proxy)            %9.0f req/s  (min %.0f, max %.0f)\n", medA, slices.Min(rpsA), slices.Max(rpsA))
 	fmt.Printf("median B (checkout + reverse_proxy) %9.0f req/s  (min %.0f, max %.0f)\n", medB, slices.Min(rpsB), slices.Max(rpsB))
-	fmt.Printf("per-pair B/A: %s  (median %.4f)\n", fmtList(pairs), median(pairs))
+	fmt.Printf("per-pair B/A: %s\n", fmtList(pairs))
+	m, ci := meanCI(pairs)
+	fmt.Printf("per-pair B/A: median %.4f, mean %.4f ± %.4f (95%% CI of the mean), min %.3f, max %.3f\n", median(pairs), m, ci, slices.Min(pairs), slices.Max(pairs))
 	var clean []float64
 	for i := range pairs {
 		if forA[i] <= *quiet && forB[i] <= *quiet {
@@ -186,10 +224,17 @@ func main() {
 	}
 	if len(clean) < len(pairs) {
 		if len(clean) > 0 {
-			fmt.Printf("pairs where other processes used <= %.2f cores in both rounds: %d of %d, median B/A %.4f\n", *quiet, len(clean), len(pairs), median(clean))
+			m, ci := meanCI(clean)
+			fmt.Printf("pairs where other processes used <= %.2f cores in both rounds: %d of %d, median B/A %.4f, mean %.4f ± %.4f\n", *quiet, len(clean), len(pairs), median(clean), m, ci)
 		} else {
 			fmt.Printf("no pair ran on a quiet machine (other processes > %.2f cores): treat the figures with care\n", *quiet)
 		}
+	}
+	fmt.Printf("CPU per request (Caddy + upstream + load generator): median A %.1f µs, B %.1f µs; A/B %.4f (the req/s ratio the CPU cost alone predicts when the machine is CPU-bound)\n",
+		median(cpuA), median(cpuB), median(cpuA)/median(cpuB))
+	if *loadgen == "process" {
+		fmt.Printf("server CPU per request (Caddy + upstream, this process): median A %.1f µs, B %.1f µs; B adds %.1f µs (%+.1f%%)\n",
+			median(srvA), median(srvB), median(srvB)-median(srvA), (median(srvB)/median(srvA)-1)*100)
 	}
 	verdict := "meets"
 	if medB/medA < 0.98 {
@@ -228,7 +273,7 @@ func checkGET(addr, path string, bodyLen int) error {
 	return nil
 }
 
-func runRound(loadgen, addr, path string, conns int, warmup, dur time.Duration, maxReq int64, prof string) (benchkit.ClosedResult, error) {
+func runRound(loadgen, addr, path string, browser bool, conns int, warmup, dur time.Duration, maxReq int64, prof string) (benchkit.ClosedResult, error) {
 	var stop func()
 	onMeasure := func(start bool) {
 		if start {
@@ -245,14 +290,18 @@ func runRound(loadgen, addr, path string, conns int, warmup, dur time.Duration, 
 		}
 	}
 	if loadgen == "inproc" {
-		return benchkit.Closed(benchkit.Target{Addr: addr, Path: func(int64) string { return path }}, conns, warmup, dur, maxReq, onMeasure)
+		extra := ""
+		if browser {
+			extra = benchkit.BrowserHeaders
+		}
+		return benchkit.Closed(benchkit.Target{Addr: addr, Path: func(int64) string { return path }, Extra: extra}, conns, warmup, dur, maxReq, onMeasure)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), warmup+dur+30*time.Second)
 	defer cancel()
 	var res benchkit.ClosedResult
 	done := make(chan error, 1)
 	go func() {
-		done <- benchkit.RunChild(ctx, []string{"-child", "-target", addr, "-path", path,
+		done <- benchkit.RunChild(ctx, []string{"-child", "-target", addr, "-path", path, "-browser=" + strconv.FormatBool(browser),
 			"-conns", strconv.Itoa(conns), "-warmup", warmup.String(), "-duration", dur.String(),
 			"-maxreq", strconv.FormatInt(maxReq, 10)}, &res)
 	}()
@@ -283,6 +332,28 @@ func median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// meanCI is the mean of v and the half-width of its 95% confidence
+// interval (normal approximation).
+func meanCI(v []float64) (float64, float64) {
+	n := float64(len(v))
+	if n == 0 {
+		return 0, 0
+	}
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	mean := sum / n
+	if n < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, 1.96 * math.Sqrt(ss/(n-1)/n)
 }
 
 func fmtList(v []float64) string {
