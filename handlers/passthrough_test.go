@@ -1,0 +1,63 @@
+package handlers_test
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNonCheckoutResponsesPassThrough(t *testing.T) {
+	e := newEnv(t)
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Shop", "kept")
+		w.Header().Set("X-Checkout-Amount", "5.00") // no order header: not an order, but never shown
+		w.Header().Set("x_checkout_internal", "1")
+		w.WriteHeader(http.StatusTeapot)
+		w.Write([]byte("short and stout"))
+	}))
+	r := e.get(nil, "/teapot")
+	if r.code != http.StatusTeapot || r.body != "short and stout" || r.header.Get("X-Shop") != "kept" {
+		t.Fatalf("pass-through changed the response: %d %q %v", r.code, r.body, r.header)
+	}
+	for k := range r.header {
+		if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-checkout-") {
+			t.Fatalf("response header %s reached the client", k)
+		}
+	}
+	if e.orderCount() != 0 {
+		t.Fatal("a response without X-Checkout-Order made an order")
+	}
+}
+
+func TestStreamingResponsesAreNotBuffered(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("data: first\n\n"))
+		http.NewResponseController(w).Flush()
+		<-release
+		w.Write([]byte("data: second\n\n"))
+	}))
+	resp, err := http.Get(e.abs("/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		line <- l
+	}()
+	select {
+	case l := <-line:
+		if l != "data: first\n" {
+			t.Fatalf("first line %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first flushed chunk did not arrive while the upstream was still writing")
+	}
+	close(release)
+}
