@@ -197,12 +197,16 @@ func main() {
 			continue
 		}
 		added99 := co.Latency.P99 - proxy.Latency.P99
-		verdict := "meets"
-		if added99 >= 10 || co.AchievedRate < 0.99*rate || co.Errors > 0 {
-			verdict = "MISSES"
+		keptUp := co.AchievedRate >= 0.99*rate && co.Errors == 0
+		fmt.Printf("at %.0f/s: checkout achieved %.0f orders/s (kept up: %s); added latency (checkout - proxy): p50 %+.2f ms, p99 %+.2f ms (under 10 ms: %s), p99.9 %+.2f ms\n",
+			rate, co.AchievedRate, yesNo(keptUp), co.Latency.P50-proxy.Latency.P50, added99, yesNo(added99 < 10), co.Latency.P999-proxy.Latency.P999)
+		if rate >= 5000 {
+			verdict := "MEETS"
+			if !keptUp || added99 >= 10 {
+				verdict = "MISSES"
+			}
+			fmt.Printf("target (>= 5000 orders/s with p99 added < 10 ms): %s\n", verdict)
 		}
-		fmt.Printf("at %.0f/s: checkout achieved %.0f orders/s; added latency (checkout - proxy): p50 %+.2f ms, p99 %+.2f ms, p99.9 %+.2f ms — %s the target (%.0f/s, p99 added < 10 ms)\n",
-			rate, co.AchievedRate, co.Latency.P50-proxy.Latency.P50, added99, co.Latency.P999-proxy.Latency.P999, verdict, rate)
 	}
 }
 
@@ -335,6 +339,13 @@ func countOrders(path, prefix string) (int, error) {
 		})
 	})
 	return n, err
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func fatal(err error) {
