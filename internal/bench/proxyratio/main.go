@@ -17,11 +17,11 @@
 // way, but in a process of its own it does not share Caddy's Go scheduler,
 // heap and garbage collector, so the generator's GC cycles and goroutines
 // do not land on one config's rounds more than the other's, and
-// -cpuprofile shows Caddy alone. Measured on the 2-core VM (40 ABBA pairs
-// each): the 95% interval of the mean pair ratio was +-0.04 with a child
-// process, +-0.06 with an in-process generator (which also swings hardest
-// when another process takes a core) and +-0.06 with -pin (Caddy held to
-// one core, the generator to the other). -order abba runs A,B then B,A
+// -cpuprofile shows Caddy alone. Measured on the 2-core VM, the 95%
+// interval of the mean pair ratio was +-0.04 with a child process (40
+// ABBA pairs), +-0.06 with an in-process generator (30 pairs; it also
+// swings hardest when another process takes a core) and +-0.06 with -pin
+// (40 ABBA pairs; Caddy held to one core, the generator to the other). -order abba runs A,B then B,A
 // so that drift within a pair cancels too.
 //
 //	go run ./internal/bench/proxyratio -rounds 5 -duration 5s -conns 32
