@@ -285,6 +285,9 @@ func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name 
 	if err != nil {
 		return st, err
 	}
+	if att.Provider == name && att.ProviderRef == st.ProviderRef && !att.StartedAt.IsZero() {
+		return st, nil // already recorded (by the intake's own write, or an earlier click)
+	}
 	ref := att.Ref
 	now := s.now()
 	_, err = s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {

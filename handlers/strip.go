@@ -42,7 +42,7 @@ func stripCheckoutHeaders(h http.Header) bool {
 			removed = true
 		}
 	}
-	if conns, ok := h["Connection"]; ok {
+	if conns, ok := h["Connection"]; ok && namesCheckoutHeader(conns) {
 		kept := conns[:0]
 		for _, line := range conns {
 			var keep []string
@@ -68,4 +68,20 @@ func stripCheckoutHeaders(h http.Header) bool {
 		}
 	}
 	return removed
+}
+
+// namesCheckoutHeader reports whether a Connection header lists an
+// X-Checkout-* name, so that the common "keep-alive" is left untouched
+// (rewriting it costs allocations on every request).
+func namesCheckoutHeader(conns []string) bool {
+	for _, line := range conns {
+		for line != "" {
+			tok, rest, _ := strings.Cut(line, ",")
+			if isCheckoutHeader(strings.TrimSpace(tok)) {
+				return true
+			}
+			line = rest
+		}
+	}
+	return false
 }

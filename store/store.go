@@ -92,8 +92,9 @@ type Idempotent struct {
 type Store interface {
 	// Update applies fn to the order under key in one durable transaction,
 	// together with the outbox rows it returns, and returns the order as
-	// stored afterwards (the unchanged order, or nil, when fn wrote
-	// nothing). Updates of one key are serialised. Attempt references of
+	// stored afterwards: the order fn returned when it wrote one (the
+	// store keeps no reference to it), else the unchanged stored order, or
+	// nil. Updates of one key are serialised. Attempt references of
 	// the written order become findable with ByRef in the same transaction.
 	Update(ctx context.Context, key order.Key, fn UpdateFunc) (*order.Order, error)
 	// Get returns the order under key, or ErrNotFound.
