@@ -211,3 +211,57 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.header }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkHeaderIntakeRate is the intake at a fixed arrival rate (open
+// loop): order i is due at start + i/rate and its latency counts from that
+// due time, so falling behind shows as latency. It measures the plugin
+// alone (no HTTP server, no proxy, no load generator sharing the two
+// cores), which is what "added latency" means. b.N orders are sent.
+//
+//	go test ./handlers -run '^$' -bench HeaderIntakeRate -benchtime 25000x
+func BenchmarkHeaderIntakeRate(b *testing.B) {
+	for _, rate := range []int{5000, 7000} {
+		b.Run("rate="+strconv.Itoa(rate), func(b *testing.B) { benchHeaderIntakeRate(b, rate) })
+	}
+}
+
+func benchHeaderIntakeRate(b *testing.B, rate int) {
+	site := benchSite(b)
+	var shop benchShop
+	prefix := strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	interval := time.Second / time.Duration(rate)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			r := httptest.NewRequest(http.MethodGet, "/buy/"+prefix+strconv.Itoa(i), nil)
+			w := httptest.NewRecorder()
+			site.ServeHTTP(w, r, shop)
+			lat[i] = time.Since(due)
+			if w.Code != http.StatusSeeOther {
+				failed.Add(1)
+			}
+		}(i, due)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d orders did not get their 303", failed.Load())
+	}
+	slices.Sort(lat)
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "orders/s")
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(0.999), "p99.9-ms")
+}
