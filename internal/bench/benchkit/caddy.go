@@ -91,3 +91,24 @@ func CPUProfile(path string) (func(), error) {
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
+
+// ProfileWindow returns a measure-window callback (start true, then
+// false) that writes a CPU profile of the window to path; an empty path
+// profiles nothing.
+func ProfileWindow(path string) func(start bool) {
+	var stop func()
+	return func(start bool) {
+		if start {
+			var err error
+			if stop, err = CPUProfile(path); err != nil {
+				fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				stop = func() {}
+			}
+			return
+		}
+		if stop != nil {
+			stop()
+			stop = nil
+		}
+	}
+}

@@ -261,21 +261,7 @@ http://:%d {
 }
 
 func run(loadgen, addr, prefix string, expect int, rate float64, conns int, warmup, dur time.Duration, maxReq int64, drain time.Duration, prof string) (benchkit.OpenResult, error) {
-	var stop func()
-	onMeasure := func(start bool) {
-		if start {
-			var err error
-			if stop, err = benchkit.CPUProfile(prof); err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				stop = func() {}
-			}
-			return
-		}
-		if stop != nil {
-			stop()
-			stop = nil
-		}
-	}
+	onMeasure := benchkit.ProfileWindow(prof)
 	if loadgen == "inproc" {
 		return benchkit.Open(makeTarget(addr, prefix, expect), rate, conns, warmup, dur, maxReq, drain, onMeasure)
 	}

@@ -279,21 +279,7 @@ func checkGET(addr, path string, bodyLen int) error {
 }
 
 func runRound(loadgen, addr, path string, browser bool, conns int, warmup, dur time.Duration, maxReq int64, prof string) (benchkit.ClosedResult, error) {
-	var stop func()
-	onMeasure := func(start bool) {
-		if start {
-			var err error
-			if stop, err = benchkit.CPUProfile(prof); err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				stop = func() {}
-			}
-			return
-		}
-		if stop != nil {
-			stop()
-			stop = nil
-		}
-	}
+	onMeasure := benchkit.ProfileWindow(prof)
 	if loadgen == "inproc" {
 		extra := ""
 		if browser {
