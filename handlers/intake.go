@@ -162,11 +162,7 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 // takeOrder stores the order and sends the customer on: to the provider
 // when there is only one choice, else to the pay page.
 func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake) {
-	sole := in.Provider
-	if sole == "" && len(s.cfg.Providers) == 1 {
-		sole = s.cfg.Providers[0].Name()
-	}
-	o, _, err := s.Receive(r.Context(), in, sole)
+	o, _, err := s.Receive(r.Context(), in, s.soleProvider(in.Provider))
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {
 			s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
@@ -179,17 +175,18 @@ func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake
 		s.showEnded(w, r, o)
 		return
 	}
-	if name := s.soleProvider(o); name != "" {
+	if name := s.soleProvider(o.Provider); name != "" {
 		s.sendToProvider(w, r, o, name)
 		return
 	}
 	http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
 }
 
-// soleProvider is the provider to use without asking, if there is only one.
-func (s *Site) soleProvider(o *order.Order) string {
-	if o.Provider != "" {
-		return o.Provider
+// soleProvider is the provider to use without asking: the one the shop
+// fixed for the order, or the only one configured.
+func (s *Site) soleProvider(fixed string) string {
+	if fixed != "" {
+		return fixed
 	}
 	if len(s.cfg.Providers) == 1 {
 		return s.cfg.Providers[0].Name()

@@ -176,8 +176,7 @@ func (s *Site) Env() provider.Env {
 		Lookup:  s.lookup,
 		Webhook: s.routes,
 		Now:     s.now,
-		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-			p, _ := data.(templates.Page)
+		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, p templates.Page) {
 			p.Name = page
 			s.render(w, r, status, p)
 		},

@@ -49,7 +49,8 @@ func (s *Site) openReturnToken(tok, orderID string) bool {
 	if s.cfg.Secret.VerifyToken(rest, "return", s.cfg.Site+"\n"+orderID+"\n"+nonce, s.now()) != nil {
 		return false
 	}
-	return s.used.use(nonce, s.now().Add(returnTokenTTL))
+	now := s.now()
+	return s.used.use(nonce, now, now.Add(returnTokenTTL))
 }
 
 // usedTokens remembers spent single-use tokens until they would have
@@ -59,13 +60,12 @@ type usedTokens struct {
 	seen map[string]time.Time
 }
 
-func (u *usedTokens) use(nonce string, until time.Time) bool {
+func (u *usedTokens) use(nonce string, now, until time.Time) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.seen == nil {
 		u.seen = map[string]time.Time{}
 	}
-	now := time.Now()
 	if len(u.seen) > 1024 {
 		for k, exp := range u.seen {
 			if now.After(exp) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/templates"
 )
 
 // Payment is what a provider is told about the attempt it is asked to take.
@@ -166,8 +167,8 @@ type ReportFunc func(ctx context.Context, cause order.CauseKind, f Finding) (*or
 // LookupFunc returns the order and the Payment for an attempt reference.
 type LookupFunc func(ctx context.Context, ref string) (*order.Order, Payment, error)
 
-// RenderFunc writes a named page of the site's templates with data.
-type RenderFunc func(w http.ResponseWriter, r *http.Request, status int, page string, data any)
+// RenderFunc writes a named page of the site's templates.
+type RenderFunc func(w http.ResponseWriter, r *http.Request, status int, page string, data templates.Page)
 
 // Setuper is a provider that needs the site's environment. The core calls
 // Setup once, after the provider's config is loaded and before any other

@@ -46,8 +46,7 @@ type Shop struct {
 	status    map[string]string // order id → status from callbacks
 	callbacks []Callback
 	seen      map[string]bool // webhook-ids, to deduplicate retries
-	// Fail makes the callback endpoint answer 500 (the shop is "down").
-	Fail bool
+	fail      bool            // the callback endpoint answers 500 (the shop is "down")
 }
 
 // New makes a shop that verifies with secret (a whsec_ string).
@@ -69,7 +68,7 @@ func (s *Shop) Callbacks() []Callback {
 // SetFail makes the callback endpoint fail (true) or work (false).
 func (s *Shop) SetFail(v bool) {
 	s.mu.Lock()
-	s.Fail = v
+	s.fail = v
 	s.mu.Unlock()
 }
 
@@ -194,7 +193,7 @@ func (s *Shop) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Fail {
+	if s.fail {
 		http.Error(w, "shop is down", http.StatusInternalServerError)
 		return
 	}
