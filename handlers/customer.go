@@ -262,10 +262,7 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 // the signed X-Checkout-* headers. Without a valid token it goes on with
 // none.
 func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	q := r.URL.Query()
-	tok := q.Get(returnTokenParam)
-	q.Del(returnTokenParam)
-	r.URL.RawQuery = q.Encode()
+	tok := takeQueryParam(r.URL, returnTokenParam)
 	r.RequestURI = r.URL.RequestURI()
 	ref, rest, _ := strings.Cut(tok, ".")
 	if o, err := s.cfg.Store.ByRef(r.Context(), ref); err == nil && s.successPathMatches(r, o) && s.openReturnToken(rest, o.ID) {
@@ -320,4 +317,29 @@ func headerSafe(v string) string {
 		}
 	}
 	return v
+}
+
+// takeQueryParam removes every name=value pair of name from u's raw query
+// and returns the first value. The rest of the query reaches the shop
+// byte for byte: re-encoding it would reorder and re-escape the shop's own
+// parameters.
+func takeQueryParam(u *url.URL, name string) string {
+	var kept []string
+	var val string
+	found := false
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			if !found {
+				val, _ = url.QueryUnescape(v)
+				found = true
+			}
+			continue
+		}
+		if pair != "" {
+			kept = append(kept, pair)
+		}
+	}
+	u.RawQuery = strings.Join(kept, "&")
+	return val
 }

@@ -101,3 +101,17 @@ func TestHeaderSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestTakeQueryParamKeepsTheShopsQuery(t *testing.T) {
+	for raw, want := range map[string][2]string{
+		"b=2&checkout_token=abc.def&a=1%2B1&a=x y": {"b=2&a=1%2B1&a=x y", "abc.def"},
+		"checkout_token=t1&checkout_token=t2":      {"", "t1"},
+		"z=1&checkout%5Ftoken=t&y":                 {"z=1&y", "t"},
+		"a=1":                                      {"a=1", ""},
+	} {
+		u := &url.URL{Path: "/orders/1/thanks", RawQuery: raw}
+		if got := takeQueryParam(u, returnTokenParam); got != want[1] || u.RawQuery != want[0] {
+			t.Errorf("%q: token %q query %q, want %q %q", raw, got, u.RawQuery, want[1], want[0])
+		}
+	}
+}
