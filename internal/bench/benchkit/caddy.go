@@ -112,3 +112,22 @@ func ProfileWindow(path string) func(start bool) {
 		}
 	}
 }
+
+// Setup prepares a load program's run: a hard deadline after which the
+// process gives up (exit 2), and a temporary directory that Caddy's data
+// and config are isolated in. cleanup removes the directory.
+func Setup(name string, limit time.Duration) (dir string, cleanup func(), err error) {
+	time.AfterFunc(limit, func() {
+		fmt.Fprintf(os.Stderr, "%s: still running after %s; giving up\n", name, limit)
+		os.Exit(2)
+	})
+	dir, err = os.MkdirTemp("", name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := Isolate(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}

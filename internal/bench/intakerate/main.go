@@ -92,19 +92,11 @@ func main() {
 		}
 	}
 	limit := time.Duration(len(rateList)*len(phaseList))*(*warmup+*duration+*drain+*quietMax+20*time.Second) + 30*time.Second
-	time.AfterFunc(limit, func() {
-		fmt.Fprintf(os.Stderr, "intakerate: still running after %s; giving up\n", limit)
-		os.Exit(2)
-	})
-
-	tmp, err := os.MkdirTemp("", "intakerate-")
+	tmp, cleanup, err := benchkit.Setup("intakerate", limit)
 	if err != nil {
 		fatal(err)
 	}
-	defer os.RemoveAll(tmp)
-	if err := benchkit.Isolate(tmp); err != nil {
-		fatal(err)
-	}
+	defer cleanup()
 	shopAddr, stopShop, err := benchkit.Serve(http.HandlerFunc(shop))
 	if err != nil {
 		fatal(err)

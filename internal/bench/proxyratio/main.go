@@ -101,19 +101,11 @@ func main() {
 	}
 	// A hard bound on the whole run, whatever happens.
 	limit := time.Duration(*rounds)*2*(*warmup+*duration+*quietMax+15*time.Second) + 30*time.Second
-	time.AfterFunc(limit, func() {
-		fmt.Fprintf(os.Stderr, "proxyratio: still running after %s; giving up\n", limit)
-		os.Exit(2)
-	})
-
-	tmp, err := os.MkdirTemp("", "proxyratio-")
+	tmp, cleanup, err := benchkit.Setup("proxyratio", limit)
 	if err != nil {
 		fatal(err)
 	}
-	defer os.RemoveAll(tmp)
-	if err := benchkit.Isolate(tmp); err != nil {
-		fatal(err)
-	}
+	defer cleanup()
 	payload := []byte(strings.Repeat("x", *body))
 	upstream, stopUpstream, err := benchkit.Serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
