@@ -95,9 +95,13 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// noRedirectClient is a customer: its own cookies and its own connections
+// (a pool shared with other clients could hand it a keep-alive connection
+// that a config reload has just closed, and a POST is never retried).
 func noRedirectClient() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
