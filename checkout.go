@@ -7,4 +7,5 @@ package checkout
 import (
 	_ "github.com/caddy-checkout/checkout/caddymodule"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
+	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/notify"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -28,6 +29,7 @@ func init() {
 //	GET  /checkout/orders[?status=&site=&limit=]
 //	GET  /checkout/orders/{site}/{id}          (with its history)
 //	POST /checkout/orders/{site}/{id}/cancel
+//	POST /checkout/orders/{site}/{id}/refund   (in full, through the provider that took it)
 //	GET  /checkout/deliveries[?state=&site=&order=]
 //	POST /checkout/deliveries/{id}/retry
 type Admin struct{}
@@ -102,22 +104,26 @@ func (a *Admin) orders(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, list)
 }
 
-// order serves /checkout/orders/{site}/{id}[/cancel]. Order ids may hold
-// any printable character, so the site is the first segment and the id is
-// the rest, escaped.
+// order serves /checkout/orders/{site}/{id}[/cancel|/refund]. Order ids
+// may hold any printable character, so the site is the first segment and
+// the id is the rest, escaped.
 func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 	e, err := running()
 	if err != nil {
 		return err
 	}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/checkout/orders/")
-	cancel := false
+	action := ""
 	if r.Method == http.MethodPost {
-		var ok bool
-		if rest, ok = strings.CutSuffix(rest, "/cancel"); !ok {
-			return apiErr(http.StatusNotFound, "unknown action")
+		for _, act := range []string{"cancel", "refund"} {
+			if trimmed, ok := strings.CutSuffix(rest, "/"+act); ok {
+				rest, action = trimmed, act
+				break
+			}
 		}
-		cancel = true
+		if action == "" {
+			return apiErr(http.StatusNotFound, "unknown action; want /cancel or /refund")
+		}
 	} else if r.Method != http.MethodGet {
 		return apiErr(http.StatusMethodNotAllowed, "method not allowed")
 	}
@@ -138,10 +144,13 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, "reading order: %v", err)
 	}
-	if cancel {
+	if action != "" {
 		s, ok := e.site(site)
 		if !ok {
 			return apiErr(http.StatusConflict, "site %s is not configured in the running config", site)
+		}
+		if action == "refund" {
+			return refund(w, r, s, id)
 		}
 		if !o.Status.Open() {
 			return apiErr(http.StatusConflict, "order is %s; only pending or on_hold orders can be cancelled", o.Status)
@@ -150,6 +159,22 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return apiErr(http.StatusInternalServerError, "cancelling order: %v", err)
 		}
+	}
+	return writeAdminJSON(w, o)
+}
+
+// refund refunds a paid order in full and answers with the order.
+func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, id string) error {
+	o, err := s.Refund(r.Context(), id)
+	switch {
+	case errors.Is(err, handlers.ErrNotRefundable):
+		return apiErr(http.StatusConflict, "%v", err)
+	case errors.Is(err, provider.ErrUnavailable):
+		return apiErr(http.StatusServiceUnavailable, "refunding order: %v; retrying is safe (the provider is asked under the same idempotency key)", err)
+	case err != nil && o == nil:
+		return apiErr(http.StatusBadGateway, "refunding order: %v", err)
+	case err != nil:
+		return apiErr(http.StatusConflict, "%v", err)
 	}
 	return writeAdminJSON(w, o)
 }

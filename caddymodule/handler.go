@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/internal/secrets"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/templates"
@@ -101,20 +102,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// resolveSecret fills placeholders such as {env.X} in a secret setting.
-// Errors name the setting, never the value.
-func resolveSecret(setting, raw string) (string, error) {
-	if raw == "" {
-		return "", fmt.Errorf("%s: required", setting)
-	}
-	repl := caddy.NewReplacer()
-	v, err := repl.ReplaceOrErr(raw, true, true)
-	if err != nil || v == "" {
-		return "", fmt.Errorf("%s: its placeholder did not resolve to a value (is the environment variable or file set?)", setting)
-	}
-	return strings.TrimSpace(v), nil
-}
-
 // Provision builds the site from the config.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	appIface, err := ctx.App("checkout")
@@ -124,7 +111,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	app := appIface.(*App)
 	h.engine = app.engine
 
-	secretText, err := resolveSecret("secret", h.Secret)
+	secretText, err := secrets.Resolve("secret", h.Secret)
 	if err != nil {
 		return err
 	}
@@ -146,7 +133,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Observer:   app.engine.metrics,
 	}
 	if h.Callback != "" {
-		if cfg.Callback, err = resolveSecret("callback", h.Callback); err != nil {
+		if cfg.Callback, err = secrets.Resolve("callback", h.Callback); err != nil {
 			return err
 		}
 	}

@@ -253,6 +253,7 @@ func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov
 		Email:       o.Email,
 		ExpiresAt:   o.ExpiresAt,
 		ProviderRef: att.ProviderRef,
+		Transaction: o.Transaction,
 		ReturnURL:   s.url(r, "/return/"+prov+"/"+att.Ref),
 		CancelURL:   s.url(r, "/pay/"+att.Ref),
 		WebhookURL:  s.url(r, "/webhook/"+prov),

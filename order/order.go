@@ -195,6 +195,21 @@ func (o *Order) Attempt(ref string) *Attempt {
 	return nil
 }
 
+// PaidAttempt is the attempt whose payment made the order paid, or nil
+// while it has not been paid.
+func (o *Order) PaidAttempt() *Attempt {
+	for i := len(o.History) - 1; i >= 0; i-- {
+		if ev := o.History[i]; ev.Applied && ev.To == Paid {
+			for j := range o.Attempts {
+				if o.Attempts[j].Generation == ev.Attempt {
+					return &o.Attempts[j]
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // Seen reports whether evidence with this cause is already in the history,
 // so that a redelivered webhook is recognised however often it comes.
 func (o *Order) Seen(c Cause) bool {

@@ -40,6 +40,7 @@ type Payment struct {
 	Email       string
 	ExpiresAt   time.Time
 	ProviderRef string // the provider's id for this attempt, once Start returned one
+	Transaction string // the provider's reference of the payment, once paid (for refunds)
 	Locale      string // "en", "ja"
 
 	// Our URLs for this attempt, absolute.

@@ -1,0 +1,272 @@
+// Stripe webhooks at {base}/webhook/stripe: the Stripe-Signature header is
+// checked on the raw body, then the event is read defensively (only the
+// fields used here, whatever API version the endpoint sends) and turned
+// into findings about our attempts.
+package stripe
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	stripeapi "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+)
+
+// Tolerance is how far a signature's timestamp may be from our clock,
+// either way: stripe-go's default, and a bound on replays.
+const Tolerance = 300 * time.Second
+
+// verify checks a Stripe-Signature header: t=<unix>,v1=<hex>[,v1=...].
+// Any v1 made with the secret verifies (Stripe sends one per secret while
+// a secret is rolled); v0 and unknown parts are ignored.
+func verify(header string, body []byte, secret string, now time.Time) error {
+	if header == "" {
+		return fmt.Errorf("%w: no Stripe-Signature header", provider.ErrUnauthenticated)
+	}
+	var ts int64
+	var sigs [][]byte
+	haveT := false
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: Stripe-Signature timestamp is not a number", provider.ErrUnauthenticated)
+			}
+			ts, haveT = n, true
+		case "v1":
+			if sig, err := hex.DecodeString(v); err == nil {
+				sigs = append(sigs, sig)
+			}
+		}
+	}
+	if !haveT || len(sigs) == 0 {
+		return fmt.Errorf("%w: Stripe-Signature has no timestamp or no v1 signature", provider.ErrUnauthenticated)
+	}
+	signedAt := time.Unix(ts, 0)
+	if d := now.Sub(signedAt); d > Tolerance || d < -Tolerance {
+		return fmt.Errorf("%w: Stripe-Signature timestamp is %s away from now (tolerance %s)", provider.ErrUnauthenticated, d.Round(time.Second), Tolerance)
+	}
+	want := webhook.ComputeSignature(signedAt, body, secret)
+	for _, sig := range sigs {
+		if hmac.Equal(sig, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no v1 signature matches webhook_secret", provider.ErrUnauthenticated)
+}
+
+// event is the part of a Stripe event read here. Fields of newer API
+// versions are ignored; missing ones read as empty.
+type event struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Type    string `json:"type"`
+	Account string `json:"account"`
+	Data    struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// sessionObject is the part of a Checkout Session read from events.
+type sessionObject struct {
+	ID                string            `json:"id"`
+	Object            string            `json:"object"`
+	ClientReferenceID string            `json:"client_reference_id"`
+	Metadata          map[string]string `json:"metadata"`
+	AmountTotal       *int64            `json:"amount_total"`
+	Currency          string            `json:"currency"`
+	Status            string            `json:"status"`
+	PaymentStatus     string            `json:"payment_status"`
+	PaymentIntent     json.RawMessage   `json:"payment_intent"` // an id, or the object when expanded
+	ExpiresAt         int64             `json:"expires_at"`
+}
+
+// chargeObject is the part of a Charge read from charge.refunded.
+type chargeObject struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	Refunded      bool              `json:"refunded"`
+	PaymentIntent json.RawMessage   `json:"payment_intent"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// idOf reads an expandable field: an id string, or an object with an id.
+func idOf(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(raw, &id) == nil {
+		return id
+	}
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(raw, &obj) == nil {
+		return obj.ID
+	}
+	return ""
+}
+
+// Webhook verifies a Stripe event and reports what it says about our
+// attempts. Events of other accounts, other sites, sessions we did not
+// make, and types we do not act on are answered 200 with no findings, as
+// Stripe expects.
+func (s *Stripe) Webhook(ctx context.Context, r *http.Request, body []byte) ([]provider.Finding, error) {
+	if err := verify(r.Header.Get("Stripe-Signature"), body, s.webhookSecret, s.env.Now()); err != nil {
+		return nil, err
+	}
+	var ev event
+	if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" || ev.Type == "" {
+		return nil, fmt.Errorf("%w: not a Stripe event", provider.ErrMalformed)
+	}
+	if ev.Account != s.Account {
+		return nil, nil // another account's event (or the platform's, when we act for one)
+	}
+	switch ev.Type {
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded",
+		"checkout.session.async_payment_failed", "checkout.session.expired":
+		var sess sessionObject
+		if err := json.Unmarshal(ev.Data.Object, &sess); err != nil || sess.ID == "" {
+			return nil, fmt.Errorf("%w: %s without a checkout session", provider.ErrMalformed, ev.Type)
+		}
+		f, ok, err := s.sessionEvent(ctx, ev.Type, sess)
+		if err != nil || !ok {
+			return nil, err
+		}
+		f.EventID = ev.ID
+		return []provider.Finding{f}, nil
+	case "charge.refunded":
+		var ch chargeObject
+		if err := json.Unmarshal(ev.Data.Object, &ch); err != nil || ch.ID == "" {
+			return nil, fmt.Errorf("%w: %s without a charge", provider.ErrMalformed, ev.Type)
+		}
+		f, ok, err := s.refundEvent(ctx, ch)
+		if err != nil || !ok {
+			return nil, err
+		}
+		f.EventID = ev.ID
+		return []provider.Finding{f}, nil
+	}
+	return nil, nil
+}
+
+// sessionEvent turns a checkout.session.* event into a finding, or
+// reports !ok when it is not about one of this site's attempts.
+func (s *Stripe) sessionEvent(ctx context.Context, typ string, sess sessionObject) (provider.Finding, bool, error) {
+	ref := sess.Metadata[metaRef]
+	if ref == "" || sess.ClientReferenceID != ref || sess.Metadata[metaSite] != s.env.Site {
+		return provider.Finding{}, false, nil
+	}
+	f := provider.Finding{Ref: ref, ProviderRef: sess.ID, Transaction: idOf(sess.PaymentIntent)}
+	switch {
+	case typ == "checkout.session.expired":
+		ends, err := s.endsAttempt(ctx, ref, sess.ID, sess.ExpiresAt)
+		if err != nil || !ends {
+			return f, false, err
+		}
+		f.Status, f.Note = order.Expired, "Stripe Checkout session expired"
+		return f, true, nil
+	case typ == "checkout.session.async_payment_failed":
+		f.Status, f.Note = order.Failed, "delayed payment failed at Stripe"
+		return f, true, nil
+	case sess.PaymentStatus == "paid":
+		amt, err := sessionAmount(sess.AmountTotal, sess.Currency)
+		if err != nil {
+			return f, false, err
+		}
+		f.Status, f.Paid = order.Paid, amt
+		return f, true, nil
+	case typ == "checkout.session.completed" && sess.PaymentStatus == "unpaid":
+		f.Status, f.Note = order.OnHold, "completed at Stripe; waiting for a delayed payment method"
+		return f, true, nil
+	}
+	return f, false, nil
+}
+
+// endsAttempt reports whether the expiry of a session ends its attempt:
+// only the attempt's latest session counts (the customer may have begun
+// another), and only when the order's own deadline is not later (a long
+// order outlives Stripe's 24 h sessions, and the customer may start anew).
+func (s *Stripe) endsAttempt(ctx context.Context, ref, sessionID string, sessionEnds int64) (bool, error) {
+	_, p, err := s.env.Lookup(ctx, ref)
+	if err != nil {
+		return false, nil // unknown attempt: nothing to end
+	}
+	if p.ProviderRef != sessionID {
+		return false, nil
+	}
+	return !p.ExpiresAt.After(time.Unix(sessionEnds, 0).Add(time.Minute)), nil
+}
+
+// refundEvent turns a fully refunded charge into a finding. The charge
+// does not carry the session's metadata, so the payment intent, which
+// does, names the attempt; it is fetched from Stripe.
+func (s *Stripe) refundEvent(ctx context.Context, ch chargeObject) (provider.Finding, bool, error) {
+	if !ch.Refunded {
+		return provider.Finding{}, false, nil // a partial refund: the order stays paid
+	}
+	meta := ch.Metadata
+	if meta[metaRef] == "" {
+		pi := idOf(ch.PaymentIntent)
+		if pi == "" {
+			return provider.Finding{}, false, nil
+		}
+		intent, err := s.intent(ctx, pi)
+		if isMissing(err) {
+			return provider.Finding{}, false, nil
+		}
+		if err != nil {
+			return provider.Finding{}, false, err
+		}
+		meta = intent.Metadata
+	}
+	if meta[metaRef] == "" || meta[metaSite] != s.env.Site {
+		return provider.Finding{}, false, nil
+	}
+	return provider.Finding{Ref: meta[metaRef], Status: order.Refunded, Note: "refunded at Stripe (charge " + ch.ID + ")"}, true, nil
+}
+
+func (s *Stripe) intent(ctx context.Context, id string) (*stripeapi.PaymentIntent, error) {
+	if !validID(id, "pi_") {
+		return nil, fmt.Errorf("%w: %q is not a payment intent id", provider.ErrMalformed, truncate(id, 80))
+	}
+	params := &stripeapi.PaymentIntentParams{}
+	params.Context = ctx
+	if s.Account != "" {
+		params.SetStripeAccount(s.Account)
+	}
+	pi, err := s.api.PaymentIntents.Get(id, params)
+	if err != nil {
+		return nil, apiError("retrieving payment intent", err)
+	}
+	return pi, nil
+}
+
+// sessionAmount reads a session's amount_total.
+func sessionAmount(total *int64, currency string) (money.Amount, error) {
+	if total == nil || currency == "" {
+		return money.Amount{}, fmt.Errorf("%w: paid session without amount_total or currency", provider.ErrMalformed)
+	}
+	amt, err := fromStripe(*total, currency)
+	if err != nil {
+		return money.Amount{}, fmt.Errorf("%w: %v", provider.ErrMalformed, err)
+	}
+	return amt, nil
+}
