@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/caddymodule"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
+	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )
 
 const goldenAdaptDir = "testdata/caddyfile_adapt"
@@ -304,6 +305,35 @@ func TestCaddyfileErrors(t *testing.T) {
 			name:  "fail/expire-not-positive",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n expire 0s\n sandbox\n}",
 			want:  []string{`expire "0s"`, "duration", "Testfile:3"},
+		},
+		{
+			name:  "ok/stripe-every-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.STRIPE_SECRET_KEY}\n  webhook_secret {env.STRIPE_WEBHOOK_SECRET}\n  account acct_1ExAmple\n  api_url http://127.0.0.1:12111\n  payment_method_types card konbini\n }\n}",
+		},
+		{
+			name:  "fail/stripe-unknown-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  publishable_key pk_test_1\n }\n}",
+			want:  []string{"stripe", `"publishable_key"`, "secret_key, webhook_secret", "Testfile:6"},
+		},
+		{
+			name:  "fail/stripe-missing-webhook-secret",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K}\n }\n}",
+			want:  []string{"stripe", "webhook_secret", "required"},
+		},
+		{
+			name:  "fail/stripe-two-keys",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K} {env.L}\n  webhook_secret {env.W}\n }\n}",
+			want:  []string{"stripe secret_key", "one value", "Testfile:4"},
+		},
+		{
+			name:  "fail/stripe-bad-account",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  account cus_123\n }\n}",
+			want:  []string{"stripe account", `"cus_123"`, "acct_"},
+		},
+		{
+			name:  "fail/stripe-bad-method-type",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  payment_method_types Card!\n }\n}",
+			want:  []string{"payment_method_types", `"Card!"`, "Testfile:6"},
 		},
 		{
 			name:  "fail/intake-unknown",

@@ -53,7 +53,7 @@ func (s *Stripe) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(d.Nesting()) {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		setting := d.Val()
 		switch setting {
 		case "secret_key", "webhook_secret", "account", "api_url":
