@@ -18,9 +18,9 @@ func TestToStripeUnits(t *testing.T) {
 		{"1200", "JPY", 1200, "jpy"},   // zero-decimal: not multiplied
 		{"50000", "KRW", 50000, "krw"}, // zero-decimal
 		{"3000", "UGX", 3000, "ugx"},
-		{"10", "MGA", 10, "mga"},        // zero-decimal at Stripe, two places in ISO 4217
-		{"40", "ISK", 4000, "isk"},      // two-decimal at Stripe, whole krónur only
-		{"5.120", "KWD", 5120, "kwd"},   // three-decimal, last digit 0
+		{"10", "MGA", 10, "mga"},      // zero-decimal at Stripe, two places in ISO 4217
+		{"40", "ISK", 4000, "isk"},    // two-decimal at Stripe, whole krónur only
+		{"5.120", "KWD", 5120, "kwd"}, // three-decimal, last digit 0
 		{"1234.5", "BHD", 1234500, "bhd"},
 	}
 	for _, c := range cases {
