@@ -255,10 +255,7 @@ func (s *Stripe) sessionParams(p provider.Payment) (*stripeapi.CheckoutSessionPa
 		SuccessURL:        stripeapi.String(p.ReturnURL + "?session_id={CHECKOUT_SESSION_ID}"),
 		CancelURL:         stripeapi.String(p.CancelURL),
 		ClientReferenceID: stripeapi.String(p.Ref),
-		PaymentIntentData: &stripeapi.CheckoutSessionPaymentIntentDataParams{
-			Description: stripeapi.String(name),
-			Metadata:    meta,
-		},
+		PaymentIntentData: &stripeapi.CheckoutSessionPaymentIntentDataParams{Metadata: meta},
 		ExpiresAt: stripeapi.Int64(s.expiresAt(p.ExpiresAt).Unix()),
 	}
 	for k, v := range meta {

@@ -1,0 +1,352 @@
+// Stripe webhooks and returns under attack and under race: forged, stale,
+// replayed and rolled signatures, events that are not ours, the same
+// event many times at once, webhook and return racing, and a session of
+// one order shown on another's return URL.
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/internal/stripetest"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/providers/stripe"
+)
+
+// postStripeEvent sends an event body with a Stripe-Signature header.
+func (se *stripeEnv) postStripeEvent(body []byte, signature string) int {
+	se.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, se.srv.URL+"/_checkout/webhook/stripe", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if signature != "" {
+		req.Header.Set("Stripe-Signature", signature)
+	}
+	return se.do(&http.Client{Transport: &http.Transport{}}, req).code
+}
+
+// paidEventNotDelivered has a customer pay a new order at Stripe while
+// webhooks are not delivered, and returns the order's attempt reference
+// and the checkout.session.completed event Stripe would have sent.
+func (se *stripeEnv) paidEventNotDelivered(product string) (string, stripetest.Event) {
+	se.t.Helper()
+	id := se.buyStripe(se.client(), product)
+	ref := se.refOfSession(id)
+	se.fake.SetWebhook("")
+	ev, err := se.fake.Pay(id)
+	if err != nil {
+		se.t.Fatal(err)
+	}
+	if o := se.orderByRef(ref); o.Status != order.Pending {
+		se.t.Fatalf("order %s before any webhook", o.Status)
+	}
+	return ref, ev
+}
+
+// rewrite changes an event's JSON (as a map) and returns the new body.
+func rewrite(t *testing.T, body []byte, change func(ev map[string]any)) []byte {
+	t.Helper()
+	var ev map[string]any
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	change(ev)
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sessionOf(ev map[string]any) map[string]any {
+	return ev["data"].(map[string]any)["object"].(map[string]any)
+}
+
+func TestStripeWebhookSignatures(t *testing.T) {
+	se := newStripeEnv(t)
+	ref, ev := se.paidEventNotDelivered("mug")
+	now := se.clock.Now()
+	const oldSecret = "whsec_stripe_old_fedcba9876543210"
+
+	for _, c := range []struct {
+		name string
+		sig  string
+	}{
+		{"no signature", ""},
+		{"forged with another secret", stripetest.Sign(ev.Body, now, oldSecret)},
+		{"stale (301 s old)", stripetest.Sign(ev.Body, now.Add(-301*time.Second), stripeWebhookSecret)},
+		{"from the future (301 s ahead)", stripetest.Sign(ev.Body, now.Add(301*time.Second), stripeWebhookSecret)},
+		{"garbage header", "t=abc,v1=zz"},
+	} {
+		if code := se.postStripeEvent(ev.Body, c.sig); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", c.name, code)
+		}
+	}
+	tampered := rewrite(t, ev.Body, func(m map[string]any) { sessionOf(m)["amount_total"] = 1 })
+	if code := se.postStripeEvent(tampered, stripetest.Sign(ev.Body, now, stripeWebhookSecret)); code != http.StatusUnauthorized {
+		t.Errorf("tampered body: %d, want 401", code)
+	}
+	if o := se.orderByRef(ref); o.Status != order.Pending || len(se.deliveries()) != 0 {
+		t.Fatalf("rejected webhooks changed the order: %s, %d callbacks", o.Status, len(se.deliveries()))
+	}
+
+	// While Stripe rolls the endpoint secret it signs with both; the
+	// site, still on the old or already on the new one, verifies.
+	rolling := stripetest.Sign(ev.Body, now.Add(-299*time.Second), oldSecret, stripeWebhookSecret)
+	if code := se.postStripeEvent(ev.Body, rolling); code != http.StatusOK {
+		t.Fatalf("rolled-secret signature: %d, want 200", code)
+	}
+	if o := se.orderByRef(ref); o.Status != order.Paid {
+		t.Fatalf("after the verified event: %s", o.Status)
+	}
+	// The same event replayed later within tolerance: accepted, no change.
+	se.clock.Add(200 * time.Second)
+	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+		t.Fatalf("redelivery: %d", code)
+	}
+	// And replayed with its old header after the tolerance: refused.
+	if code := se.postStripeEvent(ev.Body, rolling); code != http.StatusUnauthorized {
+		t.Fatalf("replay of a 500 s old signature: %d, want 401", code)
+	}
+	if types := se.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+		t.Fatalf("callbacks %v, want one order.paid", types)
+	}
+}
+
+func TestStripeSameEventHundredTimesConcurrently(t *testing.T) {
+	se := newStripeEnv(t)
+	ref, ev := se.paidEventNotDelivered("tee")
+	sig := stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)
+	var wg sync.WaitGroup
+	codes := make([]int, 100)
+	for i := range codes {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i] = se.postStripeEvent(ev.Body, sig) }()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("delivery %d answered %d", i, c)
+		}
+	}
+	o := se.orderByRef(ref)
+	applied := 0
+	for _, h := range o.History {
+		if h.Applied && h.To == order.Paid {
+			applied++
+		}
+	}
+	if o.Status != order.Paid || applied != 1 {
+		t.Fatalf("order %s with %d paid transitions, want 1", o.Status, applied)
+	}
+	if n := len(se.deliveries()); n != 1 {
+		t.Fatalf("%d callbacks queued, want 1", n)
+	}
+}
+
+func TestStripeEventsThatAreNotOursChangeNothing(t *testing.T) {
+	se := newStripeEnv(t)
+	ref, ev := se.paidEventNotDelivered("mug")
+	now := se.clock.Now()
+	for name, change := range map[string]func(map[string]any){
+		"another connected account": func(m map[string]any) { m["account"] = "acct_1SomeoneElse" },
+		"another site":              func(m map[string]any) { sessionOf(m)["metadata"].(map[string]any)["checkout_site"] = "othershop" },
+		"a session we did not make": func(m map[string]any) { sessionOf(m)["metadata"] = map[string]any{} },
+		"another client reference":  func(m map[string]any) { sessionOf(m)["client_reference_id"] = "zzz" },
+		"an event type we ignore":   func(m map[string]any) { m["type"] = "customer.created" },
+	} {
+		body := rewrite(t, ev.Body, func(m map[string]any) { m["id"] = "evt_" + strings.ReplaceAll(name, " ", "_"); change(m) })
+		if code := se.postStripeEvent(body, stripetest.Sign(body, now, stripeWebhookSecret)); code != http.StatusOK {
+			t.Errorf("%s: %d, want 200 (Stripe must not retry events that are not ours)", name, code)
+		}
+	}
+	if o := se.orderByRef(ref); o.Status != order.Pending {
+		t.Fatalf("events that are not ours moved the order to %s", o.Status)
+	}
+	// Newer API versions are read: the real event with a newer version pays.
+	newer := rewrite(t, ev.Body, func(m map[string]any) { m["api_version"] = "2025-10-29.clover" })
+	if code := se.postStripeEvent(newer, stripetest.Sign(newer, now, stripeWebhookSecret)); code != http.StatusOK {
+		t.Fatalf("event of a newer API version: %d", code)
+	}
+	if o := se.orderByRef(ref); o.Status != order.Paid {
+		t.Fatalf("after the newer-version event: %s", o.Status)
+	}
+}
+
+func TestStripeConnectedAccount(t *testing.T) {
+	se := newStripeEnv(t, func(_ *handlers.Config, p *stripe.Stripe) { p.Account = "acct_1Organiser" })
+	c := se.client()
+	id := se.buyStripe(c, "mug")
+	for _, rq := range se.fake.Requests() {
+		if rq.Account != "acct_1Organiser" {
+			t.Fatalf("%s %s sent with Stripe-Account %q", rq.Method, rq.Path, rq.Account)
+		}
+	}
+	se.payOnStripe(c, id, "pay")
+	ev := se.fake.Events()[len(se.fake.Events())-1]
+	if ev.Account != "acct_1Organiser" {
+		t.Fatalf("event account %q", ev.Account)
+	}
+	if o := se.orderByRef(se.refOfSession(id)); o.Status != order.Paid {
+		t.Fatalf("connected account's payment: %s", o.Status)
+	}
+	// The platform's own event (no account) for the same session is not
+	// this site's.
+	_, ev2 := se.paidEventNotDelivered("tee")
+	platform := rewrite(t, ev2.Body, func(m map[string]any) { delete(m, "account") })
+	if code := se.postStripeEvent(platform, stripetest.Sign(platform, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+		t.Fatal(code)
+	}
+	if n := len(se.deliveries()); n != 1 {
+		t.Fatalf("%d callbacks, want only the first order's", n)
+	}
+}
+
+func TestStripeSupersededAttemptChangesNothing(t *testing.T) {
+	se := newStripeEnv(t)
+	create := func(amount string) string {
+		r := se.api(http.MethodPost, "/_checkout/api/orders", se.secretText,
+			`{"order_id":"A-1","amount":"`+amount+`","currency":"USD","provider":"stripe"}`)
+		if r.code != http.StatusCreated && r.code != http.StatusOK {
+			t.Fatalf("api: %d %s", r.code, r.body)
+		}
+		var out struct {
+			PayURL string `json:"pay_url"`
+		}
+		_ = json.Unmarshal([]byte(r.body), &out)
+		return out.PayURL
+	}
+	pay := create("10.00")
+	c := se.client()
+	first := se.get(c, pay)
+	if first.code == http.StatusOK {
+		first = se.post(c, pay, url.Values{"csrf": {csrfOf(t, first.body)}, "provider": {"stripe"}}, "Origin", se.srv.URL)
+	}
+	id := strings.TrimPrefix(first.location, se.fake.URL+"/pay/")
+	if id == first.location {
+		t.Fatalf("pay link went to %q, not to Stripe", first.location)
+	}
+	create("12.00") // the shop changed the amount: a new attempt
+	if _, err := se.fake.Pay(id); err != nil {
+		t.Fatal(err)
+	}
+	o, err := se.store.Get(context.Background(), order.Key{Site: "shop", ID: "A-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != order.Pending || o.Transaction != "" || len(o.Attempts) != 2 {
+		t.Fatalf("a payment for the superseded attempt moved the order: %s txn %q", o.Status, o.Transaction)
+	}
+	last := o.History[len(o.History)-1]
+	if last.Applied || !strings.Contains(last.Note, "superseded") {
+		t.Fatalf("the refused payment is not in the history for the operator: %+v", last)
+	}
+}
+
+func TestStripeWebhookAndReturnRace(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		se := newStripeEnv(t)
+		c := se.client()
+		id := se.buyStripe(c, "mug")
+		ref := se.refOfSession(id)
+		se.fake.SetWebhook("")
+		ev, err := se.fake.Pay(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)
+		var wg sync.WaitGroup
+		var ret resp
+		var code int
+		wg.Add(2)
+		go func() { defer wg.Done(); code = se.postStripeEvent(ev.Body, sig) }()
+		go func() {
+			defer wg.Done()
+			ret = se.get(c, "/_checkout/return/stripe/"+ref+"?session_id="+id)
+		}()
+		wg.Wait()
+		if code != http.StatusOK || ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "checkout_token=") {
+			t.Fatalf("webhook %d, return %d %q", code, ret.code, ret.location)
+		}
+		if types := se.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+			t.Fatalf("round %d: callbacks %v, want one order.paid", i, types)
+		}
+	}
+}
+
+func TestStripeReturnWithAnotherOrdersSessionIsRefused(t *testing.T) {
+	se := newStripeEnv(t)
+	alice, mallory := se.client(), se.client()
+	aliceID := se.buyStripe(alice, "tee")
+	se.payOnStripe(alice, aliceID, "pay")
+	malloryID := se.buyStripe(mallory, "tee")
+	malloryRef := se.refOfSession(malloryID)
+	r := se.get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+aliceID)
+	if r.code != http.StatusBadRequest || strings.Contains(r.location, "checkout_token") {
+		t.Fatalf("return with another order's paid session: %d %q, want 400", r.code, r.location)
+	}
+	for _, bad := range []string{"cs_test_doesnotexist", "../../v1/charges", ""} {
+		r := se.get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+url.QueryEscape(bad))
+		if strings.Contains(r.location, "checkout_token") {
+			t.Fatalf("return with session_id %q reached the shop as paid", bad)
+		}
+	}
+	if o := se.orderByRef(malloryRef); o.Status != order.Pending {
+		t.Fatalf("Mallory's order became %s", o.Status)
+	}
+}
+
+func TestStripeReconcilerHealsLostWebhooks(t *testing.T) {
+	se := newStripeEnv(t)
+	ref, _ := se.paidEventNotDelivered("mug")
+	if n, err := se.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 0 {
+		t.Fatalf("reconcile before the age: %d, %v", n, err)
+	}
+	se.clock.Add(11 * time.Minute)
+	if n, err := se.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 1 {
+		t.Fatalf("reconcile: %d changed, %v; want 1", n, err)
+	}
+	if o := se.orderByRef(ref); o.Status != order.Paid || !strings.HasPrefix(o.Transaction, "pi_") {
+		t.Fatalf("after reconcile: %s %q", o.Status, o.Transaction)
+	}
+	// (The demo shop checks callback timestamps against the real clock,
+	// which this test has left behind, so the queued callback is checked.)
+	if ds := se.deliveries(); len(ds) != 1 || ds[0].Type != "order.paid" {
+		t.Fatalf("%d callbacks queued, want one order.paid", len(ds))
+	}
+}
+
+func TestStripeOutageShowsAnErrorAndRecovers(t *testing.T) {
+	se := newStripeEnv(t)
+	c := se.client()
+	// Two 503s are retried by stripe-go under the same idempotency key:
+	// the customer notices nothing and one session is made.
+	se.fake.FailNext(2, http.StatusServiceUnavailable)
+	se.buyStripe(c, "mug")
+	creates := se.sessionCreates()
+	if len(se.fake.Sessions()) != 1 || len(creates) != 3 || creates[0].IdempotencyKey != creates[2].IdempotencyKey {
+		t.Fatalf("after two 503s: %d sessions from %d requests", len(se.fake.Sessions()), len(creates))
+	}
+	// A 500 on a POST is not retried (Stripe's idempotency layer has
+	// recorded it): the customer gets an error page, nothing is stored
+	// as started, and the next try works.
+	se.fake.FailNext(1, http.StatusInternalServerError)
+	r := se.post(c, "/buy", url.Values{"product": {"tee"}})
+	if r.code != http.StatusServiceUnavailable || strings.Contains(r.location, se.fake.URL) {
+		t.Fatalf("buy during a Stripe outage: %d %q, want a 503 page", r.code, r.location)
+	}
+	if strings.Contains(r.body, "sk_test_") {
+		t.Fatal("the error page shows the secret key")
+	}
+	se.buyStripe(c, "tee")
+	if n := len(se.fake.Sessions()); n != 2 {
+		t.Fatalf("after the outage: %d sessions, want 2", n)
+	}
+}
