@@ -256,7 +256,7 @@ func (s *Stripe) sessionParams(p provider.Payment) (*stripeapi.CheckoutSessionPa
 		CancelURL:         stripeapi.String(p.CancelURL),
 		ClientReferenceID: stripeapi.String(p.Ref),
 		PaymentIntentData: &stripeapi.CheckoutSessionPaymentIntentDataParams{Metadata: meta},
-		ExpiresAt: stripeapi.Int64(s.expiresAt(p.ExpiresAt).Unix()),
+		ExpiresAt:         stripeapi.Int64(s.expiresAt(p.ExpiresAt).Unix()),
 	}
 	for k, v := range meta {
 		params.AddMetadata(k, v)
