@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/internal/stripetest"
+	"github.com/caddy-checkout/checkout/sign"
+)
+
+// TestStripeThroughCaddyWithAdminRefund runs a Caddy configured from a
+// Caddyfile whose stripe block points at the fake Stripe: a customer pays
+// on Stripe's page and lands at the shop as paid, the shop gets its
+// callback, and an operator refunds the order through the admin API.
+func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
+	const whsec = "whsec_e2e_0123456789abcdef"
+	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
+	secret := sign.NewSecret()
+	shop, err := demoshop.New(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopSrv := httptest.NewServer(shop)
+	t.Cleanup(shopSrv.Close)
+	base := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
+	t.Setenv("E2E_STRIPE_WHSEC", whsec)
+	cf := caddyfile(filepath.Join(t.TempDir(), "checkout.db"), admin, base, secret, shopSrv.URL+"/payments/webhook", strings.TrimPrefix(shopSrv.URL, "http://"))
+	cf = strings.Replace(cf, "\t\tsandbox\n", "\t\tstripe {\n"+
+		"\t\t\tsecret_key {env.E2E_STRIPE_KEY}\n"+
+		"\t\t\twebhook_secret {env.E2E_STRIPE_WHSEC}\n"+
+		"\t\t\tapi_url "+fake.URL+"\n"+
+		"\t\t}\n", 1)
+	loadCaddy(t, cf)
+	t.Cleanup(func() { _ = caddy.Stop() })
+	fake.SetWebhook("http://"+base+"/_checkout/webhook/stripe", whsec)
+
+	c := noRedirectClient()
+	get := func(u string) (*http.Response, string) {
+		t.Helper()
+		r, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	r, err := c.PostForm("http://"+base+"/buy", url.Values{"product": {"tee"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	page := r.Header.Get("Location")
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(page, fake.URL+"/pay/cs_") {
+		t.Fatalf("buy: %d %q, want 303 to Stripe Checkout", r.StatusCode, page)
+	}
+	if r, _ := get(page); r.StatusCode != http.StatusOK {
+		t.Fatalf("Stripe page: %d", r.StatusCode)
+	}
+	r, err = c.PostForm(page, url.Values{"action": {"pay"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http://"+base+"/_checkout/return/stripe/") {
+		t.Fatalf("Stripe sent the customer to %q", loc)
+	}
+	var final string
+	for i := 0; i < 3 && loc != ""; i++ {
+		if strings.HasPrefix(loc, "/") {
+			loc = "http://" + base + loc
+		}
+		r, final = get(loc)
+		loc = r.Header.Get("Location")
+	}
+	if !strings.Contains(final, "<strong>paid</strong>: 25.00 USD") {
+		t.Fatalf("customer did not land at the shop as paid:\n%s", final)
+	}
+	callbackTypes := func() []string {
+		var types []string
+		for _, cb := range shop.Callbacks() {
+			var b struct{ Type string }
+			_ = json.Unmarshal([]byte(cb.Body), &b)
+			types = append(types, b.Type)
+		}
+		return types
+	}
+	waitFor(t, 10*time.Second, "the order.paid callback", func() bool { return len(shop.Callbacks()) == 1 })
+
+	var orders []struct {
+		OrderID  string `json:"order_id"`
+		PaidWith string `json:"paid_with"`
+	}
+	if code := adminGet(t, admin, "/checkout/orders?status=paid", &orders); code != 200 || len(orders) != 1 || orders[0].PaidWith != "stripe" {
+		t.Fatalf("admin orders: %d %+v", code, orders)
+	}
+	refund := func(id string) (int, string) {
+		t.Helper()
+		r, err := http.Post("http://"+admin+"/checkout/orders/default/"+url.PathEscape(id)+"/refund", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	for i := 0; i < 2; i++ { // the second is a harmless repeat
+		if code, body := refund(orders[0].OrderID); code != http.StatusOK || !strings.Contains(body, `"status": "refunded"`) {
+			t.Fatalf("refund #%d: %d\n%s", i+1, code, body)
+		}
+	}
+	fake.WaitDeliveries() // charge.refunded reaches the site too, and changes nothing more
+	waitFor(t, 10*time.Second, "the order.refunded callback", func() bool { return len(shop.Callbacks()) == 2 })
+	var ds []struct{ Type string }
+	if adminGet(t, admin, "/checkout/deliveries", &ds); len(ds) != 2 {
+		t.Fatalf("%d callbacks queued, want 2", len(ds))
+	}
+	if types := callbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded" {
+		t.Fatalf("shop callbacks %v, want order.paid then one order.refunded", types)
+	}
+	refunds := 0
+	for _, ev := range fake.Events() {
+		if ev.Type == "refund.created" {
+			refunds++
+		}
+	}
+	if refunds != 1 {
+		t.Fatalf("%d refunds at Stripe, want 1", refunds)
+	}
+	// An unpaid order cannot be refunded.
+	r, err = c.PostForm("http://"+base+"/buy", url.Values{"product": {"mug"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	var pending []struct {
+		OrderID string `json:"order_id"`
+	}
+	adminGet(t, admin, "/checkout/orders?status=pending", &pending)
+	if len(pending) != 1 {
+		t.Fatalf("pending orders %+v", pending)
+	}
+	if code, body := refund(pending[0].OrderID); code != http.StatusConflict || !strings.Contains(body, "only a paid order") {
+		t.Fatalf("refunding a pending order: %d %s", code, body)
+	}
+	if rej := fake.MockRejections(); len(rej) > 0 {
+		t.Fatalf("stripe-mock rejected: %v", rej)
+	}
+}
