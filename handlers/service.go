@@ -66,6 +66,9 @@ func (s *Site) Receive(ctx context.Context, in order.Intake, startWith string) (
 	}
 	if result == order.NewAttempt {
 		s.log.Info("order amount changed: new attempt", zap.String("site", s.cfg.Site), zap.String("order", in.ID))
+		if n := len(o.Attempts); n > 1 {
+			s.close(ctx, o, &o.Attempts[n-2], "superseded by a new attempt")
+		}
 	}
 	return o, result, nil
 }
@@ -138,12 +141,40 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		}
 		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
 		s.hub.publish(o)
+		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin) {
+			// Ended here, not at the provider: stop the provider taking
+			// money for it.
+			if a := o.Attempt(f.Ref); a != nil {
+				s.close(ctx, o, a, "order "+string(out.Event.To))
+			}
+		}
 	} else if out.Err != nil {
 		s.log.Warn("provider evidence changed nothing",
 			zap.String("site", o.Site), zap.String("order", o.ID),
 			zap.String("cause", string(cause)), zap.Error(out.Err))
 	}
 	return o, out, nil
+}
+
+// closeTimeout bounds the provider call that closes an attempt.
+const closeTimeout = 10 * time.Second
+
+// close asks the attempt's provider, if it can, to stop taking money for
+// an attempt that can no longer pay the order. Failures are logged: the
+// order's state is already stored, and a payment that still arrives is
+// recorded as late or superseded for the operator.
+func (s *Site) close(ctx context.Context, o *order.Order, att *order.Attempt, why string) {
+	p, ok := s.providers[att.Provider]
+	c, can := p.(provider.Closer)
+	if !ok || !can || att.StartedAt.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := c.Close(ctx, s.payment(nil, o, att, att.Provider)); err != nil {
+		s.log.Warn("closing the provider's attempt", zap.String("site", o.Site), zap.String("order", o.ID),
+			zap.String("provider", att.Provider), zap.String("why", why), zap.Error(err))
+	}
 }
 
 func providerOf(o *order.Order, ref string) string {

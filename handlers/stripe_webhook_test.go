@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -209,44 +210,116 @@ func TestStripeConnectedAccount(t *testing.T) {
 	}
 }
 
-func TestStripeSupersededAttemptChangesNothing(t *testing.T) {
-	se := newStripeEnv(t)
-	create := func(amount string) string {
-		r := se.api(http.MethodPost, "/_checkout/api/orders", se.secretText,
-			`{"order_id":"A-1","amount":"`+amount+`","currency":"USD","provider":"stripe"}`)
-		if r.code != http.StatusCreated && r.code != http.StatusOK {
-			t.Fatalf("api: %d %s", r.code, r.body)
-		}
-		var out struct {
-			PayURL string `json:"pay_url"`
-		}
-		_ = json.Unmarshal([]byte(r.body), &out)
-		return out.PayURL
+// startAPIOrder announces order id with amount through the server API and
+// has a customer choose Stripe; it returns the session id.
+func (se *stripeEnv) startAPIOrder(id, amount string) string {
+	se.t.Helper()
+	r := se.api(http.MethodPost, "/_checkout/api/orders", se.secretText,
+		`{"order_id":"`+id+`","amount":"`+amount+`","currency":"USD","provider":"stripe"}`)
+	var out struct {
+		PayURL string `json:"pay_url"`
 	}
-	pay := create("10.00")
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil || out.PayURL == "" {
+		se.t.Fatalf("api: %d %s", r.code, r.body)
+	}
 	c := se.client()
-	first := se.get(c, pay)
-	if first.code == http.StatusOK {
-		first = se.post(c, pay, url.Values{"csrf": {csrfOf(t, first.body)}, "provider": {"stripe"}}, "Origin", se.srv.URL)
+	page := se.get(c, out.PayURL)
+	next := se.post(c, out.PayURL, url.Values{"csrf": {csrfOf(se.t, page.body)}, "provider": {"stripe"}}, "Origin", se.srv.URL)
+	sid, ok := strings.CutPrefix(next.location, se.fake.URL+"/pay/")
+	if !ok {
+		se.t.Fatalf("choosing Stripe went to %q", next.location)
 	}
-	id := strings.TrimPrefix(first.location, se.fake.URL+"/pay/")
-	if id == first.location {
-		t.Fatalf("pay link went to %q, not to Stripe", first.location)
+	return sid
+}
+
+func (se *stripeEnv) apiOrder(id string) *order.Order {
+	se.t.Helper()
+	o, err := se.store.Get(context.Background(), order.Key{Site: "shop", ID: id})
+	if err != nil {
+		se.t.Fatal(err)
 	}
-	create("12.00") // the shop changed the amount: a new attempt
-	if _, err := se.fake.Pay(id); err != nil {
-		t.Fatal(err)
+	return o
+}
+
+func TestStripeNewAmountExpiresTheOldSession(t *testing.T) {
+	se := newStripeEnv(t)
+	old := se.startAPIOrder("A-1", "10.00")
+	se.api(http.MethodPost, "/_checkout/api/orders", se.secretText, `{"order_id":"A-1","amount":"12.00","currency":"USD","provider":"stripe"}`)
+	se.fake.WaitDeliveries()
+	if sess, _ := se.fake.Session(old); sess.Status != "expired" {
+		t.Fatalf("the replaced attempt's session is %s at Stripe, want expired", sess.Status)
 	}
-	o, err := se.store.Get(context.Background(), order.Key{Site: "shop", ID: "A-1"})
+	if _, err := se.fake.Pay(old); err == nil {
+		t.Fatal("the customer could still pay the old amount")
+	}
+	o := se.apiOrder("A-1")
+	if o.Status != order.Pending || len(o.Attempts) != 2 {
+		t.Fatalf("order %s with %d attempts", o.Status, len(o.Attempts))
+	}
+	for _, h := range o.History {
+		if !h.Applied {
+			t.Fatalf("the old session's expiry left a refused event in the history: %+v", h)
+		}
+	}
+}
+
+func TestStripeSupersededAttemptPaymentChangesNothing(t *testing.T) {
+	se := newStripeEnv(t)
+	old := se.startAPIOrder("A-2", "10.00")
+	// The customer pays the old amount just as the shop changes it; the
+	// webhook arrives after the change.
+	se.fake.SetWebhook("")
+	ev, err := se.fake.Pay(old)
 	if err != nil {
 		t.Fatal(err)
 	}
+	se.api(http.MethodPost, "/_checkout/api/orders", se.secretText, `{"order_id":"A-2","amount":"12.00","currency":"USD","provider":"stripe"}`)
+	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+		t.Fatalf("webhook: %d", code)
+	}
+	o := se.apiOrder("A-2")
 	if o.Status != order.Pending || o.Transaction != "" || len(o.Attempts) != 2 {
 		t.Fatalf("a payment for the superseded attempt moved the order: %s txn %q", o.Status, o.Transaction)
 	}
 	last := o.History[len(o.History)-1]
 	if last.Applied || !strings.Contains(last.Note, "superseded") {
 		t.Fatalf("the refused payment is not in the history for the operator: %+v", last)
+	}
+	if !slices.Contains(o.Flags, "paid_superseded") {
+		t.Fatalf("flags %v: the operator cannot find the payment that needs a refund", o.Flags)
+	}
+}
+
+func TestStripeOrderEndedHereExpiresTheSession(t *testing.T) {
+	se := newStripeEnv(t)
+	// The customer cancels on our pay page.
+	sid := se.startAPIOrder("C-1", "10.00")
+	o := se.apiOrder("C-1")
+	c := se.client()
+	page := se.get(c, "/_checkout/pay/"+o.Current().Ref)
+	se.post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {csrfOf(t, page.body)}, "action": {"cancel"}}, "Origin", se.srv.URL)
+	// Another order runs out of time.
+	sid2 := se.startAPIOrder("C-2", "10.00")
+	se.clock.Add(31 * time.Minute)
+	if n, err := se.site.Expire(context.Background(), 100); err != nil || n != 1 {
+		t.Fatalf("expire: %d, %v", n, err)
+	}
+	se.fake.WaitDeliveries()
+	for id, want := range map[string]order.State{"C-1": order.Cancelled, "C-2": order.Expired} {
+		o := se.apiOrder(id)
+		if o.Status != want {
+			t.Fatalf("%s: %s, want %s", id, o.Status, want)
+		}
+		for _, h := range o.History {
+			if !h.Applied {
+				t.Fatalf("%s: the session's expiry event left a refused event: %+v", id, h)
+			}
+		}
+	}
+	for _, id := range []string{sid, sid2} {
+		if sess, _ := se.fake.Session(id); sess.Status != "expired" {
+			t.Fatalf("session %s is %s at Stripe after its order ended, want expired", id, sess.Status)
+		}
 	}
 }
 

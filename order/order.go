@@ -408,6 +408,11 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	// Refunds and admin moves concern the order as paid, whichever attempt
 	// paid it; everything else must be about the current attempt.
 	if t.To != Refunded && att.Generation != o.Current().Generation {
+		if t.To == Paid && !hasFlag(o.Flags, "paid_superseded") {
+			// Money arrived for an amount the shop replaced: the order
+			// is not paid by it, and the operator must refund it.
+			o.Flags = append(o.Flags, "paid_superseded")
+		}
 		return refuse(ErrSuperseded)
 	}
 	if t.To == Paid && o.Status == Paid && t.Transaction != "" && o.Transaction != "" && t.Transaction != o.Transaction {

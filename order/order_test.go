@@ -326,6 +326,9 @@ func TestSupersededAttempt(t *testing.T) {
 	if o.Status != order.Pending || o.Transaction != "" || o.Attempt(oldRef).Received.Valid() {
 		t.Fatalf("the superseded attempt changed the order: %s, tx %q", o.Status, o.Transaction)
 	}
+	if len(o.Flags) != 1 || o.Flags[0] != "paid_superseded" {
+		t.Fatalf("flags %v, want paid_superseded once: the money taken for the old amount needs a refund", o.Flags)
+	}
 
 	// The new attempt pays with the new amount, not the old one.
 	out := o.Apply(order.Transition{To: order.Paid, Ref: cur.Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "new-0"},

@@ -127,6 +127,16 @@ type Refunder interface {
 	Refund(ctx context.Context, p Payment) (Finding, error)
 }
 
+// Closer is a provider that can stop an attempt from taking money once it
+// can no longer pay the order: the order expired or was cancelled here, or
+// the shop changed the amount and a new attempt replaced it. Close is best
+// effort (a payment already under way may still arrive, and is then
+// recorded as late or superseded); it must be idempotent and must not fail
+// for an attempt the provider never started or has already closed.
+type Closer interface {
+	Close(ctx context.Context, p Payment) error
+}
+
 // Router is a provider with its own customer-facing routes under
 // {base}/{name}/ (the sandbox's hosted page, a QR image, a form target).
 // The path given to ServeHTTP has {base}/{name} stripped.

@@ -125,3 +125,32 @@ func (s *Stripe) Refund(ctx context.Context, p provider.Payment) (provider.Findi
 	}
 	return provider.Finding{Ref: p.Ref, EventID: re.ID, Status: order.Refunded, Note: "refunded through Stripe (" + re.ID + ")"}, nil
 }
+
+// Close expires the attempt's session if it is still open, so that the
+// customer can no longer pay an order that ended here or an attempt that
+// a new amount replaced. A session already completed or expired is left
+// as it is (its payment, if any, arrives by webhook as usual).
+func (s *Stripe) Close(ctx context.Context, p provider.Payment) error {
+	if p.ProviderRef == "" {
+		return nil
+	}
+	sess, err := s.session(ctx, p.ProviderRef, false)
+	if isMissing(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !belongs(sess, p) || sess.Status != stripeapi.CheckoutSessionStatusOpen {
+		return nil
+	}
+	params := &stripeapi.CheckoutSessionExpireParams{}
+	params.Context = ctx
+	if s.Account != "" {
+		params.SetStripeAccount(s.Account)
+	}
+	if _, err := s.api.CheckoutSessions.Expire(sess.ID, params); err != nil {
+		return apiError("expiring checkout session", err)
+	}
+	return nil
+}

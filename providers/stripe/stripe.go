@@ -90,6 +90,7 @@ var (
 	_ provider.Returner  = (*Stripe)(nil)
 	_ provider.Checker   = (*Stripe)(nil)
 	_ provider.Refunder  = (*Stripe)(nil)
+	_ provider.Closer    = (*Stripe)(nil)
 )
 
 // Name implements provider.Provider.

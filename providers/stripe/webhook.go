@@ -201,15 +201,17 @@ func (s *Stripe) sessionEvent(ctx context.Context, typ string, sess sessionObjec
 }
 
 // endsAttempt reports whether the expiry of a session ends its attempt:
-// only the attempt's latest session counts (the customer may have begun
-// another), and only when the order's own deadline is not later (a long
-// order outlives Stripe's 24 h sessions, and the customer may start anew).
+// only the open order's current attempt and its latest session count (a
+// session we expired ourselves, because the order ended or a new amount
+// replaced the attempt, ends nothing more), and only when the order's own
+// deadline is not later (a long order outlives Stripe's 24 h sessions, and
+// the customer may start anew).
 func (s *Stripe) endsAttempt(ctx context.Context, ref, sessionID string, sessionEnds int64) (bool, error) {
-	_, p, err := s.env.Lookup(ctx, ref)
+	o, p, err := s.env.Lookup(ctx, ref)
 	if err != nil {
 		return false, nil // unknown attempt: nothing to end
 	}
-	if p.ProviderRef != sessionID {
+	if !o.Status.Open() || o.Current().Ref != ref || p.ProviderRef != sessionID {
 		return false, nil
 	}
 	return !p.ExpiresAt.After(time.Unix(sessionEnds, 0).Add(time.Minute)), nil
