@@ -423,3 +423,28 @@ func TestStripeOutageShowsAnErrorAndRecovers(t *testing.T) {
 		t.Fatalf("after the outage: %d sessions, want 2", n)
 	}
 }
+
+func TestStripeWrongAmountOrCurrencyIsNeverPaid(t *testing.T) {
+	se := newStripeEnv(t)
+	ref, ev := se.paidEventNotDelivered("mug") // 12.50 USD
+	for name, change := range map[string]func(map[string]any){
+		"less":           func(m map[string]any) { sessionOf(m)["amount_total"] = 1249 },
+		"more":           func(m map[string]any) { sessionOf(m)["amount_total"] = 125000 },
+		"other currency": func(m map[string]any) { sessionOf(m)["currency"] = "eur" },
+		"no amount":      func(m map[string]any) { delete(sessionOf(m), "amount_total") },
+	} {
+		body := rewrite(t, ev.Body, func(m map[string]any) { m["id"] = "evt_" + strings.ReplaceAll(name, " ", "_"); change(m) })
+		code := se.postStripeEvent(body, stripetest.Sign(body, se.clock.Now(), stripeWebhookSecret))
+		if code != http.StatusOK && code != http.StatusBadRequest {
+			t.Errorf("%s: %d", name, code)
+		}
+		if o := se.orderByRef(ref); o.Status != order.Pending {
+			t.Fatalf("a session paid with %s amount made the order %s", name, o.Status)
+		}
+	}
+	// The return re-check reads Stripe's own session, which is right.
+	r := se.get(se.client(), "/_checkout/return/stripe/"+ref)
+	if o := se.orderByRef(ref); o.Status != order.Paid || r.code != http.StatusSeeOther {
+		t.Fatalf("after the return check: %s (%d)", o.Status, r.code)
+	}
+}
