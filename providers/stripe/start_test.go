@@ -104,10 +104,10 @@ func TestSessionCustomerDetails(t *testing.T) {
 	}
 	f := lastCreate(t, fake).Form
 	for k, want := range map[string]string{
-		"customer_email":          "hanako@example.jp",
-		"locale":                  "ja",
-		"payment_method_types[0]": "card",
-		"payment_method_types[1]": "konbini",
+		"customer_email":                                "hanako@example.jp",
+		"locale":                                        "ja",
+		"payment_method_types[0]":                       "card",
+		"payment_method_types[1]":                       "konbini",
 		"line_items[0][price_data][unit_amount]":        "1800",
 		"line_items[0][price_data][currency]":           "jpy",
 		"line_items[0][price_data][product_data][name]": "Ticket: Gophercon",
