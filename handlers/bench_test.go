@@ -46,6 +46,17 @@ func BenchmarkHeaderIntake(b *testing.B) {
 // a temporary directory.
 func benchSite(b *testing.B) *handlers.Site {
 	b.Helper()
+	site, _ := benchSiteWith(b, func(c *handlers.Config) {
+		c.Intake = handlers.Intakes{Headers: true}
+		c.Providers = []provider.Provider{&sandbox.Sandbox{}}
+	})
+	return site
+}
+
+// benchSiteWith builds site "bench" over a bolt store in a temporary
+// directory, configured by configure, with its providers set up.
+func benchSiteWith(b *testing.B, configure func(*handlers.Config)) (*handlers.Site, *bolt.Store) {
+	b.Helper()
 	st, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -59,22 +70,20 @@ func benchSite(b *testing.B) *handlers.Site {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sbx := &sandbox.Sandbox{}
-	site, err := handlers.New(handlers.Config{
-		Site:      "bench",
-		Secret:    secret,
-		Store:     st,
-		Pages:     pages,
-		Intake:    handlers.Intakes{Headers: true},
-		Providers: []provider.Provider{sbx},
-	})
+	cfg := handlers.Config{Site: "bench", Secret: secret, Store: st, Pages: pages}
+	configure(&cfg)
+	site, err := handlers.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := sbx.Setup(site.Env()); err != nil {
-		b.Fatal(err)
+	for _, p := range cfg.Providers {
+		if s, ok := p.(provider.Setuper); ok {
+			if err := s.Setup(site.Env()); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
-	return site
+	return site, st
 }
 
 // benchShop is the upstream: every request is a "buy" that announces a new

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,9 +19,6 @@ import (
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/stripe"
-	"github.com/caddy-checkout/checkout/sign"
-	"github.com/caddy-checkout/checkout/store/bolt"
-	"github.com/caddy-checkout/checkout/templates"
 )
 
 // BenchmarkStripeWebhookIngest measures verified Stripe webhooks applied
@@ -43,34 +39,13 @@ func BenchmarkStripeWebhookIngest(b *testing.B) {
 
 func benchStripeIngest(b *testing.B, goroutines int) {
 	const whsec = "whsec_bench_0123456789abcdef"
-	st, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	secret, err := sign.ParseSecret(sign.NewSecret())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pages, err := templates.New("", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	now := time.Now()
-	prov := &stripe.Stripe{SecretKey: "sk_test_bench", WebhookSecret: whsec, APIURL: "http://127.0.0.1:9"}
-	site, err := handlers.New(handlers.Config{
-		Site: "bench", Secret: secret, Store: st, Pages: pages,
-		Callback:  "http://127.0.0.1:9/payments/webhook", // queued, never sent here
-		Providers: []provider.Provider{prov},
-		Now:       func() time.Time { return now },
-		Wake:      func() {},
+	site, st := benchSiteWith(b, func(c *handlers.Config) {
+		c.Callback = "http://127.0.0.1:9/payments/webhook" // queued, never sent here
+		c.Providers = []provider.Provider{&stripe.Stripe{SecretKey: "sk_test_bench", WebhookSecret: whsec, APIURL: "http://127.0.0.1:9"}}
+		c.Now = func() time.Time { return now }
+		c.Wake = func() {}
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := prov.Setup(site.Env()); err != nil {
-		b.Fatal(err)
-	}
 
 	// The orders and their signed events, made in parallel before timing.
 	prefix := strconv.FormatInt(time.Now().UnixNano(), 36) + "-"

@@ -280,7 +280,10 @@ func createSession(c *call) response {
 	return ok(x.json(s.URL, exp))
 }
 
-func getSession(c *call) response {
+// withSession reads the call's expand[] and runs fn with the session the
+// path names, under the server's lock; an unknown session (or another
+// account's) is Stripe's 404.
+func withSession(c *call, fn func(s *Server, x *session, exp expansion) response) response {
 	f, e := c.form(expandOnly)
 	if e != nil {
 		return e.response(c.reqID)
@@ -296,32 +299,23 @@ func getSession(c *call) response {
 	if x == nil {
 		return noSuch("checkout.session", c.id, "session", true).response(c.reqID)
 	}
-	return ok(x.json(s.URL, exp))
+	return fn(s, x, exp)
+}
+
+func getSession(c *call) response {
+	return withSession(c, func(s *Server, x *session, exp expansion) response { return ok(x.json(s.URL, exp)) })
 }
 
 func expireSession(c *call) response {
-	f, e := c.form(expandOnly)
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	exp, e := parseExpand(f, "checkout.session")
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	s := c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x := s.lookupSession(c.account, c.id)
-	if x == nil {
-		return noSuch("checkout.session", c.id, "session", true).response(c.reqID)
-	}
-	if x.status != "open" {
-		return stateError("", "", fmt.Sprintf(
-			"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of `%s`.", x.status)).response(c.reqID)
-	}
-	x.status = "expired"
-	s.emitLocked("checkout.session.expired", x.account, x.json(s.URL, nil), c.request())
-	return ok(x.json(s.URL, exp))
+	return withSession(c, func(s *Server, x *session, exp expansion) response {
+		if x.status != "open" {
+			return stateError("", "", fmt.Sprintf(
+				"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of `%s`.", x.status)).response(c.reqID)
+		}
+		x.status = "expired"
+		s.emitLocked("checkout.session.expired", x.account, x.json(s.URL, nil), c.request())
+		return ok(x.json(s.URL, exp))
+	})
 }
 
 func getIntent(c *call) response {
