@@ -280,26 +280,31 @@ func createSession(c *call) response {
 	return ok(x.json(s.URL, exp))
 }
 
-// withSession reads the call's expand[] and runs fn with the session the
-// path names, under the server's lock; an unknown session (or another
-// account's) is Stripe's 404.
-func withSession(c *call, fn func(s *Server, x *session, exp expansion) response) response {
+// retrieve reads the call's expand[] for object and, under the server's
+// lock, answers with the object find gives for the path's id; nil (an
+// unknown id, or another account's object) is Stripe's 404.
+func retrieve[T any](c *call, object, param string, find func(s *Server) *T, answer func(s *Server, x *T, exp expansion) response) response {
 	f, e := c.form(expandOnly)
 	if e != nil {
 		return e.response(c.reqID)
 	}
-	exp, e := parseExpand(f, "checkout.session")
+	exp, e := parseExpand(f, object)
 	if e != nil {
 		return e.response(c.reqID)
 	}
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.lookupSession(c.account, c.id)
+	x := find(s)
 	if x == nil {
-		return noSuch("checkout.session", c.id, "session", true).response(c.reqID)
+		return noSuch(object, c.id, param, true).response(c.reqID)
 	}
-	return fn(s, x, exp)
+	return answer(s, x, exp)
+}
+
+// withSession answers with the session the path names.
+func withSession(c *call, answer func(s *Server, x *session, exp expansion) response) response {
+	return retrieve(c, "checkout.session", "session", func(s *Server) *session { return s.lookupSession(c.account, c.id) }, answer)
 }
 
 func getSession(c *call) response {
@@ -319,22 +324,12 @@ func expireSession(c *call) response {
 }
 
 func getIntent(c *call) response {
-	f, e := c.form(expandOnly)
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	exp, e := parseExpand(f, "payment_intent")
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	s := c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	pi := s.intents[c.id]
-	if pi == nil || pi.account != c.account {
-		return noSuch("payment_intent", c.id, "intent", true).response(c.reqID)
-	}
-	return ok(pi.json(exp))
+	return retrieve(c, "payment_intent", "intent", func(s *Server) *paymentIntent {
+		if pi := s.intents[c.id]; pi != nil && pi.account == c.account {
+			return pi
+		}
+		return nil
+	}, func(_ *Server, pi *paymentIntent, exp expansion) response { return ok(pi.json(exp)) })
 }
 
 var refundCreateSpec = hash(map[string]*spec{
@@ -443,22 +438,12 @@ func (s *Server) refundLocked(ch *charge, amount int64, reason string, md map[st
 }
 
 func getRefund(c *call) response {
-	f, e := c.form(expandOnly)
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	exp, e := parseExpand(f, "refund")
-	if e != nil {
-		return e.response(c.reqID)
-	}
-	s := c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	re := s.refunds[c.id]
-	if re == nil || re.account != c.account {
-		return noSuch("refund", c.id, "refund", true).response(c.reqID)
-	}
-	return ok(re.json(exp))
+	return retrieve(c, "refund", "refund", func(s *Server) *refund {
+		if re := s.refunds[c.id]; re != nil && re.account == c.account {
+			return re
+		}
+		return nil
+	}, func(_ *Server, re *refund, exp expansion) response { return ok(re.json(exp)) })
 }
 
 // lookupSession finds a session visible to account. s.mu must be held.
