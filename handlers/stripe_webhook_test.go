@@ -448,3 +448,40 @@ func TestStripeWrongAmountOrCurrencyIsNeverPaid(t *testing.T) {
 		t.Fatalf("after the return check: %s (%d)", o.Status, r.code)
 	}
 }
+
+// TestStripeLogsHoldNoSecrets drives the paths that log (a payment, a
+// refund, forged and malformed webhooks, an outage, a refused return) and
+// checks that neither Stripe key nor any signature appears in the logs.
+func TestStripeLogsHoldNoSecrets(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	se := newStripeEnv(t, func(c *handlers.Config, _ *stripe.Stripe) { c.Logger = bufferLogger(&logs, &mu) })
+	c := se.client()
+	id := se.buyStripe(c, "mug")
+	ref := se.refOfSession(id)
+	se.payOnStripe(c, id, "pay")
+	if _, err := se.site.Refund(context.Background(), se.orderByRef(ref).ID); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"id":"evt_x","type":"checkout.session.completed"}`)
+	forged := stripetest.Sign(body, se.clock.Now(), "whsec_forger_0123456789")
+	se.postStripeEvent(body, forged)
+	se.postStripeEvent([]byte("{not json"), stripetest.Sign([]byte("{not json"), se.clock.Now(), stripeWebhookSecret))
+	se.fake.FailNext(1, http.StatusInternalServerError)
+	se.post(c, "/buy", url.Values{"product": {"tee"}})
+	se.get(c, "/_checkout/return/stripe/"+ref+"?session_id=cs_test_nosuch")
+	se.fake.WaitDeliveries()
+
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "webhook rejected") || !strings.Contains(out, "order moved") {
+		t.Fatalf("the paths under test did not log:\n%s", out)
+	}
+	for _, secret := range []string{se.prov.SecretKey, strings.TrimPrefix(se.prov.SecretKey, "sk_test_"), stripeWebhookSecret,
+		strings.TrimPrefix(stripeWebhookSecret, "whsec_"), forged, forged[strings.Index(forged, "v1=")+3:]} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("logs contain a secret or signature %q:\n%s", secret, out)
+		}
+	}
+}
