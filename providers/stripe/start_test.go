@@ -18,11 +18,16 @@ import (
 
 var t0 = time.Date(2026, 11, 21, 10, 2, 30, 0, time.UTC)
 
+// clockNow is the provider's and the fake's clock (tests of this package
+// do not run in parallel); newProvider sets it to t0.
+var clockNow time.Time
+
 // newProvider is a Stripe provider set up against a fake Stripe whose
 // requests stripe-mock validates, with a fixed clock.
 func newProvider(t *testing.T, configure ...func(*stripe.Stripe)) (*stripe.Stripe, *stripetest.Server) {
 	t.Helper()
-	now := func() time.Time { return t0 }
+	clockNow = t0
+	now := func() time.Time { return clockNow }
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)), stripetest.WithClock(now))
 	p := &stripe.Stripe{SecretKey: "sk_test_unit", WebhookSecret: "whsec_unit_0123456789", APIURL: fake.URL}
 	for _, f := range configure {
@@ -71,12 +76,13 @@ func TestSessionExpiryIsClampedToStripesRange(t *testing.T) {
 		name    string
 		expires time.Duration
 		want    time.Time
-		window  bool // the idempotency key names the click's window
+		clamped bool
 	}{
 		{"order longer than 24h: 24h less a margin", 72 * time.Hour, t0.Truncate(5 * time.Minute).Add(24*time.Hour - 2*time.Minute), true},
 		{"order of 2h: its own deadline", 2 * time.Hour, t0.Add(2 * time.Hour), false},
 		{"order of 10m: Stripe's 30m plus a margin", 10 * time.Minute, t0.Truncate(5 * time.Minute).Add(37 * time.Minute), true},
 	} {
+		clockNow = t0
 		pay := payment("12.50", "USD", c.expires)
 		if _, err := p.Start(context.Background(), pay); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -89,9 +95,43 @@ func TestSessionExpiryIsClampedToStripesRange(t *testing.T) {
 		if life := time.Unix(got, 0).Sub(t0); life < 30*time.Minute || life > 24*time.Hour {
 			t.Errorf("%s: session life %s outside Stripe's 30m–24h", c.name, life)
 		}
-		if hasWindow := strings.Contains(rq.IdempotencyKey, "-w"); hasWindow != c.window || !strings.HasPrefix(rq.IdempotencyKey, "checkout-"+pay.Ref) {
-			t.Errorf("%s: idempotency key %q", c.name, rq.IdempotencyKey)
+		if !strings.HasPrefix(rq.IdempotencyKey, "checkout-"+pay.Ref+"-") {
+			t.Errorf("%s: idempotency key %q is not the attempt's", c.name, rq.IdempotencyKey)
 		}
+		// A click a minute later, in the same window, is the same request.
+		clockNow = t0.Add(time.Minute)
+		if _, err := p.Start(context.Background(), pay); err != nil {
+			t.Fatal(err)
+		}
+		if again := lastCreate(t, fake); again.IdempotencyKey != rq.IdempotencyKey || again.Form.Encode() != rq.Form.Encode() {
+			t.Errorf("%s: a second click in the window sent key %q, want %q", c.name, again.IdempotencyKey, rq.IdempotencyKey)
+		}
+		// In the next window a clamped expires_at moves, and so does the
+		// key (Stripe would refuse the old key with new parameters).
+		clockNow = t0.Add(5 * time.Minute)
+		if _, err := p.Start(context.Background(), pay); err != nil {
+			t.Fatalf("%s: click in the next window: %v", c.name, err)
+		}
+		if later := lastCreate(t, fake); (later.IdempotencyKey != rq.IdempotencyKey) != c.clamped {
+			t.Errorf("%s: key in the next window %q (first %q), clamped %v", c.name, later.IdempotencyKey, rq.IdempotencyKey, c.clamped)
+		}
+	}
+}
+
+func TestChangedDescriptionMakesANewSessionNotAnError(t *testing.T) {
+	p, fake := newProvider(t)
+	pay := payment("12.50", "USD", time.Hour)
+	if _, err := p.Start(context.Background(), pay); err != nil {
+		t.Fatal(err)
+	}
+	// The first answer was lost (no session recorded), and the shop has
+	// since refreshed the description of the pending order.
+	pay.Description = "Ticket: Gophercon (2 days)"
+	if _, err := p.Start(context.Background(), pay); err != nil {
+		t.Fatalf("retry with a new description: %v", err)
+	}
+	if n := len(fake.Sessions()); n != 2 {
+		t.Fatalf("%d sessions", n)
 	}
 }
 
@@ -157,7 +197,7 @@ func TestStartReusesOpenSessionAndReplacesExpiredOne(t *testing.T) {
 	if err != nil || fresh.ProviderRef == st.ProviderRef || len(fake.Sessions()) != 2 {
 		t.Fatalf("start after the session expired: %+v, %v", fresh, err)
 	}
-	if key := lastCreate(t, fake).IdempotencyKey; key != "checkout-"+pay.Ref+"-after-"+st.ProviderRef {
+	if key := lastCreate(t, fake).IdempotencyKey; !strings.HasPrefix(key, "checkout-"+pay.Ref+"-after-"+st.ProviderRef+"-") {
 		t.Fatalf("replacement session's idempotency key %q", key)
 	}
 	// Paid at Stripe already: the customer goes to the return route.

@@ -7,6 +7,8 @@ package stripe
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 
 	stripeapi "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+	"github.com/stripe/stripe-go/v76/form"
 
 	"github.com/caddy-checkout/checkout/provider"
 )
@@ -33,9 +36,9 @@ const (
 	// time a request takes and clock skew.
 	lifeMargin = 2 * time.Minute
 	// shortWindow groups the starts of an attempt whose order ends sooner
-	// than Stripe's minimum session life, so that a double click in the
-	// same window sends the same parameters under the same idempotency
-	// key (the clamped expires_at depends on the time of the click).
+	// or later than Stripe allows, so that a double click in the same
+	// window sends the same clamped expires_at (it depends on the time of
+	// the click).
 	shortWindow = 5 * time.Minute
 )
 
@@ -180,8 +183,11 @@ func validMethodType(t string) bool {
 
 // Start sends the customer to a Checkout Session for the attempt: the
 // attempt's open session when there is one, else a new session made
-// under an idempotency key of the attempt, so that a double click never
-// makes two.
+// under an idempotency key of the attempt and the session's parameters,
+// so that a double click never makes two. (Stripe refuses a key reused
+// with other parameters for 24 hours; with the parameters in the key, a
+// retry after the shop changed the description, or in another window of
+// a clamped expires_at, makes a new session instead of failing.)
 func (s *Stripe) Start(ctx context.Context, p provider.Payment) (provider.Start, error) {
 	key := "checkout-" + p.Ref
 	if p.ProviderRef != "" {
@@ -204,12 +210,8 @@ func (s *Stripe) Start(ctx context.Context, p provider.Payment) (provider.Start,
 	if err != nil {
 		return provider.Start{}, err
 	}
-	if !time.Unix(*params.ExpiresAt, 0).Equal(p.ExpiresAt.Truncate(time.Second)) {
-		// Clamped: expires_at depends on the window of the click.
-		key += "-w" + strconv.FormatInt(s.env.Now().Unix()/int64(shortWindow/time.Second), 10)
-	}
+	params.SetIdempotencyKey(key + "-" + paramsDigest(params))
 	params.Context = ctx
-	params.SetIdempotencyKey(key)
 	if s.Account != "" {
 		params.SetStripeAccount(s.Account)
 	}
@@ -224,9 +226,8 @@ func (s *Stripe) Start(ctx context.Context, p provider.Payment) (provider.Start,
 }
 
 // sessionParams builds the Checkout Session for an attempt. Everything in
-// it derives from the attempt, so that a repeat under the same
-// idempotency key sends the same parameters (Stripe refuses a key reused
-// with others).
+// it derives from the attempt and the click's window of time, so that a
+// double click sends the same parameters.
 func (s *Stripe) sessionParams(p provider.Payment) (*stripeapi.CheckoutSessionParams, error) {
 	units, cur, err := toStripe(p.Amount)
 	if err != nil {
@@ -292,6 +293,14 @@ func (s *Stripe) expiresAt(orderEnds time.Time) time.Time {
 		return window.Add(maxSessionLife - lifeMargin)
 	}
 	return orderEnds.Truncate(time.Second)
+}
+
+// paramsDigest is a short digest of the form Stripe will receive.
+func paramsDigest(params *stripeapi.CheckoutSessionParams) string {
+	var v form.Values
+	form.AppendTo(&v, params)
+	sum := sha256.Sum256([]byte(v.Encode()))
+	return hex.EncodeToString(sum[:8])
 }
 
 func truncate(s string, n int) string {
