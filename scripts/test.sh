@@ -44,4 +44,6 @@ out=$(mktemp -d)/caddy
 ./scripts/build.sh "$out"
 "$out" list-modules | grep -qx 'http.handlers.checkout'
 "$out" list-modules | grep -qx 'admin.api.checkout'
+"$out" list-modules | grep -qx 'checkout.providers.sandbox'
+"$out" list-modules | grep -qx 'checkout.providers.stripe'
 echo "built $out with the checkout modules"
