@@ -17,6 +17,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-checkout/checkout/caddymodule"
+	_ "github.com/caddy-checkout/checkout/providers/cyclos"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )
@@ -334,6 +335,40 @@ func TestCaddyfileErrors(t *testing.T) {
 			name:  "fail/stripe-bad-method-type",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  payment_method_types Card!\n }\n}",
 			want:  []string{"payment_method_types", `"Card!"`, "Testfile:6"},
+		},
+		{
+			name:  "ok/cyclos-basic-auth",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  username ticket\n  password {env.CYCLOS_PASSWORD}\n }\n}",
+		},
+		{
+			name:  "fail/cyclos-no-credentials",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  username ticket\n }\n}",
+			want:  []string{"cyclos", "access_client_token, or username and password"},
+		},
+		{
+			name:  "fail/cyclos-both-credentials",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  access_client_token {env.T}\n  username ticket\n  password {env.P}\n }\n}",
+			want:  []string{"cyclos", "not both"},
+		},
+		{
+			name:  "fail/cyclos-no-url",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  access_client_token {env.T}\n }\n}",
+			want:  []string{"cyclos", "url is required"},
+		},
+		{
+			name:  "fail/cyclos-unknown-template-field",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  access_client_token {env.T}\n  custom_value invoice_nr {invoice}\n }\n}",
+			want:  []string{"custom_value invoice_nr", "{invoice}", "{order_id}", "Testfile:6"},
+		},
+		{
+			name:  "fail/cyclos-custom-value-args",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  access_client_token {env.T}\n  custom_value invoice_nr\n }\n}",
+			want:  []string{"custom_value", "field name and a template", "Testfile:6"},
+		},
+		{
+			name:  "fail/cyclos-unknown-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  access_client_token {env.T}\n  currency HVC\n }\n}",
+			want:  []string{"cyclos", `"currency"`, "access_client_token", "Testfile:6"},
 		},
 		{
 			name:  "fail/intake-unknown",

@@ -149,6 +149,27 @@ func TestValidate(t *testing.T) {
 			secrets: []string{"51Hx0Secretvalue", "Secretwebhookvalue"},
 		},
 		{
+			name: "ok/cyclos",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CYCLOS_TEST_TOKEN": "Secrettokenvalue1234"},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"cyclos {", "url https://demo.cyclos.org", "access_client_token {env.CYCLOS_TEST_TOKEN}", "custom_value invoice_nr {order_id}", "}"},
+		},
+		{
+			name: "fail/cyclos-token-unset",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"cyclos {", "url https://demo.cyclos.org", "access_client_token {env.NOT_SET_XYZ}", "}"},
+			want: []string{"cyclos access_client_token", "did not resolve"},
+		},
+		{
+			name: "fail/cyclos-url-not-http",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CYCLOS_TEST_PASSWORD": "Secretpassword"},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"cyclos {", "url demo.cyclos.org", "username ticket", "password {env.CYCLOS_TEST_PASSWORD}", "}"},
+			want:    []string{"provider cyclos", "url", "Cyclos root"},
+			secrets: []string{"Secretpassword"},
+		},
+		{
 			name:     "fail/secret-file-missing",
 			settings: []string{"secret {file." + filepath.Join(secretFileDir, "missing") + "}", "sandbox"},
 			want:     []string{"secret", "did not resolve"},
