@@ -1,0 +1,431 @@
+// The Cyclos provider driven through the site against the fake Cyclos
+// (internal/cyclostest): the customer approves the ticket on Cyclos's
+// page, Cyclos calls the webhook and redirects to the success URL at the
+// same time, and only processing the ticket with the shop's credentials
+// pays the order.
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/internal/cyclostest"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/providers/cyclos"
+)
+
+type cyclosEnv struct {
+	*testEnv
+	fake *cyclostest.Server
+	prov *cyclos.Cyclos
+}
+
+type cyclosOption struct {
+	fake []cyclostest.Option
+	prov func(*cyclos.Cyclos)
+	site func(*handlers.Config)
+}
+
+// newCyclosEnv is the harness's site with Cyclos as its only provider and
+// a fake Cyclos where "alice" (password "alice-pw") has 100.00.
+func newCyclosEnv(t *testing.T, opts ...cyclosOption) *cyclosEnv {
+	t.Helper()
+	ce := &cyclosEnv{}
+	ce.testEnv = newEnv(t, func(c *handlers.Config) {
+		now := c.Now
+		fakeOpts := []cyclostest.Option{cyclostest.WithClock(func() time.Time { return now() })}
+		for _, o := range opts {
+			fakeOpts = append(fakeOpts, o.fake...)
+		}
+		ce.fake = cyclostest.New(t, fakeOpts...)
+		ce.fake.AddUser("alice", "alice-pw", "100.00")
+		ce.prov = &cyclos.Cyclos{URL: ce.fake.URL, AccessClientToken: ce.fake.AccessClientToken()}
+		for _, o := range opts {
+			if o.prov != nil {
+				o.prov(ce.prov)
+			}
+			if o.site != nil {
+				o.site(c)
+			}
+		}
+		c.Providers = []provider.Provider{ce.prov}
+	})
+	return ce
+}
+
+// buyCyclos has the demo shop announce an order and returns where the
+// customer is sent to approve the ticket, and the ticket number.
+func (ce *cyclosEnv) buyCyclos(c *http.Client, product string) (approve, ticket string) {
+	ce.t.Helper()
+	r := ce.post(c, "/buy", url.Values{"product": {product}})
+	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, ce.fake.URL+"/") {
+		ce.t.Fatalf("buy: %d %q, want 303 to Cyclos:\n%s", r.code, r.location, r.body)
+	}
+	return r.location, r.location[strings.LastIndex(r.location, "/")+1:]
+}
+
+func (ce *cyclosEnv) refOfTicket(ticket string) string {
+	ce.t.Helper()
+	tk, ok := ce.fake.Ticket(ticket)
+	if !ok {
+		ce.t.Fatalf("no ticket %s at Cyclos", ticket)
+	}
+	return tk.OrderID
+}
+
+func (ce *cyclosEnv) callbackTypes() []string {
+	ce.t.Helper()
+	se := &stripeEnv{testEnv: ce.testEnv}
+	return se.callbackTypes()
+}
+
+// approveOnPage is the customer approving on Cyclos's page; it returns
+// where Cyclos sends the browser.
+func (ce *cyclosEnv) approveOnPage(c *http.Client, page, login, password string) resp {
+	ce.t.Helper()
+	if r := ce.get(c, page); r.code != http.StatusOK {
+		ce.t.Fatalf("Cyclos page: %d", r.code)
+	}
+	return ce.post(c, page, url.Values{"username": {login}, "password": {password}, "action": {"approve"}})
+}
+
+func TestCyclosPaidEndToEnd(t *testing.T) {
+	ce := newCyclosEnv(t)
+	for round := 0; round < 5; round++ { // webhook and success redirect race each time
+		c := ce.client()
+		page, ticket := ce.buyCyclos(c, "mug")
+		ref := ce.refOfTicket(ticket)
+		back := ce.approveOnPage(c, page, "alice", "alice-pw")
+		want := ce.srv.URL + "/_checkout/return/cyclos/" + ref + "?"
+		if back.code != http.StatusSeeOther || !strings.HasPrefix(back.location, want) ||
+			!strings.Contains(back.location, "ticketNumber="+ticket) || !strings.Contains(back.location, "orderId="+ref) {
+			t.Fatalf("after approving: %d %q, want the success URL with orderId and ticketNumber", back.code, back.location)
+		}
+		ret := ce.get(c, back.location)
+		if ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "checkout_token=") {
+			t.Fatalf("return: %d %q\n%s", ret.code, ret.location, ret.body)
+		}
+		thanks := ce.get(c, ret.location)
+		if !strings.Contains(thanks.body, "<strong>paid</strong>: 12.50 USD") {
+			t.Fatalf("shop did not see verified paid headers:\n%s", thanks.body)
+		}
+		ce.fake.WaitWebhooks()
+		o := ce.orderByRef(ref)
+		tk, _ := ce.fake.Ticket(ticket)
+		if o.Status != order.Paid || o.PaidWith != "cyclos" || o.Transaction == "" || o.Transaction != tk.TransactionNumber {
+			t.Fatalf("order %s via %q txn %q (Cyclos transaction %q)", o.Status, o.PaidWith, o.Transaction, tk.TransactionNumber)
+		}
+	}
+	if n := ce.fake.Payments(); n != 5 {
+		t.Fatalf("%d payments at Cyclos for 5 orders", n)
+	}
+	if b := ce.fake.Balance("alice"); b != "37.50" {
+		t.Fatalf("alice has %s, want 37.50", b)
+	}
+	types := ce.callbackTypes()
+	if len(types) != 5 {
+		t.Fatalf("callbacks %v, want one order.paid per order", types)
+	}
+	for _, w := range ce.fake.Webhooks() {
+		if w.Status != http.StatusOK {
+			t.Fatalf("Cyclos's webhook call answered %d", w.Status)
+		}
+	}
+}
+
+func TestCyclosTicketRequest(t *testing.T) {
+	ce := newCyclosEnv(t, cyclosOption{
+		fake: []cyclostest.Option{cyclostest.WithChannel("webshop"), cyclostest.WithCustomFields("invoice_nr", "date")},
+		prov: func(p *cyclos.Cyclos) {
+			p.Channel, p.PaymentType, p.Payer = "webshop", "member.webshop", "{email}"
+			p.CustomValues = map[string]string{"invoice_nr": "INV-{order_id}", "date": "{date}"}
+		},
+	})
+	ce.fake.AddUser("bob@example.com", "bob-pw", "50.00")
+	r := ce.api(http.MethodPost, "/_checkout/api/orders", ce.secretText,
+		`{"order_id":"T-1","amount":"20.00","currency":"USD","description":"Tea","email":"bob@example.com","expires_in":"2h"}`)
+	if r.code != http.StatusCreated {
+		t.Fatalf("api: %d %s", r.code, r.body)
+	}
+	o, err := ce.store.Get(context.Background(), order.Key{Site: "shop", ID: "T-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := o.Current().Ref
+	c := ce.client()
+	page := ce.get(c, "/_checkout/pay/"+ref)
+	next := ce.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
+	tickets := ce.fake.Tickets()
+	if len(tickets) != 1 {
+		t.Fatalf("%d tickets", len(tickets))
+	}
+	tk := tickets[0]
+	if !strings.Contains(next.location, tk.Number) {
+		t.Fatalf("customer sent to %q, not to ticket %s", next.location, tk.Number)
+	}
+	if tk.Amount != "20.00" || tk.OrderID != ref || tk.Payer != "bob@example.com" || tk.Type != "member.webshop" ||
+		tk.SuccessURL != ce.srv.URL+"/_checkout/return/cyclos/"+ref ||
+		tk.SuccessWebhook != ce.srv.URL+"/_checkout/webhook/cyclos" ||
+		tk.CancelURL != ce.srv.URL+"/_checkout/cyclos/cancel/"+ref ||
+		tk.CustomValues["invoice_nr"] != "INV-T-1" || tk.CustomValues["date"] != ce.clock.Now().UTC().Format(time.RFC3339) {
+		t.Fatalf("ticket %+v", tk)
+	}
+	if d := tk.ExpiresAt.Sub(o.ExpiresAt); d < 0 || d > time.Second {
+		t.Fatalf("ticket expires %v, order %v", tk.ExpiresAt, o.ExpiresAt)
+	}
+	for _, rq := range ce.fake.Requests() {
+		if !rq.AccessClientToken || rq.Basic || rq.Channel != "webshop" {
+			t.Fatalf("%s %s: token %v basic %v channel %q", rq.Method, rq.Path, rq.AccessClientToken, rq.Basic, rq.Channel)
+		}
+	}
+	// Coming back to the pay page and choosing Cyclos again reuses the ticket.
+	page = ce.get(c, "/_checkout/pay/"+ref)
+	again := ce.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
+	if again.location != next.location || len(ce.fake.Tickets()) != 1 {
+		t.Fatalf("second choice went to %q with %d tickets", again.location, len(ce.fake.Tickets()))
+	}
+}
+
+func TestCyclos412ServerAndBasicAuth(t *testing.T) {
+	ce := newCyclosEnv(t, cyclosOption{
+		fake: []cyclostest.Option{cyclostest.WithVersion("4.12")},
+		prov: func(p *cyclos.Cyclos) { p.AccessClientToken, p.Username, p.Password = "", "shop", "1234" },
+	})
+	c := ce.client()
+	page, ticket := ce.buyCyclos(c, "tee")
+	if page != ce.fake.URL+"/pay/"+ticket {
+		t.Fatalf("customer sent to %q, want the classic <root>/pay/<ticket>", page)
+	}
+	ce.buyCyclos(ce.client(), "mug")
+	var paths []string
+	for _, rq := range ce.fake.Requests() {
+		if rq.Method == http.MethodPost {
+			paths = append(paths, rq.Path)
+		}
+		if rq.AccessClientToken || !rq.Basic {
+			t.Fatalf("%s %s not with Basic auth", rq.Method, rq.Path)
+		}
+	}
+	if strings.Join(paths, " ") != "/api/self/tickets /api/tickets /api/tickets" {
+		t.Fatalf("create requests %v: want one try of the 4.16 path, then the old path only", paths)
+	}
+	if _, err := ce.fake.Approve(ticket, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != order.Paid {
+		t.Fatalf("after approval on a 4.12 server: %s", o.Status)
+	}
+}
+
+func TestCyclosInsufficientBalance(t *testing.T) {
+	ce := newCyclosEnv(t)
+	ce.fake.AddUser("carol", "carol-pw", "5.00")
+	c := ce.client()
+	page, ticket := ce.buyCyclos(c, "tee") // 25.00
+	r := ce.approveOnPage(c, page, "carol", "carol-pw")
+	if r.code == http.StatusSeeOther {
+		t.Fatalf("approval without the balance went on to %q", r.location)
+	}
+	if !strings.Contains(strings.ToLower(r.body), "balance") {
+		t.Fatalf("Cyclos's page does not say why:\n%s", r.body)
+	}
+	ce.fake.WaitWebhooks()
+	if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != order.Pending || ce.fake.Payments() != 0 || len(ce.deliveries()) != 0 {
+		t.Fatalf("order %s, %d payments, %d callbacks", o.Status, ce.fake.Payments(), len(ce.deliveries()))
+	}
+}
+
+func TestCyclosCallbacksAreOnlyHints(t *testing.T) {
+	ce := newCyclosEnv(t)
+	_, ticket := ce.buyCyclos(ce.client(), "mug")
+	ref := ce.refOfTicket(ticket)
+	_, other := ce.buyCyclos(ce.client(), "tee")
+	otherRef := ce.refOfTicket(other)
+	hook := func(method string, q url.Values) int {
+		req, _ := http.NewRequest(method, ce.srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
+		return ce.do(nil, req).code
+	}
+	for name, q := range map[string]url.Values{
+		"unknown ticket":            {"orderId": {ref}, "ticketNumber": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+		"another order's ticket":    {"orderId": {ref}, "ticketNumber": {other}},
+		"another order's reference": {"orderId": {otherRef}, "ticketNumber": {ticket}},
+		"ticket still open":         {"orderId": {ref}, "ticketNumber": {ticket}},
+	} {
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			if code := hook(m, q); code != http.StatusOK {
+				t.Errorf("%s (%s): %d, want 200 and nothing done", name, m, code)
+			}
+		}
+	}
+	if code := hook(http.MethodPost, url.Values{"orderId": {ref}}); code != http.StatusBadRequest {
+		t.Errorf("webhook without ticketNumber: %d, want 400", code)
+	}
+	r := ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+other)
+	if r.code != http.StatusBadRequest {
+		t.Errorf("return with another order's ticket: %d, want 400", r.code)
+	}
+	r = ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+ticket)
+	if r.code != http.StatusOK || strings.Contains(r.location, "checkout_token") {
+		t.Errorf("return while the ticket is open: %d %q, want the processing page", r.code, r.location)
+	}
+	for _, rf := range []string{ref, otherRef} {
+		if o := ce.orderByRef(rf); o.Status != order.Pending {
+			t.Fatalf("an unverified callback moved an order to %s", o.Status)
+		}
+	}
+	if ce.fake.Payments() != 0 {
+		t.Fatal("money moved")
+	}
+}
+
+func TestCyclosWebhookAndSuccessTogetherPayOnce(t *testing.T) {
+	ce := newCyclosEnv(t, cyclosOption{fake: []cyclostest.Option{cyclostest.WithWebhookMethod(http.MethodGet)}})
+	_, ticket := ce.buyCyclos(ce.client(), "mug")
+	ref := ce.refOfTicket(ticket)
+	if err := ce.fake.ApproveNoCallbacks(ticket, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	q := "?orderId=" + ref + "&ticketNumber=" + ticket
+	var wg sync.WaitGroup
+	codes := make([]int, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				req, _ := http.NewRequest(http.MethodPost, ce.srv.URL+"/_checkout/webhook/cyclos"+q, nil)
+				codes[i] = ce.do(nil, req).code
+			} else {
+				codes[i] = ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+q).code
+			}
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK && c != http.StatusSeeOther {
+			t.Fatalf("call %d answered %d", i, c)
+		}
+	}
+	if ce.fake.Payments() != 1 {
+		t.Fatalf("%d payments", ce.fake.Payments())
+	}
+	if types := ce.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+		t.Fatalf("callbacks %v, want one order.paid", types)
+	}
+}
+
+func TestCyclosCustomerCancels(t *testing.T) {
+	ce := newCyclosEnv(t)
+	c := ce.client()
+	page, ticket := ce.buyCyclos(c, "mug")
+	ref := ce.refOfTicket(ticket)
+	ce.get(c, page)
+	r := ce.post(c, page, url.Values{"action": {"cancel"}})
+	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, ce.srv.URL+"/_checkout/cyclos/cancel/"+ref) {
+		t.Fatalf("cancel at Cyclos: %d %q", r.code, r.location)
+	}
+	back := ce.get(c, r.location)
+	if back.code != http.StatusSeeOther {
+		t.Fatalf("our cancel route: %d\n%s", back.code, back.body)
+	}
+	end := ce.get(c, back.location)
+	if o := ce.orderByRef(ref); o.Status != order.Cancelled || !strings.Contains(end.body, "cancelled") {
+		t.Fatalf("order %s after the customer cancelled; page:\n%s", o.Status, end.body)
+	}
+	if tk, _ := ce.fake.Ticket(ticket); tk.Status != "canceled" {
+		t.Fatalf("ticket %s at Cyclos", tk.Status)
+	}
+	if types := ce.callbackTypes(); len(types) != 1 || types[0] != "order.cancelled" {
+		t.Fatalf("callbacks %v", types)
+	}
+}
+
+func TestCyclosReconciler(t *testing.T) {
+	ce := newCyclosEnv(t)
+	_, lost := ce.buyCyclos(ce.client(), "mug")
+	_, cancelled := ce.buyCyclos(ce.client(), "tee")
+	_, open := ce.buyCyclos(ce.client(), "mug")
+	if err := ce.fake.ApproveNoCallbacks(lost, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ce.fake.AdminCancel(cancelled); err != nil {
+		t.Fatal(err)
+	}
+	ce.clock.Add(11 * time.Minute)
+	if n, err := ce.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 2 {
+		t.Fatalf("reconcile: %d changed, %v; want 2", n, err)
+	}
+	for ticket, want := range map[string]order.State{lost: order.Paid, cancelled: order.Cancelled, open: order.Pending} {
+		if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != want {
+			t.Errorf("ticket %s: order %s, want %s", ticket, o.Status, want)
+		}
+	}
+	// The open one runs out of time with its ticket (both end at the
+	// order's deadline): the order expires.
+	ce.clock.Add(30 * time.Minute)
+	if _, err := ce.site.Expire(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if o := ce.orderByRef(ce.refOfTicket(open)); o.Status != order.Expired {
+		t.Fatalf("after its deadline: %s", o.Status)
+	}
+}
+
+func TestCyclosNewAmountCancelsTheOldTicket(t *testing.T) {
+	ce := newCyclosEnv(t)
+	announce := func(amount string) {
+		r := ce.api(http.MethodPost, "/_checkout/api/orders", ce.secretText, `{"order_id":"N-1","amount":"`+amount+`","currency":"USD","provider":"cyclos"}`)
+		if r.code != http.StatusCreated && r.code != http.StatusOK {
+			t.Fatalf("api: %d %s", r.code, r.body)
+		}
+	}
+	announce("10.00")
+	o, _ := ce.store.Get(context.Background(), order.Key{Site: "shop", ID: "N-1"})
+	c := ce.client()
+	page := ce.get(c, "/_checkout/pay/"+o.Current().Ref)
+	ce.post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
+	old := ce.fake.Tickets()[0].Number
+	announce("12.00")
+	if tk, _ := ce.fake.Ticket(old); tk.Status != "canceled" {
+		t.Fatalf("the replaced attempt's ticket is %s at Cyclos, want canceled", tk.Status)
+	}
+	if _, err := ce.fake.Approve(old, "alice"); err == nil {
+		t.Fatal("the customer could still approve the old amount")
+	}
+}
+
+func TestCyclosErrorsAreClearAndSecretsStayOut(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	ce := newCyclosEnv(t, cyclosOption{
+		fake: []cyclostest.Option{cyclostest.WithCustomFields("invoice_nr")},
+		prov: func(p *cyclos.Cyclos) { p.CustomValues = map[string]string{"no_such_field": "{order_id}"} },
+		site: func(c *handlers.Config) { c.Logger = bufferLogger(&logs, &mu) },
+	})
+	r := ce.post(ce.client(), "/buy", url.Values{"product": {"mug"}})
+	if r.code != http.StatusBadGateway || !strings.Contains(r.body, "Cyclos refused to set up this payment") {
+		t.Fatalf("a ticket Cyclos refuses: %d, want 502 with a clear page:\n%s", r.code, r.body)
+	}
+	ce.fake.FailNext(1, http.StatusInternalServerError)
+	r = ce.post(ce.client(), "/buy", url.Values{"product": {"mug"}})
+	if r.code != http.StatusServiceUnavailable {
+		t.Fatalf("Cyclos failing: %d, want 503", r.code)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "no_such_field") {
+		t.Fatalf("the operator's log does not say which field Cyclos refused:\n%s", out)
+	}
+	if strings.Contains(out, ce.fake.AccessClientToken()) {
+		t.Fatal("the access client token is in the logs")
+	}
+}
