@@ -10,6 +10,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -427,5 +428,38 @@ func TestCyclosErrorsAreClearAndSecretsStayOut(t *testing.T) {
 	}
 	if strings.Contains(out, ce.fake.AccessClientToken()) {
 		t.Fatal("the access client token is in the logs")
+	}
+}
+
+func TestCyclosPaymentRefusedAtProcessFailsTheOrder(t *testing.T) {
+	ce := newCyclosEnv(t)
+	ce.fake.AddUser("carol", "carol-pw", "30.00")
+	_, first := ce.buyCyclos(ce.client(), "tee")  // 25.00
+	_, second := ce.buyCyclos(ce.client(), "tee") // 25.00
+	// Approving moves no money, so both approvals fit carol's balance;
+	// only one payment does.
+	for _, tk := range []string{first, second} {
+		if err := ce.fake.ApproveNoCallbacks(tk, "carol"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tk := range []string{first, second} {
+		q := url.Values{"orderId": {ce.refOfTicket(tk)}, "ticketNumber": {tk}}
+		req, _ := http.NewRequest(http.MethodPost, ce.srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
+		if code := ce.do(nil, req).code; code != http.StatusOK {
+			t.Fatalf("webhook for %s: %d", tk, code)
+		}
+	}
+	o1, o2 := ce.orderByRef(ce.refOfTicket(first)), ce.orderByRef(ce.refOfTicket(second))
+	if o1.Status != order.Paid || o2.Status != order.Failed || !strings.Contains(o2.History[len(o2.History)-1].Note, "insufficientBalance") {
+		t.Fatalf("orders %s and %s (%+v)", o1.Status, o2.Status, o2.History[len(o2.History)-1])
+	}
+	if b := ce.fake.Balance("carol"); b != "5.00" || ce.fake.Payments() != 1 {
+		t.Fatalf("carol has %s after %d payments", b, ce.fake.Payments())
+	}
+	types := ce.callbackTypes()
+	slices.Sort(types) // two orders: no order between their callbacks
+	if strings.Join(types, ",") != "order.failed,order.paid" {
+		t.Fatalf("callbacks %v", types)
 	}
 }

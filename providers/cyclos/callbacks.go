@@ -87,11 +87,17 @@ func (c *Cyclos) examine(ctx context.Context, p provider.Payment) (provider.Find
 	case statusApproved, statusProcessed:
 		f, err := c.settle(ctx, p, p.ProviderRef)
 		var ae *apiError
-		if errors.As(err, &ae) && (ae.Kind == "payment" || paymentMessages[ae.Code] != "") {
+		switch {
+		case errors.As(err, &ae) && (ae.Kind == "payment" || paymentMessages[ae.Code] != ""):
 			// Approved, but Cyclos refused the payment itself (the
 			// payer's balance or limits changed since).
 			return provider.Finding{Ref: p.Ref, ProviderRef: p.ProviderRef, EventID: "ticket-refused:" + p.ProviderRef,
 				Status: order.Failed, Note: "Cyclos refused the payment: " + ae.Code}, nil
+		case errors.As(err, &ae) && (ae.Status == http.StatusUnprocessableEntity || ae.Code == "illegalAction"):
+			// The ticket changed between the view and the process call
+			// (it expired, or it is not for this orderId): nothing to
+			// report now; the reconciler looks again.
+			return provider.Finding{}, nil
 		}
 		return f, err
 	case statusExpired:
