@@ -46,4 +46,5 @@ out=$(mktemp -d)/caddy
 "$out" list-modules | grep -qx 'admin.api.checkout'
 "$out" list-modules | grep -qx 'checkout.providers.sandbox'
 "$out" list-modules | grep -qx 'checkout.providers.stripe'
+"$out" list-modules | grep -qx 'checkout.providers.cyclos'
 echo "built $out with the checkout modules"
