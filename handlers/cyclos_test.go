@@ -82,12 +82,6 @@ func (ce *cyclosEnv) refOfTicket(ticket string) string {
 	return tk.OrderID
 }
 
-func (ce *cyclosEnv) callbackTypes() []string {
-	ce.t.Helper()
-	se := &stripeEnv{testEnv: ce.testEnv}
-	return se.callbackTypes()
-}
-
 // approveOnPage is the customer approving on Cyclos's page; it returns
 // where Cyclos sends the browser.
 func (ce *cyclosEnv) approveOnPage(c *http.Client, page, login, password string) resp {

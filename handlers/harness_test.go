@@ -5,6 +5,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -242,4 +243,26 @@ func (e *testEnv) signedWebhook(id, body string) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/sandbox"), strings.NewReader(body))
 	e.secret.SetWebhookHeaders(req.Header, id, e.clock.Now(), []byte(body))
 	return req
+}
+
+// callbackTypes delivers the queued shop callbacks and returns the types
+// the demo shop received, in order.
+func (e *testEnv) callbackTypes() []string {
+	e.t.Helper()
+	for i := 0; i < 3; i++ {
+		if err := e.notifier.Tick(context.Background()); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	var types []string
+	for _, cb := range e.shop.Callbacks() {
+		var b struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal([]byte(cb.Body), &b); err != nil {
+			e.t.Fatal(err)
+		}
+		types = append(types, b.Type)
+	}
+	return types
 }

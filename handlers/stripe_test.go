@@ -6,7 +6,6 @@ package handlers_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -101,26 +100,6 @@ func (se *stripeEnv) refOfSession(id string) string {
 	}
 	se.t.Fatalf("no attempt recorded session %s", id)
 	return ""
-}
-
-func (se *stripeEnv) callbackTypes() []string {
-	se.t.Helper()
-	for i := 0; i < 3; i++ {
-		if err := se.notifier.Tick(context.Background()); err != nil {
-			se.t.Fatal(err)
-		}
-	}
-	var types []string
-	for _, cb := range se.shop.Callbacks() {
-		var b struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal([]byte(cb.Body), &b); err != nil {
-			se.t.Fatal(err)
-		}
-		types = append(types, b.Type)
-	}
-	return types
 }
 
 func (se *stripeEnv) sessionCreates() []stripetest.Request {
