@@ -1,22 +1,13 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-checkout/checkout/internal/cyclostest"
-	"github.com/caddy-checkout/checkout/internal/demoshop"
-	"github.com/caddy-checkout/checkout/sign"
 )
 
 // TestCyclosThroughCaddy runs a Caddy configured from a Caddyfile whose
@@ -27,24 +18,13 @@ import (
 func TestCyclosThroughCaddy(t *testing.T) {
 	fake := cyclostest.New(t, cyclostest.WithCustomFields("invoice_nr"))
 	fake.AddUser("alice", "alice-pw", "100.00")
-	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shopSrv := httptest.NewServer(shop)
-	t.Cleanup(shopSrv.Close)
-	base := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	t.Setenv("E2E_CYCLOS_TOKEN", fake.AccessClientToken())
-	cf := caddyfile(filepath.Join(t.TempDir(), "checkout.db"), admin, base, secret, shopSrv.URL+"/payments/webhook", strings.TrimPrefix(shopSrv.URL, "http://"))
-	cf = strings.Replace(cf, "\t\tsandbox\n", "\t\tcyclos {\n"+
+	site := startProviderSite(t, "\t\tcyclos {\n"+
 		"\t\t\turl "+fake.URL+"\n"+
 		"\t\t\taccess_client_token {env.E2E_CYCLOS_TOKEN}\n"+
 		"\t\t\tcustom_value invoice_nr {order_id}\n"+
-		"\t\t}\n", 1)
-	loadCaddy(t, cf)
-	t.Cleanup(func() { _ = caddy.Stop() })
+		"\t\t}\n")
+	base, admin, shop := site.base, site.admin, site.shop
 
 	for round := 1; round <= 3; round++ {
 		c := noRedirectClient()
@@ -66,19 +46,7 @@ func TestCyclosThroughCaddy(t *testing.T) {
 		if !strings.HasPrefix(loc, "http://"+base+"/_checkout/return/cyclos/") {
 			t.Fatalf("Cyclos sent the customer to %q", loc)
 		}
-		var final string
-		for i := 0; i < 3 && loc != ""; i++ {
-			if strings.HasPrefix(loc, "/") {
-				loc = "http://" + base + loc
-			}
-			r, err := c.Get(loc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(r.Body)
-			r.Body.Close()
-			final, loc = string(b), r.Header.Get("Location")
-		}
+		final := site.follow(t, c, loc)
 		if !strings.Contains(final, "<strong>paid</strong>: 12.50 USD") {
 			t.Fatalf("round %d: customer did not land at the shop as paid:\n%s", round, final)
 		}
@@ -92,11 +60,9 @@ func TestCyclosThroughCaddy(t *testing.T) {
 	if adminGet(t, admin, "/checkout/deliveries", &ds); len(ds) != 3 {
 		t.Fatalf("%d callbacks queued for 3 orders", len(ds))
 	}
-	for _, cb := range shop.Callbacks() {
-		var b struct{ Type string }
-		_ = json.Unmarshal([]byte(cb.Body), &b)
-		if b.Type != "order.paid" {
-			t.Fatalf("callback %s", b.Type)
+	for _, typ := range site.callbackTypes() {
+		if typ != "order.paid" {
+			t.Fatalf("callback %s", typ)
 		}
 	}
 	for _, tk := range fake.Tickets() {

@@ -1,18 +1,24 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-checkout/checkout/internal/demoshop"
 	"github.com/caddy-checkout/checkout/sign"
 )
 
@@ -178,4 +184,61 @@ http://%s {
 	reverse_proxy %s
 }
 `, admin, storage, listen, secret, callback, upstream)
+}
+
+// providerSite is the demo shop behind an in-process Caddy whose checkout
+// block offers one provider, given as its Caddyfile block.
+type providerSite struct {
+	base, admin string // host:port of the site and of Caddy's admin API
+	shop        *demoshop.Shop
+}
+
+func startProviderSite(t *testing.T, block string) *providerSite {
+	t.Helper()
+	secret := sign.NewSecret()
+	shop, err := demoshop.New(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopSrv := httptest.NewServer(shop)
+	t.Cleanup(shopSrv.Close)
+	p := &providerSite{shop: shop,
+		base:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}
+	cf := caddyfile(filepath.Join(t.TempDir(), "checkout.db"), p.admin, p.base, secret, shopSrv.URL+"/payments/webhook", strings.TrimPrefix(shopSrv.URL, "http://"))
+	loadCaddy(t, strings.Replace(cf, "\t\tsandbox\n", block, 1))
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return p
+}
+
+// follow GETs loc and up to two redirects after it, as a browser does,
+// and returns the last page.
+func (p *providerSite) follow(t *testing.T, c *http.Client, loc string) string {
+	t.Helper()
+	var page string
+	for i := 0; i < 3 && loc != ""; i++ {
+		if strings.HasPrefix(loc, "/") {
+			loc = "http://" + p.base + loc
+		}
+		r, err := c.Get(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		page, loc = string(b), r.Header.Get("Location")
+	}
+	return page
+}
+
+// callbackTypes are the types of the callbacks the shop has received.
+func (p *providerSite) callbackTypes() []string {
+	var types []string
+	for _, cb := range p.shop.Callbacks() {
+		var b struct{ Type string }
+		_ = json.Unmarshal([]byte(cb.Body), &b)
+		types = append(types, b.Type)
+	}
+	return types
 }

@@ -1,22 +1,14 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
-	"github.com/caddy-checkout/checkout/internal/demoshop"
 	"github.com/caddy-checkout/checkout/internal/stripetest"
-	"github.com/caddy-checkout/checkout/sign"
 )
 
 // TestStripeThroughCaddyWithAdminRefund runs a Caddy configured from a
@@ -26,38 +18,17 @@ import (
 func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	const whsec = "whsec_e2e_0123456789abcdef"
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
-	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shopSrv := httptest.NewServer(shop)
-	t.Cleanup(shopSrv.Close)
-	base := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
 	t.Setenv("E2E_STRIPE_WHSEC", whsec)
-	cf := caddyfile(filepath.Join(t.TempDir(), "checkout.db"), admin, base, secret, shopSrv.URL+"/payments/webhook", strings.TrimPrefix(shopSrv.URL, "http://"))
-	cf = strings.Replace(cf, "\t\tsandbox\n", "\t\tstripe {\n"+
+	site := startProviderSite(t, "\t\tstripe {\n"+
 		"\t\t\tsecret_key {env.E2E_STRIPE_KEY}\n"+
 		"\t\t\twebhook_secret {env.E2E_STRIPE_WHSEC}\n"+
 		"\t\t\tapi_url "+fake.URL+"\n"+
-		"\t\t}\n", 1)
-	loadCaddy(t, cf)
-	t.Cleanup(func() { _ = caddy.Stop() })
+		"\t\t}\n")
+	base, admin, shop := site.base, site.admin, site.shop
 	fake.SetWebhook("http://"+base+"/_checkout/webhook/stripe", whsec)
 
 	c := noRedirectClient()
-	get := func(u string) (*http.Response, string) {
-		t.Helper()
-		r, err := c.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return r, string(b)
-	}
 	r, err := c.PostForm("http://"+base+"/buy", url.Values{"product": {"tee"}})
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +38,10 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(page, fake.URL+"/pay/cs_") {
 		t.Fatalf("buy: %d %q, want 303 to Stripe Checkout", r.StatusCode, page)
 	}
-	if r, _ := get(page); r.StatusCode != http.StatusOK {
-		t.Fatalf("Stripe page: %d", r.StatusCode)
+	if r, err := c.Get(page); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("Stripe page: %v %v", r, err)
+	} else {
+		r.Body.Close()
 	}
 	r, err = c.PostForm(page, url.Values{"action": {"pay"}})
 	if err != nil {
@@ -79,25 +52,9 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	if !strings.HasPrefix(loc, "http://"+base+"/_checkout/return/stripe/") {
 		t.Fatalf("Stripe sent the customer to %q", loc)
 	}
-	var final string
-	for i := 0; i < 3 && loc != ""; i++ {
-		if strings.HasPrefix(loc, "/") {
-			loc = "http://" + base + loc
-		}
-		r, final = get(loc)
-		loc = r.Header.Get("Location")
-	}
+	final := site.follow(t, c, loc)
 	if !strings.Contains(final, "<strong>paid</strong>: 25.00 USD") {
 		t.Fatalf("customer did not land at the shop as paid:\n%s", final)
-	}
-	callbackTypes := func() []string {
-		var types []string
-		for _, cb := range shop.Callbacks() {
-			var b struct{ Type string }
-			_ = json.Unmarshal([]byte(cb.Body), &b)
-			types = append(types, b.Type)
-		}
-		return types
 	}
 	waitFor(t, 10*time.Second, "the order.paid callback", func() bool { return len(shop.Callbacks()) == 1 })
 
@@ -129,7 +86,7 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	if adminGet(t, admin, "/checkout/deliveries", &ds); len(ds) != 2 {
 		t.Fatalf("%d callbacks queued, want 2", len(ds))
 	}
-	if types := callbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded" {
+	if types := site.callbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded" {
 		t.Fatalf("shop callbacks %v, want order.paid then one order.refunded", types)
 	}
 	refunds := 0
