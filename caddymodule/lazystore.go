@@ -160,3 +160,43 @@ func (l *lazyStore) Close() error {
 	l.cur.Store(nil)
 	return err
 }
+
+func (l *lazyStore) GetData(ctx context.Context, key string) ([]byte, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetData(ctx, key)
+}
+
+func (l *lazyStore) PutData(ctx context.Context, key string, val []byte) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.PutData(ctx, key, val)
+}
+
+func (l *lazyStore) PutDataIfAbsent(ctx context.Context, key string, val []byte) ([]byte, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.PutDataIfAbsent(ctx, key, val)
+}
+
+func (l *lazyStore) ScanData(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.ScanData(ctx, prefix, fn)
+}
+
+func (l *lazyStore) NextSeq(ctx context.Context, key string) (uint64, error) {
+	s, err := l.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.NextSeq(ctx, key)
+}

@@ -182,7 +182,35 @@ func (s *Site) Env() provider.Env {
 		},
 		CSRFToken:  s.csrfToken,
 		VerifyCSRF: s.verifyCSRF,
+		Data:       siteData{s.cfg.Store, s.cfg.Site + "/"},
 	}
+}
+
+// siteData is the store's provider data under the site's own prefix, so
+// that providers of two sites sharing a store never see each other's keys.
+type siteData struct {
+	st     store.ProviderData
+	prefix string
+}
+
+func (d siteData) GetData(ctx context.Context, key string) ([]byte, error) {
+	return d.st.GetData(ctx, d.prefix+key)
+}
+
+func (d siteData) PutData(ctx context.Context, key string, val []byte) error {
+	return d.st.PutData(ctx, d.prefix+key, val)
+}
+
+func (d siteData) PutDataIfAbsent(ctx context.Context, key string, val []byte) ([]byte, error) {
+	return d.st.PutDataIfAbsent(ctx, d.prefix+key, val)
+}
+
+func (d siteData) ScanData(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	return d.st.ScanData(ctx, d.prefix+prefix, func(k string, v []byte) error { return fn(k[len(d.prefix):], v) })
+}
+
+func (d siteData) NextSeq(ctx context.Context, key string) (uint64, error) {
+	return d.st.NextSeq(ctx, d.prefix+key)
 }
 
 // Secret is the site's secret (for callbacks).

@@ -26,6 +26,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/templates"
 )
 
@@ -163,6 +164,10 @@ type Env struct {
 	Render     RenderFunc // render a provider page inside the site's layout
 	CSRFToken  func(ref string) string
 	VerifyCSRF func(r *http.Request, ref string) bool
+	// Data is durable storage of the provider's own records (a chain
+	// checkpoint, an address counter), private to the site. Keys should
+	// start with the provider's name.
+	Data store.ProviderData
 }
 
 // Secret is the part of sign.Secret a provider may use.

@@ -134,6 +134,28 @@ type Store interface {
 	// changed anything can be tried again.
 	ForgetIdempotent(ctx context.Context, key string) error
 
+	ProviderData
+
 	// Close releases the store.
 	Close() error
+}
+
+// ProviderData is a small durable key-value space for what a provider
+// must remember beyond orders: a chain watcher's checkpoint, the next
+// address index of an extended public key, which address belongs to which
+// attempt. Keys are namespaced by the caller. Writes are durable when the
+// call returns.
+type ProviderData interface {
+	// GetData returns the value under key, or ErrNotFound.
+	GetData(ctx context.Context, key string) ([]byte, error)
+	// PutData stores val under key, replacing any value.
+	PutData(ctx context.Context, key string, val []byte) error
+	// PutDataIfAbsent stores val under key unless a value is there, and
+	// returns the value stored afterwards (val, or the one already there).
+	PutDataIfAbsent(ctx context.Context, key string, val []byte) ([]byte, error)
+	// ScanData calls fn for every key with the prefix, in key order.
+	ScanData(ctx context.Context, prefix string, fn func(key string, val []byte) error) error
+	// NextSeq returns the next number of the counter under key: 0 the
+	// first time, then 1, 2, ... Each number is given out once.
+	NextSeq(ctx context.Context, key string) (uint64, error)
 }

@@ -92,12 +92,15 @@ var (
 
 	// idempotency: Idempotency-Key → record JSON.
 	bucketIdempotency = []byte("idempotency")
+
+	// providerdata: a provider's own key → value (store.ProviderData).
+	bucketProviderData = []byte("providerdata")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUpdated,
 	bucketDeliveries, bucketDue, bucketQueue, bucketCreated, bucketByOrder, bucketSeqs,
-	bucketIdempotency,
+	bucketIdempotency, bucketProviderData,
 }
 
 // schemaVersion is stored in the meta bucket so that a later layout can
