@@ -7,6 +7,7 @@ package checkout
 import (
 	_ "github.com/caddy-checkout/checkout/caddymodule"
 	_ "github.com/caddy-checkout/checkout/providers/cyclos"
+	_ "github.com/caddy-checkout/checkout/providers/erc20"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )

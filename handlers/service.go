@@ -285,6 +285,7 @@ func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov
 		ExpiresAt:   o.ExpiresAt,
 		ProviderRef: att.ProviderRef,
 		Transaction: o.Transaction,
+		Received:    att.Received,
 		ReturnURL:   s.url(r, "/return/"+prov+"/"+att.Ref),
 		CancelURL:   s.url(r, "/pay/"+att.Ref),
 		WebhookURL:  s.url(r, "/webhook/"+prov),

@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
@@ -40,9 +42,10 @@ type Payment struct {
 	Description string
 	Email       string
 	ExpiresAt   time.Time
-	ProviderRef string // the provider's id for this attempt, once Start returned one
-	Transaction string // the provider's reference of the payment, once paid (for refunds)
-	Locale      string // "en", "ja"
+	ProviderRef string       // the provider's id for this attempt, once Start returned one
+	Transaction string       // the provider's reference of the payment, once paid (for refunds)
+	Received    money.Amount // what has arrived for the attempt so far (on-chain partial payments)
+	Locale      string       // "en", "ja"
 
 	// Our URLs for this attempt, absolute.
 	ReturnURL  string // GET {base}/return/{provider}/{ref}
@@ -138,6 +141,12 @@ type Closer interface {
 	Close(ctx context.Context, p Payment) error
 }
 
+// Progresser is a provider that can say more about an open attempt than
+// its state, for the customer's live page ("seen, 3 of 12 confirmations").
+type Progresser interface {
+	Progress(ref string) string
+}
+
 // Router is a provider with its own customer-facing routes under
 // {base}/{name}/ (the sandbox's hosted page, a QR image, a form target).
 // The path given to ServeHTTP has {base}/{name} stripped.
@@ -164,6 +173,9 @@ type Env struct {
 	Render     RenderFunc // render a provider page inside the site's layout
 	CSRFToken  func(ref string) string
 	VerifyCSRF func(r *http.Request, ref string) bool
+	// Logger is the site's logger, for what a provider finds outside a
+	// request (a watcher that cannot reach its node).
+	Logger *zap.Logger
 	// Data is durable storage of the provider's own records (a chain
 	// checkpoint, an address counter), private to the site. Keys should
 	// start with the provider's name.
