@@ -40,8 +40,10 @@ type engine struct {
 
 	reconcileAfter atomic.Int64
 
-	mu    sync.RWMutex
-	sites map[string]*handlers.Site
+	mu      sync.RWMutex
+	sites   map[string]*handlers.Site
+	running bool                                  // start has run
+	runs    map[*handlers.Site]context.CancelFunc // the sites' provider runners (chain watchers)
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -49,7 +51,8 @@ type engine struct {
 }
 
 func newEngine(path string, slogger *slog.Logger, log *zap.Logger) *engine {
-	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string]*handlers.Site{}}
+	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string]*handlers.Site{},
+		runs: map[*handlers.Site]context.CancelFunc{}}
 	e.notifier = notify.New(notify.Config{
 		Store:  e.store,
 		Sites:  e.secret,
@@ -71,19 +74,47 @@ func (e *engine) secret(site string) (sign.Secret, bool) {
 }
 
 // register makes s the current site of its name (a reload replaces it).
+// Its providers' background work starts now if the engine runs, else when
+// it starts (never for a config that is only validated).
 func (e *engine) register(s *handlers.Site) {
 	e.mu.Lock()
 	e.sites[s.Name()] = s
+	if e.running {
+		e.runLocked(s)
+	}
 	e.mu.Unlock()
 }
 
-// unregister removes s unless a newer config already replaced it.
+// unregister removes s unless a newer config already replaced it, and
+// stops its providers' background work.
 func (e *engine) unregister(s *handlers.Site) {
 	e.mu.Lock()
 	if e.sites[s.Name()] == s {
 		delete(e.sites, s.Name())
 	}
+	if stop, ok := e.runs[s]; ok {
+		stop()
+		delete(e.runs, s)
+	}
 	e.mu.Unlock()
+}
+
+// runLocked starts the provider runners of s. e.mu must be held.
+func (e *engine) runLocked(s *handlers.Site) {
+	if _, ok := e.runs[s]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.runs[s] = cancel
+	for _, r := range s.Runners() {
+		e.done.Add(1)
+		go func() {
+			defer e.done.Done()
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("provider background work stopped", zap.String("site", s.Name()), zap.Error(err))
+			}
+		}()
+	}
 }
 
 func (e *engine) site(name string) (*handlers.Site, bool) {
@@ -121,6 +152,12 @@ func (e *engine) start() error {
 			e.maintain(ctx)
 		}()
 	})
+	e.mu.Lock()
+	e.running = true
+	for _, s := range e.sites {
+		e.runLocked(s)
+	}
+	e.mu.Unlock()
 	return nil
 }
 
@@ -157,6 +194,12 @@ func (e *engine) Destruct() error {
 	if e.cancel != nil {
 		e.cancel()
 	}
+	e.mu.Lock()
+	for s, stop := range e.runs {
+		stop()
+		delete(e.runs, s)
+	}
+	e.mu.Unlock()
 	e.done.Wait()
 	active.CompareAndSwap(e, nil)
 	return e.store.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
 )
 
 // hub tells live pages of this process that an order moved. Pages of
@@ -63,14 +64,20 @@ type statusView struct {
 	ExpiresAt time.Time   `json:"expires_at"`
 	Current   bool        `json:"current"` // false once a newer attempt replaced this one
 	Late      bool        `json:"late,omitempty"`
+	// Progress is the provider's word on an open attempt ("seen, 3 of
+	// 12 confirmations"), where it has one.
+	Progress string `json:"progress,omitempty"`
 }
 
-func viewOf(o *order.Order, ref string) statusView {
+func (s *Site) viewOf(o *order.Order, ref string) statusView {
 	a := o.Attempt(ref)
 	v := statusView{Status: o.Status, Amount: a.Amount.String(), Currency: a.Amount.Currency(),
 		ExpiresAt: o.ExpiresAt.UTC(), Current: a.Generation == o.Current().Generation, Late: o.Late}
 	if a.Received.Valid() {
 		v.Received = a.Received.String()
+	}
+	if pr, ok := s.providers[a.Provider].(provider.Progresser); ok && o.Status.Open() {
+		v.Progress = pr.Progress(ref)
 	}
 	return v
 }
@@ -81,7 +88,7 @@ func (s *Site) serveStatus(w http.ResponseWriter, r *http.Request, ref string) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, viewOf(o, ref))
+	writeJSON(w, http.StatusOK, s.viewOf(o, ref))
 }
 
 // ssePoll is how often an open event stream re-reads the store, for
@@ -101,17 +108,17 @@ func (s *Site) serveEvents(w http.ResponseWriter, r *http.Request, ref string) {
 	w.WriteHeader(http.StatusOK)
 	ch, cancel := s.hub.subscribe(ref)
 	defer cancel()
-	send := func(o *order.Order) bool {
-		b, _ := json.Marshal(viewOf(o, ref))
+	send := func(v statusView) bool {
+		b, _ := json.Marshal(v)
 		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
 	}
-	if !send(o) {
+	last := s.viewOf(o, ref)
+	if !send(last) {
 		return
 	}
-	last := o.Status
 	poll := time.NewTicker(ssePoll)
 	defer poll.Stop()
 	deadline := time.NewTimer(10 * time.Minute) // the page reconnects if still open
@@ -129,9 +136,9 @@ func (s *Site) serveEvents(w http.ResponseWriter, r *http.Request, ref string) {
 		if err != nil {
 			return
 		}
-		if cur.Status != last {
-			last = cur.Status
-			if !send(cur) {
+		if v := s.viewOf(cur, ref); v != last {
+			last = v
+			if !send(v) {
 				return
 			}
 		} else if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {

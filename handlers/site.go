@@ -217,6 +217,17 @@ func (d siteData) NextSeq(ctx context.Context, key string) (uint64, error) {
 // Secret is the site's secret (for callbacks).
 func (s *Site) Secret() sign.Secret { return s.cfg.Secret }
 
+// Runners are the site's providers with background work.
+func (s *Site) Runners() []provider.Runner {
+	var rs []provider.Runner
+	for _, p := range s.cfg.Providers {
+		if r, ok := p.(provider.Runner); ok {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
 // Provider returns a configured provider by name.
 func (s *Site) Provider(name string) (provider.Provider, bool) {
 	p, ok := s.providers[name]

@@ -9,6 +9,9 @@
 //    polls data-status-url (JSON with the same "status" field) instead.
 //  - it ticks the countdown element with data-expires (unix seconds),
 //    correcting for the client's clock with data-now (the server's time).
+//  - it shows a status message's "progress" (an on-chain payment's
+//    confirmations) in the element with data-progress, and makes buttons
+//    with data-copy copy their value.
 (function () {
   'use strict';
 
@@ -40,11 +43,16 @@
     }
 
     function check(text) {
-      var status;
+      var status, msg;
       try {
-        status = JSON.parse(text).status;
+        msg = JSON.parse(text);
+        status = msg.status;
       } catch (e) {
         return;
+      }
+      var progress = document.querySelector('[data-progress]');
+      if (progress && typeof msg.progress === 'string' && msg.progress) {
+        progress.textContent = msg.progress;
       }
       if (done || !rank.hasOwnProperty(status) || rank[status] <= rank[current]) {
         return;
@@ -106,7 +114,21 @@
     update();
   }
 
+  function copyButtons() {
+    var buttons = document.querySelectorAll('[data-copy]');
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.addEventListener('click', function () {
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(b.getAttribute('data-copy')).then(function () {
+            b.textContent = b.getAttribute('data-copied-text') || 'Copied';
+          }, function () {});
+        }
+      });
+    });
+  }
+
   function start() {
+    copyButtons();
     var live = document.querySelector('[data-events]');
     if (live) {
       watch(live);
