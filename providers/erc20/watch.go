@@ -98,7 +98,7 @@ type Watcher struct {
 	pending   map[string]*Credit        // seen, not yet credited, by ID
 	cp        *checkpoint
 	head      uint64 // the chain head at the last poll
-	rescanned bool // the first poll of this process scans back over the margin
+	rescanned bool   // the first poll of this process scans back over the margin
 }
 
 // NewWatcher makes a watcher. Its state lives in data under prefix.

@@ -265,10 +265,10 @@ func TestWatcherIgnoresWhatIsNotTheTokensTransfer(t *testing.T) {
 	_ = w.Watch(context.Background(), addr, "ref")
 	poll(t, w)
 	chain.mine(1)
-	chain.transfer(lookAlike, addr, 500)                           // same event, another contract
-	chain.transfer(testToken, addr, 0)                             // zero-value spam
+	chain.transfer(lookAlike, addr, 500)                          // same event, another contract
+	chain.transfer(testToken, addr, 0)                            // zero-value spam
 	chain.transfer(testToken, common.HexToAddress("0x3333"), 500) // not ours
-	chain.transfer(testToken, addr, 500) // marked removed below
+	chain.transfer(testToken, addr, 500)                          // marked removed below
 	chain.mu.Lock()
 	n := uint64(len(chain.blocks) - 1)
 	chain.logs[n][len(chain.logs[n])-1].Removed = true
