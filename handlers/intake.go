@@ -248,8 +248,7 @@ func (s *Site) authorizeAPI(w http.ResponseWriter, r *http.Request) bool {
 		writeAPIError(w, http.StatusNotFound, "the server API is not enabled for this site (intake api)")
 		return false
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !allowed(s.cfg.APIAllow, ap.Addr().Unmap()) {
+	if !s.apiAllowed(r) {
 		writeAPIError(w, http.StatusForbidden, "caller address is not in api_allow")
 		return false
 	}
@@ -260,6 +259,12 @@ func (s *Site) authorizeAPI(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// apiAllowed reports whether the caller's address is in api_allow.
+func (s *Site) apiAllowed(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && allowed(s.cfg.APIAllow, ap.Addr().Unmap())
 }
 
 // DefaultAPIAllow is who may call the server API unless api_allow says.

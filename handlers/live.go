@@ -77,7 +77,7 @@ func (s *Site) viewOf(o *order.Order, ref string) statusView {
 		v.Received = a.Received.String()
 	}
 	if pr, ok := s.providers[a.Provider].(provider.Progresser); ok && o.Status.Open() {
-		v.Progress = pr.Progress(ref)
+		v.Progress = pr.Progress(ref).Text
 	}
 	return v
 }

@@ -25,7 +25,16 @@ func (s *Site) buildMux() *http.ServeMux {
 			m.Handle(prefix+"/", http.StripPrefix(prefix, h))
 		}
 	}
-	m.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, http.StatusNotFound, "") })
+	m.HandleFunc("POST "+b+"/{$}", s.serveOxbtcpayRPC)
+	m.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) {
+		// GET {base}/{id}/status.json (0xBTCpay) shares its shape with
+		// other routes, so it is told apart here.
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, b+"/"), "/status.json"); ok && r.Method == http.MethodGet && oxbtcpayID.MatchString(id) {
+			s.serveOxbtcpayStatus(w, r, id)
+			return
+		}
+		s.fail(w, r, http.StatusNotFound, "")
+	})
 	return m
 }
 

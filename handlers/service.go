@@ -126,6 +126,13 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			}
 			ds = append(ds, d)
 		}
+		if out.Changed && o.Status == order.Paid && o.Postback != "" {
+			d, err := s.oxbtcpayPostback(o, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			ds = append(ds, d)
+		}
 		return o, ds, nil
 	})
 	if err != nil {
@@ -136,7 +143,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			zap.String("site", o.Site), zap.String("order", o.ID),
 			zap.String("from", string(out.Event.From)), zap.String("to", string(out.Event.To)),
 			zap.String("cause", string(cause)), zap.Int("attempt", out.Event.Attempt))
-		if s.cfg.Callback != "" {
+		if s.cfg.Callback != "" || o.Postback != "" {
 			s.cfg.Wake()
 		}
 		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
@@ -231,7 +238,6 @@ func (s *Site) delivery(o *order.Order, now time.Time) (store.Delivery, error) {
 		ID:        "msg_" + order.NewRef(),
 		Site:      o.Site,
 		OrderID:   o.ID,
-		Seq:       uint64(len(o.History)),
 		Type:      typ,
 		URL:       s.cfg.Callback,
 		Body:      body,

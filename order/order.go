@@ -134,7 +134,12 @@ type Order struct {
 	PaidAt      time.Time         `json:"paid_at,omitzero"`
 	Late        bool              `json:"late,omitempty"`
 	Flags       []string          `json:"flags,omitempty"` // e.g. "overpaid"
-	History     []Event           `json:"history"`
+	// Postback is a URL that also gets a signed POST when the order is
+	// paid, in 0xBTCpay's body shape, with PostbackData (JSON text the
+	// creator gave) in it: orders made through the 0xBTCpay-compatible API.
+	Postback     string  `json:"postback_url,omitempty"`
+	PostbackData string  `json:"postback_data,omitempty"`
+	History      []Event `json:"history"`
 }
 
 // Limits on what the shop may send.
@@ -233,6 +238,9 @@ type Intake struct {
 	Provider    string
 	Metadata    map[string]string
 	Expires     time.Duration
+	// Postback and PostbackData: see Order.
+	Postback     string
+	PostbackData string
 }
 
 // Validate checks everything the shop sent.
@@ -291,6 +299,9 @@ func New(in Intake, now time.Time, defaultExpiry time.Duration) (*Order, error) 
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		ExpiresAt:   now.Add(exp),
+
+		Postback:     in.Postback,
+		PostbackData: in.PostbackData,
 	}
 	o.Attempts = []Attempt{{Generation: 1, Ref: NewRef(), Amount: in.Amount, CreatedAt: now}}
 	o.History = []Event{{At: now, To: Pending, Cause: Cause{Kind: ByIntake}, Attempt: 1, Applied: true, Amount: in.Amount}}

@@ -102,6 +102,9 @@ func (*ERC20) Name() string { return Name }
 // Label is shown on the pay page.
 func (e *ERC20) Label() string { return e.currency + " (Ethereum)" }
 
+// Currency is the code orders paid with this token use (the symbol).
+func (e *ERC20) Currency() string { return e.currency }
+
 // UseChain sets the chain client instead of dialing RPC (tests, or a
 // client shared by several sites). Call it before Setup.
 func (e *ERC20) UseChain(c ChainReader) { e.chain = c }
@@ -177,6 +180,7 @@ func (e *ERC20) Setup(env provider.Env) error {
 	}
 	e.prefix = Name + "/" + strings.ToLower(e.token.Hex()) + "/"
 	e.watcher = NewWatcher(e.chain, e.token, e.Confirmations, env.Data, e.prefix, e.credit)
+	e.watcher.SetClock(env.Now)
 	return nil
 }
 

@@ -43,30 +43,40 @@ var pageTmpl = template.Must(template.New("erc20").Parse(`<section class="onchai
 func (e *ERC20) page(p provider.Payment, addr common.Address, units *big.Int) (template.HTML, error) {
 	var b bytes.Buffer
 	err := pageTmpl.Execute(&b, map[string]any{
-		"Amount":        p.Amount.String(),
+		"Amount":        trimZeros(p.Amount.String()),
 		"Symbol":        e.currency,
 		"Address":       addr.Hex(),
 		"Token":         e.token.Hex(),
 		"URI":           template.URL(PaymentURI(e.token, e.ChainID, addr, units)),
 		"QR":            e.env.BasePath + "/" + Name + "/qr/" + p.Ref + ".png",
-		"Progress":      e.Progress(p.Ref),
+		"Progress":      e.Progress(p.Ref).Text,
 		"Confirmations": e.Confirmations,
 	})
 	return template.HTML(b.String()), err
 }
 
+// trimZeros drops the trailing zeros of a decimal amount ("1.50000000"
+// → "1.5"): a token's 8 or 18 places are exact but hard to read.
+func trimZeros(s string) string {
+	if !strings.Contains(s, ".") {
+		return s
+	}
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
 // Progress is what the live page says of an attempt's transfers.
-func (e *ERC20) Progress(ref string) string {
+func (e *ERC20) Progress(ref string) provider.Progress {
 	pr := e.watcher.Progress(ref)
 	if !pr.Seen {
-		return "Waiting for the payment…"
+		return provider.Progress{Text: "Waiting for the payment…"}
 	}
 	amt, err := money.FromMinor(pr.Amount, e.currency)
 	seen := ""
 	if err == nil {
-		seen = amt.String() + " " + e.currency + " "
+		seen = trimZeros(amt.String()) + " " + e.currency + " "
 	}
-	return fmt.Sprintf("Payment of %sseen: %d of %d confirmations.", seen, min(pr.Confirmations, pr.Needed), pr.Needed)
+	return provider.Progress{SeenAt: pr.SeenAt,
+		Text: fmt.Sprintf("Payment of %sseen: %d of %d confirmations.", seen, min(pr.Confirmations, pr.Needed), pr.Needed)}
 }
 
 // ServeHTTP serves {base}/erc20/qr/{ref}.png: the QR code of the

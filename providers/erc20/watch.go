@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"sort"
 	"sync"
+	"time"
 
 	ethereum "github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -57,6 +58,7 @@ type Credit struct {
 	BlockHash common.Hash
 	TxHash    common.Hash
 	Index     uint // the log's index in its block
+	SeenAt    time.Time
 }
 
 // ID names the log once: the same log is never counted twice, and the
@@ -72,6 +74,7 @@ type Progress struct {
 	Needed        uint64   // the configured depth
 	Amount        *big.Int // seen so far, not yet credited
 	TxHash        common.Hash
+	SeenAt        time.Time // when the first of them was seen
 }
 
 // checkpoint is the last block scanned, as stored.
@@ -99,6 +102,7 @@ type Watcher struct {
 	cp        *checkpoint
 	head      uint64 // the chain head at the last poll
 	rescanned bool   // the first poll of this process scans back over the margin
+	now       func() time.Time
 }
 
 // NewWatcher makes a watcher. Its state lives in data under prefix.
@@ -108,8 +112,11 @@ func NewWatcher(chain ChainReader, token common.Address, confirmations uint64, d
 		confirmations = 1
 	}
 	return &Watcher{chain: chain, token: token, confirmations: confirmations, data: data, prefix: prefix, credit: credit,
-		watched: map[common.Address]string{}, pending: map[string]*Credit{}}
+		watched: map[common.Address]string{}, pending: map[string]*Credit{}, now: time.Now}
 }
+
+// SetClock sets the clock that stamps when transfers are seen.
+func (w *Watcher) SetClock(now func() time.Time) { w.now = now }
 
 // Load reads the watched addresses and the checkpoint from the store.
 func (w *Watcher) Load(ctx context.Context) error {
@@ -176,6 +183,9 @@ func (w *Watcher) Progress(ref string) Progress {
 		}
 		if !p.Seen || conf < p.Confirmations {
 			p.Confirmations = conf
+		}
+		if !p.Seen || c.SeenAt.Before(p.SeenAt) {
+			p.SeenAt = c.SeenAt
 		}
 		p.Seen = true
 		p.TxHash = c.TxHash
@@ -323,7 +333,7 @@ func (w *Watcher) match(logs []types.Log) int {
 			continue // zero-value transfers are address-poisoning spam
 		}
 		c := &Credit{Ref: ref, To: to, From: common.BytesToAddress(l.Topics[1].Bytes()), Amount: amount,
-			Block: l.BlockNumber, BlockHash: l.BlockHash, TxHash: l.TxHash, Index: l.Index}
+			Block: l.BlockNumber, BlockHash: l.BlockHash, TxHash: l.TxHash, Index: l.Index, SeenAt: w.now()}
 		if _, dup := w.pending[c.ID()]; !dup {
 			w.pending[c.ID()] = c
 			n++
