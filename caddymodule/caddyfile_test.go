@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/caddymodule"
 	_ "github.com/caddy-checkout/checkout/providers/cyclos"
+	_ "github.com/caddy-checkout/checkout/providers/erc20"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )
@@ -369,6 +370,35 @@ func TestCaddyfileErrors(t *testing.T) {
 			name:  "fail/cyclos-unknown-setting",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n cyclos {\n  url https://demo.cyclos.org\n  access_client_token {env.T}\n  currency HVC\n }\n}",
 			want:  []string{"cyclos", `"currency"`, "access_client_token", "Testfile:6"},
+		},
+		{
+			name:  "ok/erc20-defaults",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.ETH_RPC_URL}\n  xpub {env.CHECKOUT_XPUB}\n }\n}",
+		},
+		{
+			name:  "fail/erc20-no-key-source",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.ETH_RPC_URL}\n }\n}",
+			want:  []string{"erc20", "xpub or addresses_file", "no private key"},
+		},
+		{
+			name:  "fail/erc20-both-sources",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.ETH_RPC_URL}\n  xpub {env.X}\n  addresses_file /etc/a.txt\n }\n}",
+			want:  []string{"erc20", "not both"},
+		},
+		{
+			name:  "fail/erc20-confirmations",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.R}\n  xpub {env.X}\n  confirmations 0\n }\n}",
+			want:  []string{"erc20 confirmations", `"0"`, "Testfile:6"},
+		},
+		{
+			name:  "fail/erc20-poll",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.R}\n  xpub {env.X}\n  poll 10ms\n }\n}",
+			want:  []string{"erc20 poll", "at least 1s", "Testfile:6"},
+		},
+		{
+			name:  "fail/erc20-unknown-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n erc20 {\n  rpc {env.R}\n  xpub {env.X}\n  private_key abc\n }\n}",
+			want:  []string{"erc20", `"private_key"`, "Testfile:6"},
 		},
 		{
 			name:  "fail/intake-unknown",

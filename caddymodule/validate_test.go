@@ -15,8 +15,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
 	"github.com/caddy-checkout/checkout/sign"
 )
+
+// testXprv is BIP-32 test vector 1's master private key: a private key
+// where only a public one belongs.
+const testXprv = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi"
 
 // validateCheckout adapts a site whose checkout block holds settings
 // (one per line) and validates it. The checkout store is dir/c.db and
@@ -168,6 +173,27 @@ func TestValidate(t *testing.T) {
 				"cyclos {", "url demo.cyclos.org", "username ticket", "password {env.CYCLOS_TEST_PASSWORD}", "}"},
 			want:    []string{"provider cyclos", "url", "Cyclos root"},
 			secrets: []string{"Secretpassword"},
+		},
+		{
+			name: "ok/erc20",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_XPUB": hdkey.TestXpub},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"erc20 {", "rpc http://127.0.0.1:8545", "xpub {env.CHECKOUT_TEST_XPUB}", "confirmations 3", "}"},
+		},
+		{
+			name: "fail/erc20-private-key",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_XPUB": testXprv},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"erc20 {", "rpc http://127.0.0.1:8545", "xpub {env.CHECKOUT_TEST_XPUB}", "}"},
+			want:    []string{"provider erc20", "xpub"},
+			secrets: []string{testXprv, testXprv[4:20]},
+		},
+		{
+			name: "fail/erc20-bad-token",
+			env:  map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_XPUB": hdkey.TestXpub},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}",
+				"erc20 {", "rpc http://127.0.0.1:8545", "token 0xnope", "xpub {env.CHECKOUT_TEST_XPUB}", "}"},
+			want: []string{"provider erc20", "token", "0x address"},
 		},
 		{
 			name:     "fail/secret-file-missing",
