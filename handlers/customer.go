@@ -77,7 +77,7 @@ func (s *Site) continueURL(o *order.Order) string {
 func (s *Site) choices(o *order.Order) []templates.Choice {
 	var cs []templates.Choice
 	for _, p := range s.cfg.Providers {
-		if o.Provider != "" && p.Name() != o.Provider {
+		if o.Provider != "" && p.Name() != o.Provider || !accepts(p, o.Amount.Currency()) {
 			continue
 		}
 		cs = append(cs, templates.Choice{Name: p.Name(), Label: label(p)})

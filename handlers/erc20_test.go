@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/erc20"
 	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
+	"github.com/caddy-checkout/checkout/providers/sandbox"
 )
 
 type erc20Env struct {
@@ -391,5 +393,26 @@ func TestOxbtcpayAPIErrors(t *testing.T) {
 	far := newERC20Env(t, func(c *handlers.Config) { c.APIAllow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} })
 	if code, _ := far.rpc(`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1"}}`); code != http.StatusForbidden {
 		t.Fatalf("caller outside api_allow: %d, want 403", code)
+	}
+}
+
+func TestERC20IsOfferedOnlyForItsToken(t *testing.T) {
+	ee := newERC20Env(t, func(c *handlers.Config) { c.Providers = append(c.Providers, &sandbox.Sandbox{}) })
+	c := ee.client()
+	// The demo shop sells in USD: only the sandbox takes it, so the
+	// customer goes straight there.
+	r := ee.post(c, "/buy", url.Values{"product": {"mug"}})
+	if r.code != http.StatusSeeOther || !strings.Contains(r.location, "/_checkout/sandbox/") {
+		t.Fatalf("a USD order: %d %q, want straight to the sandbox", r.code, r.location)
+	}
+	// A 0xBTC order offers both.
+	ee.api(http.MethodPost, "/_checkout/api/orders", ee.secretText, `{"order_id":"B-1","amount":"1","currency":"0xBTC"}`)
+	o, err := ee.store.Get(context.Background(), order.Key{Site: "shop", ID: "B-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := ee.get(c, "/_checkout/pay/"+o.Current().Ref)
+	if !strings.Contains(page.body, `value="erc20"`) || !strings.Contains(page.body, `value="sandbox"`) {
+		t.Fatalf("the 0xBTC order's pay page does not offer both:\n%s", page.body)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
 )
@@ -162,7 +163,7 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 // takeOrder stores the order and sends the customer on: to the provider
 // when there is only one choice, else to the pay page.
 func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake) {
-	o, _, err := s.Receive(r.Context(), in, s.soleProvider(in.Provider))
+	o, _, err := s.Receive(r.Context(), in, s.soleProvider(in.Provider, in.Amount.Currency()))
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {
 			s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
@@ -175,7 +176,7 @@ func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake
 		s.showEnded(w, r, o)
 		return
 	}
-	if name := s.soleProvider(o.Provider); name != "" {
+	if name := s.soleProvider(o.Provider, o.Amount.Currency()); name != "" {
 		s.sendToProvider(w, r, o, name)
 		return
 	}
@@ -183,15 +184,29 @@ func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake
 }
 
 // soleProvider is the provider to use without asking: the one the shop
-// fixed for the order, or the only one configured.
-func (s *Site) soleProvider(fixed string) string {
+// fixed for the order, or the only one configured that takes its
+// currency.
+func (s *Site) soleProvider(fixed, currency string) string {
 	if fixed != "" {
 		return fixed
 	}
-	if len(s.cfg.Providers) == 1 {
-		return s.cfg.Providers[0].Name()
+	sole := ""
+	for _, p := range s.cfg.Providers {
+		if accepts(p, currency) {
+			if sole != "" {
+				return ""
+			}
+			sole = p.Name()
+		}
 	}
-	return ""
+	return sole
+}
+
+// accepts reports whether a provider takes payments in a currency: a
+// token provider only its token, the others whatever the order says.
+func accepts(p provider.Provider, currency string) bool {
+	c, ok := p.(interface{ Currency() string })
+	return !ok || c.Currency() == currency
 }
 
 // --- signed links ---
