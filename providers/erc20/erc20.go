@@ -13,9 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	ethereum "github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -161,14 +166,11 @@ func (e *ERC20) Setup(env provider.Env) error {
 		return errors.New("xpub (an extended public key) or addresses_file is required")
 	}
 	if e.chain == nil {
-		if e.RPC == "" {
-			return errors.New("rpc: required (the Ethereum JSON-RPC endpoint)")
+		u, err := url.Parse(e.RPC)
+		if e.RPC == "" || err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss") {
+			return errors.New("rpc: want the Ethereum JSON-RPC endpoint, an http(s) or ws(s) URL")
 		}
-		c, err := ethclient.Dial(e.RPC)
-		if err != nil {
-			return fmt.Errorf("rpc: %v", err)
-		}
-		e.chain = c
+		e.chain = &lazyClient{url: e.RPC}
 	}
 	if env.Now == nil || env.Lookup == nil || env.Report == nil || env.Render == nil || env.Data == nil {
 		return errors.New("incomplete site environment")
@@ -345,6 +347,9 @@ func (e *ERC20) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	if l, ok := e.chain.(*lazyClient); ok {
+		defer l.close()
+	}
 	for {
 		if _, err := e.PollOnce(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("reading the chain", zap.String("token", e.token.Hex()), zap.Error(err))
@@ -360,6 +365,64 @@ func (e *ERC20) Run(ctx context.Context) error {
 // PollOnce runs one poll of the watcher.
 func (e *ERC20) PollOnce(ctx context.Context) (PollResult, error) {
 	return e.watcher.Poll(ctx)
+}
+
+// lazyClient dials the node on first use, so that loading a config (or
+// only validating it) opens no connection; Run closes it.
+type lazyClient struct {
+	url    string
+	mu     sync.Mutex
+	client *ethclient.Client
+}
+
+func (l *lazyClient) get(ctx context.Context) (*ethclient.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.client == nil {
+		c, err := ethclient.DialContext(ctx, l.url)
+		if err != nil {
+			return nil, errors.New("cannot reach the rpc endpoint") // its URL may hold an API key
+		}
+		l.client = c
+	}
+	return l.client, nil
+}
+
+func (l *lazyClient) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := c.HeaderByNumber(ctx, n)
+	return h, scrub(err)
+}
+
+func (l *lazyClient) FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := c.FilterLogs(ctx, q)
+	return logs, scrub(err)
+}
+
+// scrub drops the endpoint's URL from a transport error: node URLs often
+// carry an API key, and these errors are logged.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s to the rpc endpoint: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+func (l *lazyClient) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.client != nil {
+		l.client.Close()
+		l.client = nil
+	}
 }
 
 // Watcher is the provider's chain watcher (tests and benchmarks).

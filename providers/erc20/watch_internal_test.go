@@ -347,3 +347,16 @@ func TestWatcherCatchesUpInBoundedRanges(t *testing.T) {
 		t.Fatalf("not caught up: %+v, head %d", r, chain.head())
 	}
 }
+
+func TestLazyClientErrorsHoldNoEndpointURL(t *testing.T) {
+	l := &lazyClient{url: "http://127.0.0.1:1/v3/SECRETAPIKEY"}
+	defer l.close()
+	_, err := l.HeaderByNumber(context.Background(), nil)
+	if err == nil || strings.Contains(err.Error(), "SECRETAPIKEY") {
+		t.Fatalf("error %v: want one without the endpoint's key", err)
+	}
+	_, err = l.FilterLogs(context.Background(), ethereum.FilterQuery{})
+	if err == nil || strings.Contains(err.Error(), "SECRETAPIKEY") {
+		t.Fatalf("error %v: want one without the endpoint's key", err)
+	}
+}
