@@ -144,7 +144,13 @@ type Closer interface {
 // Progresser is a provider that can say more about an open attempt than
 // its state, for the customer's live page ("seen, 3 of 12 confirmations").
 type Progresser interface {
-	Progress(ref string) string
+	Progress(ref string) Progress
+}
+
+// Progress is a provider's word on an open attempt.
+type Progress struct {
+	Text   string    // for the customer
+	SeenAt time.Time // when a payment was first seen, not yet confirmed; zero if none
 }
 
 // Router is a provider with its own customer-facing routes under
