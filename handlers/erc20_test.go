@@ -416,3 +416,31 @@ func TestERC20IsOfferedOnlyForItsToken(t *testing.T) {
 		t.Fatalf("the 0xBTC order's pay page does not offer both:\n%s", page.body)
 	}
 }
+
+func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
+	ee := newERC20Env(t)
+	ref, addr := ee.order("H-1", "2")
+	ee.chain.Transfer(ee.token, 0, addr, units("0.5"))
+	ee.chain.Commit()
+	ee.chain.Mine(confirmations)
+	ee.poll()
+	page := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
+	if !strings.Contains(page.body, "0.5 0xBTC of 2 0xBTC has arrived") || !strings.Contains(page.body, "uint256=150000000") {
+		t.Fatalf("the page after a part payment does not ask for the remaining 1.5:\n%s", page.body)
+	}
+	// Another order: both halves arrive after it expired.
+	ref2, addr2 := ee.order("H-2", "1")
+	ee.clock.Add(31 * 60e9)
+	if _, err := ee.site.Expire(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		ee.chain.Transfer(ee.token, 0, addr2, units("0.5"))
+		ee.chain.Commit()
+		ee.chain.Mine(confirmations)
+		ee.poll()
+	}
+	if o := ee.orderByRef(ref2); o.Status != order.Paid || !o.Late {
+		t.Fatalf("two halves after expiry: %s late %v, received %s", o.Status, o.Late, o.Current().Received)
+	}
+}

@@ -183,6 +183,7 @@ func (s *Site) Env() provider.Env {
 		CSRFToken:  s.csrfToken,
 		VerifyCSRF: s.verifyCSRF,
 		Data:       siteData{s.cfg.Store, s.cfg.Site + "/"},
+		SharedData: s.cfg.Store,
 		Logger:     s.log,
 	}
 }

@@ -451,6 +451,13 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		o.UpdatedAt = now
 		return Outcome{Event: ev}
 	}
+	if t.To == OnHold && o.Status.Ended() && t.Paid.Valid() {
+		// Part of the money arrived after the order ended: the order
+		// stays ended, but what arrived is kept, so that the rest, if it
+		// comes, makes it paid late.
+		att.Received = t.Paid
+		return refuse(fmt.Errorf("%w: %s → %s (received %s kept)", ErrRefused, o.Status, t.To, t.Paid))
+	}
 	if !CanMove(o.Status, t.To) {
 		return refuse(fmt.Errorf("%w: %s → %s", ErrRefused, o.Status, t.To))
 	}

@@ -186,6 +186,10 @@ type Env struct {
 	// checkpoint, an address counter), private to the site. Keys should
 	// start with the provider's name.
 	Data store.ProviderData
+	// SharedData is the same storage without the site's prefix, for what
+	// must be unique across the sites of a store (an address handed out
+	// from an xpub that two sites might share).
+	SharedData store.ProviderData
 }
 
 // Secret is the part of sign.Secret a provider may use.

@@ -172,7 +172,7 @@ func (e *ERC20) Setup(env provider.Env) error {
 		}
 		e.chain = &lazyClient{url: e.RPC}
 	}
-	if env.Now == nil || env.Lookup == nil || env.Report == nil || env.Render == nil || env.Data == nil {
+	if env.Now == nil || env.Lookup == nil || env.Report == nil || env.Render == nil || env.Data == nil || env.SharedData == nil {
 		return errors.New("incomplete site environment")
 	}
 	e.env = env
@@ -219,49 +219,69 @@ func readAddresses(path string) ([]common.Address, error) {
 	return list, nil
 }
 
-// source names the address source in data keys, so that a new xpub or
-// file starts its own count.
+// source names an xpub in data keys, so that another xpub starts its own
+// count.
 func (e *ERC20) source() string {
-	h := sha256.New()
-	if e.key != nil {
-		h.Write([]byte(e.key.String()))
-	} else {
-		for _, a := range e.addresses {
-			h.Write(a.Bytes())
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	h := sha256.Sum256([]byte(e.key.String()))
+	return hex.EncodeToString(h[:8])
 }
 
 // address gives the attempt its receiving address: the one it already
-// has, else the next unused one, recorded durably before it is shown.
+// has, else one never given before, recorded durably before it is shown.
+// Addresses are claimed in the store's shared space, so two sites with
+// the same xpub or list never give out the same one.
 func (e *ERC20) address(ctx context.Context, ref string) (common.Address, error) {
 	refKey := e.prefix + "ref/" + ref
 	if raw, err := e.env.Data.GetData(ctx, refKey); err == nil {
 		return common.HexToAddress(string(raw)), nil
 	}
+	owner := []byte(e.env.Site + "/" + ref)
+	claim := func(a common.Address) (bool, error) {
+		got, err := e.env.SharedData.PutDataIfAbsent(ctx, Name+"/used/"+a.Hex(), owner)
+		return err == nil && string(got) == string(owner), err
+	}
 	var addr common.Address
-	for {
-		i, err := e.env.Data.NextSeq(ctx, Name+"/source/"+e.source()+"/next")
-		if err != nil {
-			return addr, err
-		}
-		if e.key != nil {
-			if i >= 1<<31 {
+	if e.key != nil {
+		for {
+			i, err := e.env.SharedData.NextSeq(ctx, Name+"/xpub/"+e.source()+"/next")
+			if err != nil {
+				return addr, err
+			}
+			if i > hdkey.MaxIndex {
 				return addr, errors.New("the xpub has no unused non-hardened children left")
 			}
 			a, err := hdkey.Address(e.key, uint32(i))
-			if err != nil {
+			if errors.Is(err, hdkey.ErrInvalidChild) {
 				continue // BIP-32: an invalid child is skipped
 			}
-			addr = a
-		} else {
-			if i >= uint64(len(e.addresses)) {
-				return addr, errors.New("every address of addresses_file has been used; add more")
+			if err != nil {
+				return addr, err
 			}
-			addr = e.addresses[i]
+			if ok, err := claim(a); err != nil {
+				return addr, err
+			} else if ok {
+				addr = a
+				break
+			}
 		}
-		break
+	} else {
+		found := false
+		for _, a := range e.addresses {
+			if _, err := e.env.SharedData.GetData(ctx, Name+"/used/"+a.Hex()); err == nil {
+				continue // given out before (a cheap read; only a free one is claimed)
+			}
+			ok, err := claim(a)
+			if err != nil {
+				return addr, err
+			}
+			if ok {
+				addr, found = a, true
+				break
+			}
+		}
+		if !found {
+			return addr, errors.New("every address of addresses_file has been used; add new ones to the file")
+		}
 	}
 	stored, err := e.env.Data.PutDataIfAbsent(ctx, refKey, []byte(addr.Hex()))
 	if err != nil {

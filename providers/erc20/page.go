@@ -27,7 +27,8 @@ func PaymentURI(token common.Address, chainID uint64, to common.Address, units *
 }
 
 var pageTmpl = template.Must(template.New("erc20").Parse(`<section class="onchain" aria-label="Payment details">
-<p class="lead">Send exactly <strong>{{.Amount}} {{.Symbol}}</strong> to this address. It is for this payment only.</p>
+{{if .Received}}<p class="lead">{{.Received}} {{.Symbol}} of {{.Total}} {{.Symbol}} has arrived. Send the remaining <strong>{{.Amount}} {{.Symbol}}</strong> to the same address.</p>
+{{else}}<p class="lead">Send exactly <strong>{{.Amount}} {{.Symbol}}</strong> to this address. It is for this payment only.</p>{{end}}
 <p><img class="qr" src="{{.QR}}" width="232" height="232" alt="QR code of the payment request"></p>
 <dl class="summary">
 <dt>Amount</dt><dd><input readonly value="{{.Amount}}" aria-label="Amount" size="24"> {{.Symbol}} <button type="button" class="copy" data-copy="{{.Amount}}">Copy</button></dd>
@@ -39,11 +40,21 @@ var pageTmpl = template.Must(template.New("erc20").Parse(`<section class="onchai
 <p class="note">The payment counts once it has {{.Confirmations}} confirmations. This page updates by itself, or reload it.</p>
 </section>`))
 
-// page renders the pay page's part for an attempt.
+// page renders the pay page's part for an attempt. After a part
+// payment it asks for the rest, in the text and in the payment URI.
 func (e *ERC20) page(p provider.Payment, addr common.Address, units *big.Int) (template.HTML, error) {
+	due, received := p.Amount.String(), ""
+	if r := p.Received; r.Valid() && r.Currency() == e.currency && r.Cmp(p.Amount) < 0 {
+		units = new(big.Int).Sub(units, r.Minor())
+		if rest, err := money.FromMinor(units, e.currency); err == nil {
+			due, received = rest.String(), trimZeros(r.String())
+		}
+	}
 	var b bytes.Buffer
 	err := pageTmpl.Execute(&b, map[string]any{
-		"Amount":        trimZeros(p.Amount.String()),
+		"Amount":        trimZeros(due),
+		"Total":         trimZeros(p.Amount.String()),
+		"Received":      received,
 		"Symbol":        e.currency,
 		"Address":       addr.Hex(),
 		"Token":         e.token.Hex(),

@@ -2,7 +2,6 @@ package erc20
 
 import (
 	"context"
-	"errors"
 	"math/big"
 	"sort"
 	"strings"
@@ -74,8 +73,12 @@ func (d *memData) ScanData(_ context.Context, prefix string, fn func(string, []b
 	return nil
 }
 
-func (d *memData) NextSeq(context.Context, string) (uint64, error) {
-	return 0, errors.New("not used")
+func (d *memData) NextSeq(_ context.Context, k string) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := uint64(len(d.m[k]))
+	d.m[k] = append(d.m[k], 0)
+	return n, nil
 }
 
 // fakeChain is a chain of headers and Transfer logs that tests rewrite
