@@ -24,7 +24,9 @@ func siteProvider(t *testing.T, site string, shared *memData, configure func(*ER
 	configure(e)
 	e.UseChain(newFakeChain(5))
 	err := e.Setup(provider.Env{Site: site, Now: time.Now, Data: newMemData(), SharedData: shared,
-		Lookup: func(context.Context, string) (*order.Order, provider.Payment, error) { return nil, provider.Payment{}, nil },
+		Lookup: func(context.Context, string) (*order.Order, provider.Payment, error) {
+			return nil, provider.Payment{}, nil
+		},
 		Report: func(context.Context, order.CauseKind, provider.Finding) (*order.Order, error) { return nil, nil },
 		Render: func(http.ResponseWriter, *http.Request, int, string, templates.Page) {}})
 	if err != nil {
