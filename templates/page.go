@@ -73,3 +73,10 @@ type Language struct {
 
 // pageNames are the pages every Set has, in the order they are documented.
 var pageNames = []string{"pay", "sandbox", "paid", "failed", "cancelled", "expired", "already_paid", "processing", "error"}
+
+// Partial reports an order on hold with less than its amount received
+// (an on-chain payment that came in parts): the customer must send the
+// rest, not wait.
+func (p Page) Partial() bool {
+	return p.Received.Valid() && p.Amount.Valid() && p.Received.Currency() == p.Amount.Currency() && p.Received.Cmp(p.Amount) < 0
+}
