@@ -47,4 +47,5 @@ out=$(mktemp -d)/caddy
 "$out" list-modules | grep -qx 'checkout.providers.sandbox'
 "$out" list-modules | grep -qx 'checkout.providers.stripe'
 "$out" list-modules | grep -qx 'checkout.providers.cyclos'
+"$out" list-modules | grep -qx 'checkout.providers.erc20'
 echo "built $out with the checkout modules"
