@@ -63,6 +63,17 @@ func newERC20Provider(chain *chaintest.Chain, token common.Address) *erc20.ERC20
 	return p
 }
 
+// pay sends amount of the token to addr and mines it to the confirmation
+// depth, then polls.
+func (ee *erc20Env) pay(addr common.Address, amount string) common.Hash {
+	ee.t.Helper()
+	tx := ee.chain.Transfer(ee.token, 0, addr, units(amount))
+	ee.chain.Commit()
+	ee.chain.Mine(confirmations)
+	ee.poll()
+	return tx
+}
+
 func (ee *erc20Env) poll() erc20.PollResult {
 	ee.t.Helper()
 	res, err := ee.prov.PollOnce(context.Background())
@@ -201,27 +212,18 @@ func TestERC20OnlyTheTokensSuccessfulTransfersCount(t *testing.T) {
 func TestERC20PartialPaymentsAddUpAndOverpaymentIsFlagged(t *testing.T) {
 	ee := newERC20Env(t)
 	ref, addr := ee.order("S-1", "2")
-	ee.chain.Transfer(ee.token, 0, addr, units("0.5"))
-	ee.chain.Commit()
-	ee.chain.Mine(confirmations)
-	ee.poll()
+	ee.pay(addr, "0.5")
 	o := ee.orderByRef(ref)
 	if o.Status != order.OnHold || o.Current().Received.String() != "0.50000000" {
 		t.Fatalf("after 0.5 of 2: %s, received %s", o.Status, o.Current().Received)
 	}
-	ee.chain.Transfer(ee.token, 0, addr, units("1.5"))
-	ee.chain.Commit()
-	ee.chain.Mine(confirmations)
-	ee.poll()
+	ee.pay(addr, "1.5")
 	if o := ee.orderByRef(ref); o.Status != order.Paid {
 		t.Fatalf("after 0.5 + 1.5 of 2: %s", o.Status)
 	}
 
 	ref2, addr2 := ee.order("S-2", "1")
-	ee.chain.Transfer(ee.token, 0, addr2, units("1.25"))
-	ee.chain.Commit()
-	ee.chain.Mine(confirmations)
-	ee.poll()
+	ee.pay(addr2, "1.25")
 	if o := ee.orderByRef(ref2); o.Status != order.Paid || !slices.Contains(o.Flags, "overpaid") {
 		t.Fatalf("1.25 for 1: %s flags %v", o.Status, o.Flags)
 	}
@@ -269,10 +271,7 @@ func TestERC20PaymentAfterExpiryIsPaidLate(t *testing.T) {
 	if o := ee.orderByRef(ref); o.Status != order.Expired {
 		t.Fatalf("not expired: %s", o.Status)
 	}
-	ee.chain.Transfer(ee.token, 0, addr, units("1"))
-	ee.chain.Commit()
-	ee.chain.Mine(confirmations)
-	ee.poll()
+	ee.pay(addr, "1")
 	if o := ee.orderByRef(ref); o.Status != order.Paid || !o.Late {
 		t.Fatalf("a payment after expiry: %s late %v", o.Status, o.Late)
 	}
@@ -420,10 +419,7 @@ func TestERC20IsOfferedOnlyForItsToken(t *testing.T) {
 func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
 	ee := newERC20Env(t)
 	ref, addr := ee.order("H-1", "2")
-	ee.chain.Transfer(ee.token, 0, addr, units("0.5"))
-	ee.chain.Commit()
-	ee.chain.Mine(confirmations)
-	ee.poll()
+	ee.pay(addr, "0.5")
 	page := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
 	if !strings.Contains(page.body, "0.5 0xBTC of 2 0xBTC has arrived") || !strings.Contains(page.body, "uint256=150000000") {
 		t.Fatalf("the page after a part payment does not ask for the remaining 1.5:\n%s", page.body)
@@ -435,10 +431,7 @@ func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		ee.chain.Transfer(ee.token, 0, addr2, units("0.5"))
-		ee.chain.Commit()
-		ee.chain.Mine(confirmations)
-		ee.poll()
+		ee.pay(addr2, "0.5")
 	}
 	if o := ee.orderByRef(ref2); o.Status != order.Paid || !o.Late {
 		t.Fatalf("two halves after expiry: %s late %v, received %s", o.Status, o.Late, o.Current().Received)

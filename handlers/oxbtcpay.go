@@ -221,16 +221,5 @@ func (s *Site) oxbtcpayPostback(o *order.Order, now time.Time) (store.Delivery, 
 	if err != nil {
 		return store.Delivery{}, err
 	}
-	return store.Delivery{
-		ID:        "msg_" + order.NewRef(),
-		Site:      o.Site,
-		OrderID:   o.ID, // in the order's queue, after its own callback (the store numbers both)
-		Type:      "0xbtcpay.postback",
-		URL:       o.Postback,
-		Body:      body,
-		State:     store.DeliveryPending,
-		CreatedAt: now,
-		RetryFrom: now,
-		NextAt:    now,
-	}, nil
+	return newDelivery(o, "0xbtcpay.postback", o.Postback, body, now), nil
 }

@@ -234,18 +234,25 @@ func (s *Site) delivery(o *order.Order, now time.Time) (store.Delivery, error) {
 	if err != nil {
 		return store.Delivery{}, err
 	}
+	return newDelivery(o, typ, s.cfg.Callback, body, now), nil
+}
+
+// newDelivery is a pending outbox row of the order, due now. The store
+// numbers it after the order's earlier rows, so one order's deliveries
+// go out in the order they were made.
+func newDelivery(o *order.Order, typ, url string, body []byte, now time.Time) store.Delivery {
 	return store.Delivery{
 		ID:        "msg_" + order.NewRef(),
 		Site:      o.Site,
 		OrderID:   o.ID,
 		Type:      typ,
-		URL:       s.cfg.Callback,
+		URL:       url,
 		Body:      body,
 		State:     store.DeliveryPending,
 		CreatedAt: now,
 		RetryFrom: now,
 		NextAt:    now,
-	}, nil
+	}
 }
 
 func (s *Site) callbackData(o *order.Order) CallbackData {
