@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/caddy-checkout/checkout/internal/chaintest"
 	"github.com/caddy-checkout/checkout/internal/chaintest/contracts"
@@ -419,4 +420,32 @@ func call(t *testing.T, c *chaintest.Chain, addr common.Address, method string, 
 		t.Fatalf("decoding %s() at %s: %v", method, addr, err)
 	}
 	return vals
+}
+
+func TestServeRPCAnswersAWatchersCalls(t *testing.T) {
+	c := chaintest.New(t)
+	token := c.DeployToken("0xBTC", 8, big.NewInt(1e16))
+	to := c.Account(3)
+	c.Transfer(token, 0, to, big.NewInt(5))
+	c.Commit()
+	client, err := ethclient.Dial(c.ServeRPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	head, err := client.HeaderByNumber(context.Background(), nil)
+	if err != nil || head.Number.Uint64() != c.Head() {
+		t.Fatalf("head over RPC: %v, %v; want %d", head, err, c.Head())
+	}
+	direct, _ := c.Client().HeaderByNumber(context.Background(), head.Number)
+	if head.Hash() != direct.Hash() {
+		t.Fatal("the header over RPC hashes differently")
+	}
+	logs, err := client.FilterLogs(context.Background(), ethereum.FilterQuery{FromBlock: big.NewInt(0), ToBlock: head.Number, Addresses: []common.Address{token}})
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("logs over RPC: %d, %v", len(logs), err)
+	}
+	if _, err := client.HeaderByNumber(context.Background(), big.NewInt(int64(c.Head()+10))); err != ethereum.NotFound {
+		t.Fatalf("a block beyond the head: %v, want NotFound", err)
+	}
 }
