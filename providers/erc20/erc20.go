@@ -31,6 +31,7 @@ import (
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
+	"github.com/caddy-checkout/checkout/store"
 )
 
 // Name is the provider's name in routes and config.
@@ -327,9 +328,12 @@ func (e *ERC20) Start(ctx context.Context, p provider.Payment) (provider.Start, 
 // with the received amount shown while it does not.
 func (e *ERC20) credit(ctx context.Context, c *Credit) error {
 	_, p, err := e.env.Lookup(ctx, c.Ref)
-	if err != nil {
-		e.log.Warn("transfer to an address whose attempt is gone", zap.String("address", c.To.Hex()), zap.Error(err))
+	if errors.Is(err, store.ErrNotFound) {
+		e.log.Warn("transfer to an address whose attempt is gone", zap.String("address", c.To.Hex()), zap.String("tx", c.TxHash.Hex()))
 		return nil
+	}
+	if err != nil {
+		return err // the store failed: credit it on the next poll
 	}
 	amt, err := money.FromMinor(c.Amount, e.currency)
 	if err != nil {
