@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-checkout/checkout/internal/caddyconf"
 	"github.com/caddy-checkout/checkout/internal/secrets"
 )
 
@@ -72,12 +73,11 @@ func (c *Cyclos) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		setting := d.Val()
 		if ptr, ok := one[setting]; ok {
-			if !d.Args(ptr) {
-				return d.Errf("cyclos %s: want one value", setting)
+			v, err := caddyconf.OneValue(d, "cyclos")
+			if err != nil {
+				return err
 			}
-			if d.NextArg() {
-				return d.Errf("cyclos %s: want one value, found more", setting)
-			}
+			*ptr = v
 			continue
 		}
 		switch setting {

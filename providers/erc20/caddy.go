@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-checkout/checkout/internal/caddyconf"
 	"github.com/caddy-checkout/checkout/internal/secrets"
 )
 
@@ -62,12 +63,9 @@ func (e *ERC20) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		setting := d.Val()
-		var v string
-		if !d.Args(&v) {
-			return d.Errf("erc20 %s: want one value", setting)
-		}
-		if d.NextArg() {
-			return d.Errf("erc20 %s: want one value, found more", setting)
+		v, err := caddyconf.OneValue(d, "erc20")
+		if err != nil {
+			return err
 		}
 		switch setting {
 		case "rpc":

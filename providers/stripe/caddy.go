@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-checkout/checkout/internal/caddyconf"
 	"github.com/caddy-checkout/checkout/internal/secrets"
 )
 
@@ -53,27 +54,20 @@ func (s *Stripe) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	one := map[string]*string{
+		"secret_key": &s.SecretKey, "webhook_secret": &s.WebhookSecret, "account": &s.Account, "api_url": &s.APIURL,
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		setting := d.Val()
+		if ptr, ok := one[setting]; ok {
+			v, err := caddyconf.OneValue(d, "stripe")
+			if err != nil {
+				return err
+			}
+			*ptr = v
+			continue
+		}
 		switch setting {
-		case "secret_key", "webhook_secret", "account", "api_url":
-			var v string
-			if !d.Args(&v) {
-				return d.Errf("stripe %s: want one value", setting)
-			}
-			if d.NextArg() {
-				return d.Errf("stripe %s: want one value, found more", setting)
-			}
-			switch setting {
-			case "secret_key":
-				s.SecretKey = v
-			case "webhook_secret":
-				s.WebhookSecret = v
-			case "account":
-				s.Account = v
-			case "api_url":
-				s.APIURL = v
-			}
 		case "payment_method_types":
 			s.PaymentMethodTypes = d.RemainingArgs()
 			if len(s.PaymentMethodTypes) == 0 {
