@@ -64,12 +64,20 @@ func (s *Server) complete(id string, paid bool) (Event, error) {
 	return e.ev, nil
 }
 
+// sessionLocked finds a session for a control method. s.mu must be held.
+func (s *Server) sessionLocked(id string) (*session, error) {
+	if x := s.sessions[id]; x != nil {
+		return x, nil
+	}
+	return nil, fmt.Errorf("stripetest: no Checkout Session %q", id)
+}
+
 // payableLocked finds a session the customer can still pay.
 func (s *Server) payableLocked(id string) (*session, error) {
-	x := s.sessions[id]
+	x, err := s.sessionLocked(id)
 	switch {
-	case x == nil:
-		return nil, fmt.Errorf("stripetest: no Checkout Session %q", id)
+	case err != nil:
+		return nil, err
 	case x.status != "open":
 		return nil, fmt.Errorf("stripetest: Checkout Session %s is %s, not open", id, x.status)
 	case !s.now().Before(time.Unix(x.expiresAt, 0)):
@@ -106,11 +114,11 @@ func (s *Server) succeedLocked(x *session) {
 // checkout.session.async_payment_failed).
 func (s *Server) Settle(id string, ok bool) (Event, error) {
 	s.mu.Lock()
-	x := s.sessions[id]
+	x, err := s.sessionLocked(id)
 	switch {
-	case x == nil:
+	case err != nil:
 		s.mu.Unlock()
-		return Event{}, fmt.Errorf("stripetest: no Checkout Session %q", id)
+		return Event{}, err
 	case x.status != "complete" || x.intent == nil || x.intent.status != "processing":
 		s.mu.Unlock()
 		return Event{}, fmt.Errorf("stripetest: Checkout Session %s has no delayed payment in progress (status %s, payment_status %s)", id, x.status, x.paymentStatus)
@@ -132,11 +140,11 @@ func (s *Server) Settle(id string, ok bool) (Event, error) {
 // the customer abandoned it): status expired, checkout.session.expired.
 func (s *Server) Expire(id string) (Event, error) {
 	s.mu.Lock()
-	x := s.sessions[id]
+	x, err := s.sessionLocked(id)
 	switch {
-	case x == nil:
+	case err != nil:
 		s.mu.Unlock()
-		return Event{}, fmt.Errorf("stripetest: no Checkout Session %q", id)
+		return Event{}, err
 	case x.status != "open":
 		s.mu.Unlock()
 		return Event{}, fmt.Errorf("stripetest: Checkout Session %s is %s, not open", id, x.status)
@@ -153,11 +161,11 @@ func (s *Server) Expire(id string) (Event, error) {
 // is emitted too.
 func (s *Server) RefundInDashboard(id string) (Event, error) {
 	s.mu.Lock()
-	x := s.sessions[id]
+	x, err := s.sessionLocked(id)
 	switch {
-	case x == nil:
+	case err != nil:
 		s.mu.Unlock()
-		return Event{}, fmt.Errorf("stripetest: no Checkout Session %q", id)
+		return Event{}, err
 	case x.intent == nil || x.intent.charge == nil:
 		s.mu.Unlock()
 		return Event{}, fmt.Errorf("stripetest: Checkout Session %s has no charge to refund (payment_status %s)", id, x.paymentStatus)
