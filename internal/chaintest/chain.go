@@ -16,18 +16,25 @@ import (
 	"math/big"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
+	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/params"
 )
 
 // Accounts is how many funded accounts a Chain has; Account accepts
 // 0 <= i < Accounts.
 const Accounts = 5
+
+// buildAllowance is how long the miner may take to fill one block before it
+// seals what it has (see New).
+const buildAllowance = 10 * time.Minute
 
 // accountEther is each account's starting balance: enough gas money for any
 // test, small enough to read in a debugger.
@@ -86,7 +93,15 @@ func New(tb testing.TB) *Chain {
 		c.addrs[i] = crypto.PubkeyToAddress(key.PublicKey)
 		alloc[c.addrs[i]] = types.Account{Balance: new(big.Int).Mul(big.NewInt(accountEther), big.NewInt(params.Ether))}
 	}
-	c.backend = simulated.NewBackend(alloc)
+	c.backend = simulated.NewBackend(alloc, func(_ *node.Config, eth *ethconfig.Config) {
+		// The miner stops filling a block once Recommit (2s by default)
+		// has passed and seals what it has. A busy machine running the race
+		// detector can take that long for a handful of transfers, and the
+		// rest would silently wait for the next block; the allowance is
+		// raised far past any test's needs, and commitLocked checks that the
+		// block holds everything sent.
+		eth.Miner.Recommit = buildAllowance
+	})
 	tb.Cleanup(func() {
 		if err := c.backend.Close(); err != nil {
 			tb.Errorf("chaintest: closing simulated backend: %v", err)
@@ -216,13 +231,26 @@ func (c *Chain) Receipt(tx common.Hash) *types.Receipt {
 }
 
 // commitLocked mines one block. The backend only logs a failure to seal and
-// returns the old head's hash, so the head number is compared to catch it.
+// returns the old head's hash, so the head number is compared to catch it;
+// and a block is only what the test meant if it holds every transaction sent
+// since the last one, so their count is compared too.
 func (c *Chain) commitLocked() common.Hash {
 	c.tb.Helper()
 	before := c.Head()
+	var want uint64
+	for _, n := range c.sent {
+		want += n
+	}
 	hash := c.backend.Commit()
 	if after := c.Head(); after != before+1 {
 		c.tb.Fatalf("chaintest: mining a block: head went from %d to %d", before, after)
+	}
+	block, err := c.client.BlockByHash(context.Background(), hash)
+	if err != nil {
+		c.tb.Fatalf("chaintest: reading mined block %s: %v", hash, err)
+	}
+	if got := uint64(len(block.Transactions())); got != want {
+		c.tb.Fatalf("chaintest: mined block %d holds %d transaction(s), want the %d sent since the last block", block.NumberU64(), got, want)
 	}
 	c.sent = [Accounts]uint64{}
 	return hash
