@@ -235,19 +235,7 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	n := nextHandler{next: next}
-	h.site.ServeHTTP(w, r, &n)
-	return n.err
-}
-
-// nextHandler adapts Caddy's next handler, keeping its error for Caddy.
-type nextHandler struct {
-	next caddyhttp.Handler
-	err  error
-}
-
-func (n *nextHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n.err = n.next.ServeHTTP(w, r)
+	return h.site.ServeHTTP(w, r, next.ServeHTTP)
 }
 
 var (

@@ -129,7 +129,7 @@ func benchHeaderIntake(b *testing.B, goroutines int) {
 			r := httptest.NewRequest(http.MethodGet, "/buy/"+id, nil)
 			w := httptest.NewRecorder()
 			t0 := time.Now()
-			site.ServeHTTP(w, r, shop)
+			_ = site.ServeHTTP(w, r, handlers.NextHandler(shop))
 			lat = append(lat, time.Since(t0))
 			if w.Code != http.StatusSeeOther {
 				b.Errorf("order %s: status %d, want 303; body %q", id, w.Code, w.Body.String())
@@ -191,6 +191,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		req.Header.Set(k, v)
 	}
 	w := &discardWriter{header: http.Header{}}
+	nextFn := handlers.NextHandler(next)
 	run := func(b *testing.B, serve func()) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -202,12 +203,12 @@ func BenchmarkPassThrough(b *testing.B) {
 		}
 	}
 	b.Run("direct", func(b *testing.B) { run(b, func() { next.ServeHTTP(w, req) }) })
-	b.Run("site", func(b *testing.B) { run(b, func() { site.ServeHTTP(w, req, next) }) })
+	b.Run("site", func(b *testing.B) { run(b, func() { _ = site.ServeHTTP(w, req, nextFn) }) })
 	// HTTP/2 requests (and HTTP/1.1 clients that rely on keep-alive being
 	// the default) carry no Connection header.
 	req.Header.Del("Connection")
 	b.Run("direct-noconn", func(b *testing.B) { run(b, func() { next.ServeHTTP(w, req) }) })
-	b.Run("site-noconn", func(b *testing.B) { run(b, func() { site.ServeHTTP(w, req, next) }) })
+	b.Run("site-noconn", func(b *testing.B) { run(b, func() { _ = site.ServeHTTP(w, req, nextFn) }) })
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, so that the
@@ -254,7 +255,7 @@ func benchHeaderIntakeRate(b *testing.B, rate int) {
 			defer wg.Done()
 			r := httptest.NewRequest(http.MethodGet, "/buy/"+prefix+strconv.Itoa(i), nil)
 			w := httptest.NewRecorder()
-			site.ServeHTTP(w, r, shop)
+			_ = site.ServeHTTP(w, r, handlers.NextHandler(shop))
 			lat[i] = time.Since(due)
 			if w.Code != http.StatusSeeOther {
 				failed.Add(1)

@@ -261,7 +261,7 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 // token is checked and removed, and the request goes on to the shop with
 // the signed X-Checkout-* headers. Without a valid token it goes on with
 // none.
-func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next Next) error {
 	tok := takeQueryParam(r.URL, returnTokenParam)
 	r.RequestURI = r.URL.RequestURI()
 	ref, rest, _ := strings.Cut(tok, ".")
@@ -271,10 +271,9 @@ func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next http.Ha
 		s.log.Info("success page reached without a valid return token", zap.String("path", r.URL.Path))
 	}
 	if s.cfg.Intake.Headers {
-		s.proxyWatchingHeaders(w, r, next)
-		return
+		return s.proxyWatchingHeaders(w, r, next)
 	}
-	next.ServeHTTP(w, r)
+	return next(w, r)
 }
 
 func (s *Site) successPathMatches(r *http.Request, o *order.Order) bool {

@@ -121,7 +121,7 @@ func newEnv(t *testing.T, opts ...option) *testEnv {
 		up.ServeHTTP(w, r)
 	})
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.site.ServeHTTP(w, r, next)
+		_ = e.site.ServeHTTP(w, r, handlers.NextHandler(next))
 	}))
 	t.Cleanup(e.srv.Close)
 	return e

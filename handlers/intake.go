@@ -86,7 +86,7 @@ func (iw *interceptor) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 {
-		stripCheckoutHeaders(iw.ResponseWriter.Header())
+		stripCheckoutFields(iw.ResponseWriter.Header())
 		iw.ResponseWriter.WriteHeader(code)
 		return
 	}
@@ -111,7 +111,7 @@ func (iw *interceptor) WriteHeader(code int) {
 		}
 		return
 	}
-	stripCheckoutHeaders(h)
+	stripCheckoutFields(h)
 	iw.ResponseWriter.WriteHeader(code)
 }
 
@@ -140,24 +140,31 @@ func (iw *interceptor) Flush() {
 // WebSockets, deadlines).
 func (iw *interceptor) Unwrap() http.ResponseWriter { return iw.ResponseWriter }
 
-func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next Next) error {
 	iw := &interceptor{ResponseWriter: w}
-	next.ServeHTTP(iw, r)
+	if err := next(iw, r); err != nil && !iw.wroteHeader {
+		// Nothing was sent: the error (an upstream that cannot be
+		// reached, a 404 of a file server) is the server's to answer,
+		// with its status and error pages, as it would be without us.
+		stripCheckoutFields(w.Header())
+		return err
+	}
 	if !iw.wroteHeader {
 		// A handler that set headers and returned without writing.
 		iw.WriteHeader(http.StatusOK)
 	}
 	if iw.fields == nil {
-		return
+		return nil
 	}
 	in, err := iw.fields.intake(s.cfg.Site)
 	if err != nil {
 		s.log.Warn("upstream sent an order this checkout cannot take",
 			zap.String("site", s.cfg.Site), zap.String("path", r.URL.Path), zap.Error(err))
 		s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
-		return
+		return nil
 	}
 	s.takeOrder(w, r, in)
+	return nil
 }
 
 // takeOrder stores the order and sends the customer on: to the provider

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,4 +61,40 @@ func TestStreamingResponsesAreNotBuffered(t *testing.T) {
 		t.Fatal("the first flushed chunk did not arrive while the upstream was still writing")
 	}
 	close(release)
+}
+
+// TestSpoofedFieldsInAnySpellingOrTrailerNeverReachTheShop: a client's
+// X.Checkout.Status (which CGI hosts read as HTTP_X_CHECKOUT_STATUS) and an
+// X-Checkout-Status request trailer are removed like the plain header.
+func TestSpoofedFieldsInAnySpellingOrTrailerNeverReachTheShop(t *testing.T) {
+	e := newEnv(t)
+	seen := make(chan http.Header, 1)
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // trailers arrive after the body
+		got := r.Header.Clone()
+		for k, v := range r.Trailer {
+			got["Trailer:"+k] = v
+		}
+		seen <- got
+	}))
+	body := io.MultiReader(strings.NewReader("a=1")) // unknown length: sent chunked, with trailers
+	req, _ := http.NewRequest(http.MethodPost, e.abs("/orders/9/thanks"), body)
+	req.Header["X.Checkout.Status"] = []string{"paid"}
+	req.Header["X_checkout.Signature"] = []string{"t=1,v1=00"}
+	req.Trailer = http.Header{"X-Checkout-Status": {"paid"}, "X-Other": {"kept"}}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := <-seen
+	for k := range got {
+		norm := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(strings.TrimPrefix(k, "Trailer:")))
+		if strings.HasPrefix(norm, "x-checkout-") {
+			t.Errorf("%s reached the shop", k)
+		}
+	}
+	if got.Get("Trailer:X-Other") != "kept" {
+		t.Errorf("an unrelated trailer was removed: %v", got)
+	}
 }

@@ -61,21 +61,22 @@ func FuzzStripCheckoutHeaders(f *testing.F) {
 	f.Add("X-Checkout-Status", "keep-alive, X-Checkout-Status")
 	f.Add("x_checkout_order", "x_Checkout-Order")
 	f.Add("X-Checkout", "close")
+	f.Add("X.Checkout.Status", "x.checkout.status")
 	f.Fuzz(func(t *testing.T, name, conn string) {
 		h := http.Header{}
 		h[name] = []string{"paid"}
 		h["Connection"] = []string{conn}
 		h["X-Other"] = []string{"kept"}
-		stripCheckoutHeaders(h)
+		stripCheckoutFields(h)
 		for k := range h {
-			norm := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+			norm := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(k))
 			if strings.HasPrefix(norm, "x-checkout-") {
 				t.Fatalf("header %q survived", k)
 			}
 		}
 		for _, line := range h["Connection"] {
 			for _, tok := range strings.Split(line, ",") {
-				norm := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(tok), "_", "-"))
+				norm := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(strings.TrimSpace(tok)))
 				if strings.HasPrefix(norm, "x-checkout-") {
 					t.Fatalf("Connection still names %q", tok)
 				}

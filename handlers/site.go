@@ -235,25 +235,37 @@ func (s *Site) Provider(name string) (provider.Provider, bool) {
 	return p, ok
 }
 
+// Next is the rest of the server's handler chain (in Caddy, the next
+// middleware). An error it returns has not been written to the client:
+// ServeHTTP writes nothing for it either and hands it back, so that the
+// server answers it as it would without checkout (Caddy's handle_errors).
+type Next func(w http.ResponseWriter, r *http.Request) error
+
+// NextHandler is an http.Handler as a Next that never fails.
+func NextHandler(h http.Handler) Next {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+}
+
 // ServeHTTP handles r when it is one of the site's routes or the shop's
 // success page with a return token; otherwise it strips client-sent
 // X-Checkout-* headers, passes r to next and watches the response for
-// X-Checkout-* order headers.
-func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	stripCheckoutHeaders(r.Header)
+// X-Checkout-* order headers. It returns next's error, untouched.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	stripCheckoutHeaders(r)
 	if rest, ok := s.underBase(r.URL.Path); ok {
 		s.serveRoute(w, r, rest)
-		return
+		return nil
 	}
 	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, returnTokenParam+"=") {
-		s.serveSuccess(w, r, next)
-		return
+		return s.serveSuccess(w, r, next)
 	}
 	if s.cfg.Intake.Headers {
-		s.proxyWatchingHeaders(w, r, next)
-		return
+		return s.proxyWatchingHeaders(w, r, next)
 	}
-	next.ServeHTTP(w, r)
+	return next(w, r)
 }
 
 func (s *Site) underBase(p string) (string, bool) {

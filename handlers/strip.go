@@ -5,13 +5,42 @@
 package handlers
 
 import (
+	"io"
 	"net/http"
 	"strings"
 )
 
+// stripCheckoutHeaders removes client-sent X-Checkout-* fields from a
+// request: its headers, its Connection list and its trailers. Trailers
+// arrive only after the body, so a chunked body is wrapped to remove them
+// once it has been read, before anything down the chain can pass them on.
+func stripCheckoutHeaders(r *http.Request) {
+	stripCheckoutFields(r.Header)
+	stripCheckoutFields(r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody && len(r.TransferEncoding) > 0 {
+		r.Body = &trailerStripper{ReadCloser: r.Body, r: r}
+	}
+}
+
+// trailerStripper removes X-Checkout-* trailers when its body hits EOF,
+// which is when net/http has just merged them into the request's Trailer.
+type trailerStripper struct {
+	io.ReadCloser
+	r *http.Request
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		stripCheckoutFields(t.r.Trailer)
+	}
+	return n, err
+}
+
 // isCheckoutHeader reports whether name, compared case-insensitively with
-// '-' and '_' alike, starts with "X-Checkout-". PHP and other CGI hosts
-// map X_Checkout_Status and X-Checkout-Status to the same variable.
+// '-', '_' and '.' alike, starts with "X-Checkout-". PHP and other CGI
+// hosts map X_Checkout_Status, X.Checkout.Status (which Caddy's relaxed
+// header options let through) and X-Checkout-Status to one variable.
 func isCheckoutHeader(name string) bool {
 	const prefix = "x-checkout-"
 	if len(name) < len(prefix) {
@@ -22,7 +51,7 @@ func isCheckoutHeader(name string) bool {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		if c == '_' {
+		if c == '_' || c == '.' {
 			c = '-'
 		}
 		if c != prefix[i] {
@@ -32,9 +61,9 @@ func isCheckoutHeader(name string) bool {
 	return true
 }
 
-// stripCheckoutHeaders removes every X-Checkout-* header from h and every
+// stripCheckoutFields removes every X-Checkout-* header from h and every
 // such name from Connection. It reports whether anything was removed.
-func stripCheckoutHeaders(h http.Header) bool {
+func stripCheckoutFields(h http.Header) bool {
 	removed := false
 	for name := range h {
 		if isCheckoutHeader(name) {
