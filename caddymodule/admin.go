@@ -205,10 +205,11 @@ func (a *Admin) deliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusInternalServerError, "listing deliveries: %v", err)
 	}
-	if list == nil {
-		list = []*store.Delivery{}
+	shown := make([]store.Delivery, len(list))
+	for i, d := range list {
+		shown[i] = d.Redacted()
 	}
-	return writeAdminJSON(w, list)
+	return writeAdminJSON(w, shown)
 }
 
 func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
@@ -227,7 +228,7 @@ func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return apiErr(http.StatusInternalServerError, "reading delivery: %v", err)
 		}
-		return writeAdminJSON(w, d)
+		return writeAdminJSON(w, d.Redacted())
 	case r.Method == http.MethodPost && action == "retry":
 		d, err := e.notifier.Retry(r.Context(), id)
 		switch {
@@ -238,7 +239,7 @@ func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
 		case err != nil:
 			return apiErr(http.StatusInternalServerError, "retrying delivery: %v", err)
 		}
-		return writeAdminJSON(w, d)
+		return writeAdminJSON(w, d.Redacted())
 	}
 	return apiErr(http.StatusNotFound, "want GET /checkout/deliveries/{id} or POST /checkout/deliveries/{id}/retry")
 }

@@ -6,9 +6,11 @@
 package caddymodule
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,34 @@ type App struct {
 
 	engine *engine
 	log    *zap.Logger
+
+	// sites are the site names this config's handlers took, with their
+	// settings, so that two different handlers never share one by accident.
+	sites siteClaims
+}
+
+// siteClaims maps a site name to the settings of the handler that took it.
+type siteClaims struct {
+	mu    *sync.Mutex
+	names map[string][]byte
+}
+
+// claimSite records that a handler of this config serves site name with
+// these settings (its JSON). Handlers with identical settings share the
+// site; different settings under one name are refused, since they would
+// share orders without meaning to.
+func (a *App) claimSite(name string, settings []byte) error {
+	if a.sites.mu == nil {
+		return fmt.Errorf("checkout app not provisioned")
+	}
+	a.sites.mu.Lock()
+	defer a.sites.mu.Unlock()
+	if prev, ok := a.sites.names[name]; ok && !bytes.Equal(prev, settings) {
+		return fmt.Errorf("site %q: two checkout handlers with different settings have this name and would share orders; "+
+			"give each its own site name (site <name>) or public_url", name)
+	}
+	a.sites.names[name] = settings
+	return nil
 }
 
 // Storage chooses the store. Module "bolt" is the only one so far.
@@ -63,6 +93,7 @@ func DefaultStorePath() string {
 // Caddy holds.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
+	a.sites = siteClaims{mu: new(sync.Mutex), names: map[string][]byte{}}
 	st := a.Storage
 	if st == nil {
 		st = &Storage{Module: "bolt"}

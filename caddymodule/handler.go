@@ -143,6 +143,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			cfg.Site = u.Hostname()
 		}
 	}
+	settings, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encoding settings: %v", err)
+	}
+	if err := app.claimSite(cfg.Site, settings); err != nil {
+		return err
+	}
 	if cfg.Intake, err = parseIntake(h.Intake); err != nil {
 		return err
 	}

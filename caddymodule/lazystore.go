@@ -125,6 +125,14 @@ func (l *lazyStore) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*
 	return s.Deliveries(ctx, f)
 }
 
+func (l *lazyStore) SpendToken(ctx context.Context, key string, until, now time.Time) (bool, error) {
+	s, err := l.get()
+	if err != nil {
+		return false, err
+	}
+	return s.SpendToken(ctx, key, until, now)
+}
+
 func (l *lazyStore) BeginIdempotent(ctx context.Context, key string, rec store.Idempotent, stale time.Duration) (*store.Idempotent, error) {
 	s, err := l.get()
 	if err != nil {

@@ -339,3 +339,49 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// validateSites validates two site blocks, each with its own checkout
+// settings.
+func validateSites(t *testing.T, a, b []string) error {
+	t.Helper()
+	dir := t.TempDir()
+	input := "{\n\tstorage file_system " + quoteCaddyfile(filepath.Join(dir, "caddy")) +
+		"\n\tcheckout {\n\t\tstorage bolt " + quoteCaddyfile(filepath.Join(dir, "c.db")) + "\n\t}\n}\n"
+	for i, settings := range [][]string{a, b} {
+		input += "\nhttp://shop" + string(rune('a'+i)) + ".example.com {\n\tcheckout {\n"
+		for _, s := range settings {
+			input += "\t\t" + s + "\n"
+		}
+		input += "\t}\n\treverse_proxy 127.0.0.1:8080\n}\n"
+	}
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatalf("adapting:\n%s\n%v", input, err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return caddy.Validate(&cfg)
+}
+
+// TestTwoSitesWithOneNameAreRefused: two handlers that both fall back to
+// the name "default" with different settings would share orders; validate
+// refuses them, naming the name and what to set. The same settings twice
+// share a site on purpose.
+func TestTwoSitesWithOneNameAreRefused(t *testing.T) {
+	s1, s2 := sign.NewSecret(), sign.NewSecret()
+	err := validateSites(t, []string{"secret " + s1, "sandbox"}, []string{"secret " + s2, "sandbox"})
+	if err == nil || !strings.Contains(err.Error(), `site "default"`) || !strings.Contains(err.Error(), "public_url") {
+		t.Fatalf("two different sites named default: err = %v, want a refusal naming the site and what to set", err)
+	}
+	if strings.Contains(err.Error(), s1) || strings.Contains(err.Error(), s2) {
+		t.Fatalf("the refusal shows a secret: %v", err)
+	}
+	if err := validateSites(t, []string{"secret " + s1, "sandbox"}, []string{"secret " + s1, "sandbox"}); err != nil {
+		t.Fatalf("identical settings under one name: %v, want them to share the site", err)
+	}
+	if err := validateSites(t, []string{"site a", "secret " + s1, "sandbox"}, []string{"site b", "secret " + s2, "sandbox"}); err != nil {
+		t.Fatalf("two named sites: %v", err)
+	}
+}

@@ -265,7 +265,7 @@ func (s *Site) serveSuccess(w http.ResponseWriter, r *http.Request, next Next) e
 	tok := takeQueryParam(r.URL, returnTokenParam)
 	r.RequestURI = r.URL.RequestURI()
 	ref, rest, _ := strings.Cut(tok, ".")
-	if o, err := s.cfg.Store.ByRef(r.Context(), ref); err == nil && s.successPathMatches(r, o) && s.openReturnToken(rest, o.ID) {
+	if o, err := s.cfg.Store.ByRef(r.Context(), ref); err == nil && s.successPathMatches(r, o) && s.openReturnToken(r.Context(), rest, o.ID) {
 		s.setShopHeaders(r, o)
 	} else {
 		s.log.Info("success page reached without a valid return token", zap.String("path", r.URL.Path))

@@ -36,6 +36,11 @@ func TestSandboxPaidEndToEnd(t *testing.T) {
 	if strings.Contains(echo.body, "12.50 USD (transaction") {
 		t.Fatalf("return token worked twice")
 	}
+	// Nor after a reload or restart, while it has not expired.
+	e.reload()
+	if again := e.get(c, back.location); strings.Contains(again.body, "12.50 USD (transaction") {
+		t.Fatalf("return token worked again after a reload:\n%s", again.body)
+	}
 	o := e.orderByRef(refOf(sb))
 	if o.Status != order.Paid || o.Transaction == "" || o.PaidWith != "sandbox" {
 		t.Fatalf("order = %s via %q txn %q", o.Status, o.PaidWith, o.Transaction)

@@ -57,6 +57,8 @@ type testEnv struct {
 	notifier   *notify.Notifier
 	upstream   http.Handler // what the site proxies to; default: the demo shop
 	upMu       sync.Mutex
+	cfg        handlers.Config
+	siteMu     sync.Mutex
 }
 
 type option func(*handlers.Config)
@@ -99,16 +101,8 @@ func newEnv(t *testing.T, opts ...option) *testEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if e.site, err = handlers.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range cfg.Providers {
-		if s, ok := p.(provider.Setuper); ok {
-			if err := s.Setup(e.site.Env()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	e.cfg = cfg
+	e.reload()
 	e.notifier = notify.New(notify.Config{
 		Store: e.store,
 		Sites: func(site string) (sign.Secret, bool) { return e.secret, site == "shop" },
@@ -121,10 +115,33 @@ func newEnv(t *testing.T, opts ...option) *testEnv {
 		up.ServeHTTP(w, r)
 	})
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = e.site.ServeHTTP(w, r, handlers.NextHandler(next))
+		e.siteMu.Lock()
+		site := e.site
+		e.siteMu.Unlock()
+		_ = site.ServeHTTP(w, r, handlers.NextHandler(next))
 	}))
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// reload builds the site anew from its config over the same store, as a
+// Caddy reload or restart does: nothing kept in memory survives it.
+func (e *testEnv) reload() {
+	e.t.Helper()
+	site, err := handlers.New(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range e.cfg.Providers {
+		if s, ok := p.(provider.Setuper); ok {
+			if err := s.Setup(site.Env()); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	e.siteMu.Lock()
+	e.site = site
+	e.siteMu.Unlock()
 }
 
 func (e *testEnv) setUpstream(h http.Handler) {

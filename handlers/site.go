@@ -81,7 +81,6 @@ type Site struct {
 	log       *zap.Logger
 	now       func() time.Time
 	hub       *hub
-	used      usedTokens
 	routes    *http.ServeMux
 }
 

@@ -3,10 +3,12 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/caddy-checkout/checkout/order"
 )
@@ -40,42 +42,22 @@ func (s *Site) returnToken(o *order.Order) string {
 	return nonce + "." + s.cfg.Secret.Token("return", o.Site+"\n"+o.ID+"\n"+nonce, s.now().Add(returnTokenTTL))
 }
 
-// openReturnToken checks tok for the order id and uses it up.
-func (s *Site) openReturnToken(tok, orderID string) bool {
+// openReturnToken checks tok for the order id and uses it up. A token is
+// spent in the store, so it works once across reloads, restarts and every
+// instance sharing the store; a store that cannot record it refuses it.
+func (s *Site) openReturnToken(ctx context.Context, tok, orderID string) bool {
 	nonce, rest, ok := strings.Cut(tok, ".")
 	if !ok || len(nonce) != 26 {
 		return false
 	}
-	if s.cfg.Secret.VerifyToken(rest, "return", s.cfg.Site+"\n"+orderID+"\n"+nonce, s.now()) != nil {
-		return false
-	}
 	now := s.now()
-	return s.used.use(nonce, now, now.Add(returnTokenTTL))
-}
-
-// usedTokens remembers spent single-use tokens until they would have
-// expired anyway.
-type usedTokens struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (u *usedTokens) use(nonce string, now, until time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.seen == nil {
-		u.seen = map[string]time.Time{}
-	}
-	if len(u.seen) > 1024 {
-		for k, exp := range u.seen {
-			if now.After(exp) {
-				delete(u.seen, k)
-			}
-		}
-	}
-	if _, dup := u.seen[nonce]; dup {
+	if s.cfg.Secret.VerifyToken(rest, "return", s.cfg.Site+"\n"+orderID+"\n"+nonce, now) != nil {
 		return false
 	}
-	u.seen[nonce] = until
-	return true
+	fresh, err := s.cfg.Store.SpendToken(ctx, s.cfg.Site+"\x00return\x00"+nonce, now.Add(returnTokenTTL), now)
+	if err != nil {
+		s.log.Error("recording a spent return token", zap.String("site", s.cfg.Site), zap.Error(err))
+		return false
+	}
+	return fresh
 }

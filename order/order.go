@@ -160,10 +160,15 @@ var (
 	ErrAmountFixed = errors.New("order is no longer open; its amount cannot change")
 )
 
-// ValidID checks a shop order id: 1-128 printable ASCII characters.
+// ValidID checks a shop order id: 1-128 printable ASCII characters, and
+// not "." or "..", which a URL path (the success page, the admin API)
+// would read as a dot segment and resolve away.
 func ValidID(id string) error {
 	if id == "" || len(id) > MaxIDLen {
 		return fmt.Errorf("%w: order id must be 1-%d characters", ErrInvalid, MaxIDLen)
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("%w: order id must not be %q (a URL path cannot carry it)", ErrInvalid, id)
 	}
 	for i := 0; i < len(id); i++ {
 		if id[i] < 0x21 || id[i] > 0x7e {
@@ -405,7 +410,9 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		} else {
 			ev.Note += "; " + err.Error()
 		}
-		o.History = append(o.History, ev)
+		if !o.recordRefusal(ev) {
+			return Outcome{Duplicate: true, Err: err}
+		}
 		o.UpdatedAt = now
 		return Outcome{Event: ev, Err: err}
 	}
@@ -443,9 +450,13 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	}
 	if t.To == OnHold && o.Status == OnHold {
 		// More news while on hold (a second partial payment): record it.
-		if t.Paid.Valid() {
-			att.Received = t.Paid
+		// News that changes nothing (the same hold reported again) adds
+		// nothing, so a provider or a tester repeating it cannot grow the
+		// order without bound.
+		if !t.Paid.Valid() || (att.Received.Valid() && t.Paid.Equal(att.Received)) {
+			return Outcome{Duplicate: true}
 		}
+		att.Received = t.Paid
 		ev.Applied = true
 		o.History = append(o.History, ev)
 		o.UpdatedAt = now
@@ -493,6 +504,35 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		}
 	}
 	return Outcome{Changed: true, Event: ev}
+}
+
+// MaxRefusals bounds how many refused pieces of evidence one order's
+// history keeps. Applied events are always kept (an order moves forward
+// only a few times); refusals come from outside and could otherwise grow
+// an order without bound.
+const MaxRefusals = 100
+
+// recordRefusal adds a refused event to the history unless the same
+// refusal (same move, attempt, amount, transaction and reason) is already
+// there or the history holds MaxRefusals refusals. It reports whether it
+// added the event.
+func (o *Order) recordRefusal(ev Event) bool {
+	n := 0
+	for _, e := range o.History {
+		if e.Applied {
+			continue
+		}
+		n++
+		if e.To == ev.To && e.Attempt == ev.Attempt && e.Transaction == ev.Transaction && e.Note == ev.Note &&
+			e.Amount.Valid() == ev.Amount.Valid() && (!e.Amount.Valid() || e.Amount.Equal(ev.Amount)) {
+			return false
+		}
+	}
+	if n >= MaxRefusals {
+		return false
+	}
+	o.History = append(o.History, ev)
+	return true
 }
 
 func hasFlag(flags []string, f string) bool {

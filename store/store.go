@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/caddy-checkout/checkout/order"
@@ -47,6 +48,36 @@ type Delivery struct {
 	LastAt     time.Time     `json:"last_at,omitzero"`
 	LastStatus int           `json:"last_status,omitempty"`
 	LastError  string        `json:"last_error,omitempty"`
+}
+
+// Redacted is the delivery as shown to operators (the admin API): its URL
+// without user info, and with the values of its query hidden, since shops
+// often put a token in the callback URL. The body is kept: it is what the
+// shop receives, and names no secret.
+func (d Delivery) Redacted() Delivery {
+	d.URL = RedactURL(d.URL)
+	return d
+}
+
+// RedactURL hides the credentials a URL may carry: its user info and the
+// values of its query (the keys stay, to tell URLs apart).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"redacted"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment = ""
+	return u.String()
 }
 
 // UpdateFunc decides, from the stored order (nil when there is none), what
@@ -133,6 +164,14 @@ type Store interface {
 	// ForgetIdempotent removes key, so that a call that failed before it
 	// changed anything can be tried again.
 	ForgetIdempotent(ctx context.Context, key string) error
+
+	// SpendToken records that the single-use token key has been used,
+	// until it would have expired anyway, and reports whether this was its
+	// first use: false means it was spent before (by this instance or any
+	// other sharing the store, before or after a restart). Tokens whose
+	// until has passed by now are forgotten as new ones are spent, a
+	// bounded number per call.
+	SpendToken(ctx context.Context, key string, until, now time.Time) (bool, error)
 
 	ProviderData
 

@@ -55,8 +55,14 @@ func startInProcess(t *testing.T) *inProcess {
 	return p
 }
 
+// callbackPassword is the secret in the test shop's callback URL.
+const callbackPassword = "cb-s3cret-42"
+
 func (p *inProcess) config(extra string) string {
-	cf := caddyfile(p.storage, p.admin, p.base, p.secret, p.shopURL+"/payments/webhook", strings.TrimPrefix(p.shopURL, "http://"))
+	// The callback URL carries credentials, as shops' often do; the admin
+	// API must not show them.
+	hook := strings.Replace(p.shopURL, "http://", "http://hook:"+callbackPassword+"@", 1) + "/payments/webhook?token=" + callbackPassword
+	cf := caddyfile(p.storage, p.admin, p.base, p.secret, hook, strings.TrimPrefix(p.shopURL, "http://"))
 	return strings.Replace(cf, "\t\tsandbox\n", "\t\tsandbox\n"+extra, 1)
 }
 
@@ -119,6 +125,17 @@ func TestCaddyEndToEndWithAdminAPI(t *testing.T) {
 	waitFor(t, 5*time.Second, "the delivery to be marked delivered", func() bool {
 		return adminGet(t, p.admin, "/checkout/deliveries?state=delivered", &ds) == 200 && len(ds) == 1
 	})
+	for _, path := range []string{"/checkout/deliveries", "/checkout/deliveries/" + ds[0].ID} {
+		r, err := http.Get("http://" + p.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if strings.Contains(string(b), callbackPassword) || !strings.Contains(string(b), "/payments/webhook?token=redacted") {
+			t.Errorf("GET %s shows the callback URL's credentials, or no URL:\n%s", path, b)
+		}
+	}
 	// Metrics on Caddy's admin endpoint.
 	mr, err := http.Get("http://" + p.admin + "/metrics")
 	if err != nil {

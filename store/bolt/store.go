@@ -95,12 +95,17 @@ var (
 
 	// providerdata: a provider's own key → value (store.ProviderData).
 	bucketProviderData = []byte("providerdata")
+
+	// spent: single-use token key → time(until); spentexp: time(until) +
+	// key → nothing, to forget expired tokens oldest first.
+	bucketSpent    = []byte("spent")
+	bucketSpentExp = []byte("spentexp")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUpdated,
 	bucketDeliveries, bucketDue, bucketQueue, bucketCreated, bucketByOrder, bucketSeqs,
-	bucketIdempotency, bucketProviderData,
+	bucketIdempotency, bucketProviderData, bucketSpent, bucketSpentExp,
 }
 
 // schemaVersion is stored in the meta bucket so that a later layout can
