@@ -77,12 +77,12 @@ func (l *lazyStore) List(ctx context.Context, f store.ListFilter) ([]*order.Orde
 	return s.List(ctx, f)
 }
 
-func (l *lazyStore) Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error) {
+func (l *lazyStore) Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
 	s, err := l.get()
 	if err != nil {
 		return nil, err
 	}
-	return s.Open(ctx, before, limit)
+	return s.Open(ctx, site, before, limit)
 }
 
 func (l *lazyStore) Due(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {

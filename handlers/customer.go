@@ -56,7 +56,7 @@ func (s *Site) page(name string, o *order.Order, ref string) templates.Page {
 		Amount:      a.Amount,
 		Received:    a.Received,
 		Status:      string(o.Status),
-		ExpiresAt:   o.ExpiresAt,
+		ExpiresAt:   o.Deadline(),
 		Late:        o.Late,
 		Provider:    a.Provider,
 		StatusURL:   s.cfg.BasePath + "/status/" + a.Ref,
@@ -117,20 +117,41 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 		s.showEnded(w, r, o)
 		return
 	}
-	if !s.now().Before(o.ExpiresAt) {
+	if !s.now().Before(o.Deadline()) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
+	choices := s.choices(o)
+	if len(choices) == 0 {
+		// No provider of this config can take the order (the shop fixed
+		// one that is gone, or none takes its currency): it fails, and the
+		// shop is told.
+		o, _, err := s.Apply(r.Context(), order.ByConfig, provider.Finding{Ref: ref, Status: order.Failed,
+			Note: "no configured payment provider can take this order"})
+		if err != nil {
+			s.internalError(w, r, "failing order", err)
+			return
+		}
+		s.showEnded(w, r, o)
+		return
+	}
 	p := s.page("pay", o, ref)
-	p.Providers = s.choices(o)
+	p.Providers = choices
 	p.CSRF = s.csrfToken(ref)
 	p.Action = s.cfg.BasePath + "/pay/" + ref
-	if name := r.URL.Query().Get("provider"); name != "" {
+	if cur := o.Current(); cur.Failed {
+		p.Declined, p.Provider = true, cur.Provider
+	} else if name := r.URL.Query().Get("provider"); name != "" {
 		if _, ok := s.providers[name]; ok && (o.Provider == "" || o.Provider == name) {
 			// An on-page provider (address and QR, form) shows its part here.
-			st, err := s.start(r.Context(), r, o, name)
+			st, next, err := s.start(r.Context(), r, o, name)
 			if err != nil {
-				s.providerError(w, r, name, err)
+				s.startError(w, r, name, err)
+				return
+			}
+			if next.Current().Ref != ref {
+				// Shown for a new attempt: its page has its own address.
+				http.Redirect(w, r, s.cfg.BasePath+"/pay/"+next.Current().Ref+"?provider="+url.QueryEscape(name), http.StatusSeeOther)
 				return
 			}
 			if st.Redirect != "" {
@@ -141,6 +162,17 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.render(w, r, http.StatusOK, p)
+}
+
+// startError shows why a provider could not be started: too many tries
+// for one order, or the provider's own failure.
+func (s *Site) startError(w http.ResponseWriter, r *http.Request, name string, err error) {
+	if errors.Is(err, order.ErrTooManyRetries) {
+		s.log.Warn("payment attempts exhausted", zap.String("site", s.cfg.Site), zap.Error(err))
+		s.fail(w, r, http.StatusTooManyRequests, "This order has been tried too many times. Please contact the shop.")
+		return
+	}
+	s.providerError(w, r, name, err)
 }
 
 func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +199,7 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 		s.showEnded(w, r, o)
 		return
 	}
-	if !s.now().Before(o.ExpiresAt) {
+	if !s.now().Before(o.Deadline()) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
@@ -183,9 +215,9 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 // customer on: to the provider's page, or to our pay page with the
 // provider's on-page part.
 func (s *Site) sendToProvider(w http.ResponseWriter, r *http.Request, o *order.Order, name string) {
-	st, err := s.start(r.Context(), r, o, name)
+	st, o, err := s.start(r.Context(), r, o, name)
 	if err != nil {
-		s.providerError(w, r, name, err)
+		s.startError(w, r, name, err)
 		return
 	}
 	if st.Redirect != "" {
@@ -236,6 +268,11 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+	if a := o.Attempt(ref); a != nil && a.Failed && o.Status.Open() {
+		// Declined: the pay page says so and offers to try again.
+		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
+		return
+	}
 	switch o.Status {
 	case order.Paid:
 		if s.cfg.SuccessURL == "" {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/providers/sandbox"
 	"github.com/caddy-checkout/checkout/store"
 )
 
@@ -70,52 +72,123 @@ func TestSandboxPaidEndToEnd(t *testing.T) {
 	}
 }
 
-func TestSandboxDeclineAndPayLater(t *testing.T) {
+// TestSandboxDeclineThenTryAgain: a declined payment leaves the order
+// payable. The customer is back on the pay page, told what happened and
+// offered to try again; trying again makes a new attempt of the same
+// generation, which pays the order. The shop hears of the payment only,
+// and the order's history keeps the decline.
+func TestSandboxDeclineThenTryAgain(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	sb := e.buy(c, "tee")
+	first := refOf(sb)
 	ret := e.paySandbox(c, sb, "declined")
-	page := e.get(c, ret.location)
-	if page.code != http.StatusOK || e.orderByRef(refOf(sb)).Status != order.Failed {
-		t.Fatalf("declined: %d, order %s", page.code, e.orderByRef(refOf(sb)).Status)
-	}
-
-	sb2 := e.buy(c, "tea")
-	ret = e.paySandbox(c, sb2, "on_hold")
-	page = e.get(c, ret.location)
-	if page.code != http.StatusOK || !strings.Contains(page.body, `http-equiv="refresh"`) {
-		t.Fatalf("pay later should show the processing page, got %d", page.code)
-	}
-	if st := e.orderByRef(refOf(sb2)).Status; st != order.OnHold {
-		t.Fatalf("pay later: order %s, want on_hold", st)
-	}
-	// Pay from on hold.
-	ret = e.paySandbox(c, sb2, "paid")
 	back := e.get(c, ret.location)
-	if back.code != http.StatusSeeOther || e.orderByRef(refOf(sb2)).Status != order.Paid {
-		t.Fatalf("paying an on-hold order: %d %s", back.code, e.orderByRef(refOf(sb2)).Status)
+	if back.code != http.StatusSeeOther || back.location != "/_checkout/pay/"+first {
+		t.Fatalf("return after decline: %d %q, want 303 to the pay page", back.code, back.location)
 	}
-	// The shop is told of each change, in order: pending (on hold), then paid.
-	if err := e.notifier.Tick(context.Background()); err != nil {
-		t.Fatal(err)
+	o := e.orderByRef(first)
+	if o.Status != order.Pending || !o.Current().Failed {
+		t.Fatalf("declined: order %s, attempt failed=%v; want pending with a failed attempt", o.Status, o.Current().Failed)
 	}
-	for i := 0; i < 3; i++ { // each Tick sends the head of each order's queue
-		_ = e.notifier.Tick(context.Background())
+	page := e.get(c, back.location)
+	if page.code != http.StatusOK || !strings.Contains(page.body, "did not go through") ||
+		!strings.Contains(page.body, `name="provider" value="sandbox"`) {
+		t.Fatalf("pay page after decline: %d, want the decline said and a way to try again:\n%s", page.code, page.body)
 	}
-	types := map[string][]string{} // per order, in arrival order
-	for _, cb := range e.shop.Callbacks() {
-		var b struct {
-			Type string
-			Data struct {
-				OrderID string `json:"order_id"`
+	// The sandbox page of the declined attempt cannot be paid any more.
+	if r := e.get(c, sb); r.code != http.StatusSeeOther {
+		t.Fatalf("declined attempt's sandbox page: %d, want a redirect to the pay page", r.code)
+	}
+	again := e.post(c, "/_checkout/pay/"+first, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
+	if again.code != http.StatusSeeOther || !strings.Contains(again.location, "/_checkout/sandbox/") || refOf(again.location) == first {
+		t.Fatalf("try again: %d %q, want the sandbox page of a new attempt", again.code, again.location)
+	}
+	ret = e.paySandbox(c, again.location, "paid")
+	if back := e.get(c, ret.location); back.code != http.StatusSeeOther || !strings.Contains(back.location, "checkout_token=") {
+		t.Fatalf("return after paying the new attempt: %d %q", back.code, back.location)
+	}
+	o = e.orderByRef(first)
+	if o.Status != order.Paid || len(o.Attempts) != 2 || o.Attempts[1].Generation != 1 || o.Late {
+		t.Fatalf("order %s with %d attempts (%+v), want paid by a second attempt of generation 1", o.Status, len(o.Attempts), o.Attempts)
+	}
+	declined := false
+	for _, ev := range o.History {
+		declined = declined || strings.Contains(ev.Note, "attempt failed")
+	}
+	if !declined {
+		t.Fatalf("the decline is not in the history: %+v", o.History)
+	}
+	if got := strings.Join(e.callbackTypes(), ","); got != "order.paid" {
+		t.Fatalf("callbacks %s, want only order.paid (a decline tells the shop nothing)", got)
+	}
+}
+
+// TestSandboxPayLaterHoldsForDays: "Pay later" holds the order for the
+// sandbox's 3 days, not the 30-minute pending expiry; the pay pages show
+// that deadline, and the sandbox page settles the hold either way.
+func TestSandboxPayLaterHoldsForDays(t *testing.T) {
+	for _, settle := range []string{"paid", "expired"} {
+		t.Run(settle, func(t *testing.T) {
+			e := newEnv(t)
+			c := e.client()
+			sb := e.buy(c, "tea")
+			ret := e.paySandbox(c, sb, "on_hold")
+			page := e.get(c, ret.location)
+			hold := e.clock.Now().Add(sandbox.HoldFor).UTC()
+			if page.code != http.StatusOK || !strings.Contains(page.body, `http-equiv="refresh"`) ||
+				!strings.Contains(page.body, hold.Format(time.RFC3339)) {
+				t.Fatalf("pay later: %d, want the processing page with the hold deadline %s:\n%s", page.code, hold.Format(time.RFC3339), page.body)
 			}
-		}
-		_ = json.Unmarshal([]byte(cb.Body), &b)
-		types[b.Data.OrderID] = append(types[b.Data.OrderID], b.Type)
+			if o := e.orderByRef(refOf(sb)); o.Status != order.OnHold || !o.HoldUntil.Equal(hold) {
+				t.Fatalf("pay later: order %s held until %s, want on_hold until %s", o.Status, o.HoldUntil, hold)
+			}
+			// Past the pending expiry, the hold keeps the order.
+			e.clock.Add(2 * time.Hour)
+			if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 0 {
+				t.Fatalf("Expire 2h into a 3-day hold = %d, %v; want nothing expired", n, err)
+			}
+			// Back to the present: the demo shop checks callback
+			// timestamps against its own clock.
+			e.clock.Add(-2 * time.Hour)
+			// The tester settles the hold on the same sandbox page.
+			sp := e.get(c, sb)
+			if !strings.Contains(sp.body, `value="expired"`) || strings.Contains(sp.body, `value="declined"`) {
+				t.Fatalf("sandbox page of a held payment does not offer to settle it:\n%s", sp.body)
+			}
+			ret = e.paySandbox(c, sb, settle)
+			if ret.code != http.StatusSeeOther {
+				t.Fatalf("settling %s: %d", settle, ret.code)
+			}
+			want := map[string]order.State{"paid": order.Paid, "expired": order.Expired}[settle]
+			o := e.orderByRef(refOf(sb))
+			if o.Status != want || o.Late {
+				t.Fatalf("settled %s: order %s late=%v, want %s on time", settle, o.Status, o.Late, want)
+			}
+			if got := strings.Join(e.callbackTypes(), ","); got != "order.pending,order."+string(want) {
+				t.Fatalf("callbacks %s, want order.pending then order.%s", got, want)
+			}
+		})
 	}
-	first, second := e.orderByRef(refOf(sb)).ID, e.orderByRef(refOf(sb2)).ID
-	if strings.Join(types[first], ",") != "order.failed" || strings.Join(types[second], ",") != "order.pending,order.paid" {
-		t.Fatalf("callback types per order %v", types)
+}
+
+// TestHeldOrderExpiresAtTheHoldDeadline: once the hold lapses unpaid, the
+// expiry worker ends the order and tells the shop.
+func TestHeldOrderExpiresAtTheHoldDeadline(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	sb := e.buy(c, "tea")
+	e.paySandbox(c, sb, "on_hold")
+	e.clock.Add(sandbox.HoldFor - time.Minute)
+	if n, _ := e.site.Expire(context.Background(), 100); n != 0 {
+		t.Fatalf("expired %d orders a minute before the hold deadline", n)
+	}
+	e.clock.Add(2 * time.Minute)
+	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 1 {
+		t.Fatalf("Expire after the hold deadline = %d, %v; want 1", n, err)
+	}
+	if o := e.orderByRef(refOf(sb)); o.Status != order.Expired {
+		t.Fatalf("order %s after its hold lapsed, want expired", o.Status)
 	}
 }
 
@@ -495,5 +568,42 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if r := e.get(nil, "/_checkout/status/unknown"); r.code != 404 {
 		t.Fatalf("unknown: %d", r.code)
+	}
+}
+
+// otherProvider is a provider that is not the sandbox, for configs that
+// lose the provider an order was fixed to.
+type otherProvider struct{}
+
+func (otherProvider) Name() string { return "other" }
+func (otherProvider) Start(context.Context, provider.Payment) (provider.Start, error) {
+	return provider.Start{Redirect: "https://pay.example.net/"}, nil
+}
+
+// TestOrderFailsWhenNoProviderCanTakeIt: failed now means no configured
+// provider can take the order (here: the shop fixed the sandbox, and a
+// reload removed it). The customer sees so, and the shop gets order.failed.
+func TestOrderFailsWhenNoProviderCanTakeIt(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Checkout-Order", "fixed-1")
+		w.Header().Set("X-Checkout-Amount", "5.00")
+		w.Header().Set("X-Checkout-Currency", "USD")
+		w.Header().Set("X-Checkout-Provider", "sandbox")
+	}))
+	r := e.get(c, "/buy-fixed")
+	ref := refOf(r.location)
+	e.cfg.Providers = []provider.Provider{otherProvider{}}
+	e.reload()
+	page := e.get(c, "/_checkout/pay/"+ref)
+	if o := e.orderByRef(ref); o.Status != order.Failed {
+		t.Fatalf("order %s, want failed", o.Status)
+	}
+	if !strings.Contains(page.body, "contact the shop") {
+		t.Fatalf("page does not say the payment failed:\n%s", page.body)
+	}
+	if got := strings.Join(e.callbackTypes(), ","); got != "order.failed" {
+		t.Fatalf("callbacks %s, want order.failed", got)
 	}
 }

@@ -62,8 +62,11 @@ type statusView struct {
 	Currency  string      `json:"currency"`
 	Received  string      `json:"received,omitempty"`
 	ExpiresAt time.Time   `json:"expires_at"`
-	Current   bool        `json:"current"` // false once a newer attempt replaced this one
+	Current   bool        `json:"current"` // false once a newer amount replaced this attempt's
 	Late      bool        `json:"late,omitempty"`
+	// AttemptFailed: the provider declined this attempt; the order stays
+	// payable through a new one (the pay page offers it).
+	AttemptFailed bool `json:"attempt_failed,omitempty"`
 	// Progress is the provider's word on an open attempt ("seen, 3 of
 	// 12 confirmations"), where it has one.
 	Progress string `json:"progress,omitempty"`
@@ -72,7 +75,7 @@ type statusView struct {
 func (s *Site) viewOf(o *order.Order, ref string) statusView {
 	a := o.Attempt(ref)
 	v := statusView{Status: o.Status, Amount: a.Amount.String(), Currency: a.Amount.Currency(),
-		ExpiresAt: o.ExpiresAt.UTC(), Current: a.Generation == o.Current().Generation, Late: o.Late}
+		ExpiresAt: o.Deadline().UTC(), Current: a.Generation == o.Current().Generation, Late: o.Late, AttemptFailed: a.Failed}
 	if a.Received.Valid() {
 		v.Received = a.Received.String()
 	}

@@ -147,7 +147,7 @@ func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "storing 0xBTCpay payment", err)
 		return
 	}
-	st, err := s.start(r.Context(), r, o, oxbtcpayProvider)
+	st, _, err := s.start(r.Context(), r, o, oxbtcpayProvider)
 	if err != nil {
 		s.log.Error("starting 0xBTCpay payment", zap.String("order", o.ID), zap.Error(err))
 		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: -32603, Message: "Internal error"}, ID: req.ID})

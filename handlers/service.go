@@ -105,6 +105,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			Transaction: f.Transaction,
 			Provider:    providerOf(o, f.Ref),
 			AcceptOver:  f.AcceptOver,
+			HoldUntil:   f.HoldUntil,
 			Note:        f.Note,
 		}, now)
 		if out.Duplicate {
@@ -148,13 +149,18 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		}
 		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
 		s.hub.publish(o)
-		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin) {
-			// Ended here, not at the provider: stop the provider taking
+		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin || cause == order.ByConfig) {
+			// Ended here, not at the provider: stop the providers taking
 			// money for it.
-			if a := o.Attempt(f.Ref); a != nil {
+			for _, a := range waitingAttempts(o) {
 				s.close(ctx, o, a, "order "+string(out.Event.To))
 			}
 		}
+	} else if out.AttemptFailed {
+		s.log.Info("payment attempt failed; the order stays payable",
+			zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", providerOf(o, f.Ref)),
+			zap.String("cause", string(cause)), zap.Int("attempt", out.Event.Attempt))
+		s.hub.publish(o)
 	} else if out.Err != nil {
 		s.log.Warn("provider evidence changed nothing",
 			zap.String("site", o.Site), zap.String("order", o.ID),
@@ -315,11 +321,48 @@ func (s *Site) lookup(ctx context.Context, ref string) (*order.Order, provider.P
 	return o, s.payment(nil, o, att, att.Provider), nil
 }
 
-// start asks a provider to take the current attempt and records the choice.
-func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name string) (provider.Start, error) {
+// needsRetry reports whether paying the current attempt with provider
+// name takes a new attempt: the current one failed, or was started with
+// another provider (whose session must not be reused for this one).
+func needsRetry(att *order.Attempt, name string) bool {
+	return att.Failed || (!att.StartedAt.IsZero() && att.Provider != name)
+}
+
+// start asks a provider to take the current attempt and records the
+// choice. When the current attempt failed or belongs to another provider,
+// a new attempt of the same generation is made first and the earlier one
+// is closed at its provider. It returns the order as it now stands.
+func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name string) (provider.Start, *order.Order, error) {
 	p, ok := s.providers[name]
 	if !ok {
-		return provider.Start{}, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, name)
+		return provider.Start{}, o, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, name)
+	}
+	if needsRetry(o.Current(), name) {
+		prev := *o.Current()
+		now := s.now()
+		next, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+			if o == nil {
+				return nil, nil, order.ErrUnknownRef
+			}
+			if o.Current().Ref != prev.Ref || !needsRetry(o.Current(), name) {
+				return nil, nil, nil // another click made the new attempt
+			}
+			a, err := o.Retry(now)
+			if err != nil {
+				return nil, nil, err
+			}
+			a.Provider = name
+			return o, nil, nil
+		})
+		if err != nil {
+			return provider.Start{}, o, err
+		}
+		o = next
+		if o.Current().Ref != prev.Ref {
+			s.log.Info("new payment attempt", zap.String("site", o.Site), zap.String("order", o.ID),
+				zap.String("provider", name), zap.String("previous_provider", prev.Provider), zap.Bool("previous_failed", prev.Failed))
+			s.close(ctx, o, &prev, "the customer tried again")
+		}
 	}
 	att := o.Current()
 	pay := s.payment(r, o, att, name)
@@ -329,14 +372,14 @@ func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name 
 	}
 	st, err := p.Start(ctx, pay)
 	if err != nil {
-		return st, err
+		return st, o, err
 	}
 	if att.Provider == name && att.ProviderRef == st.ProviderRef && !att.StartedAt.IsZero() {
-		return st, nil // already recorded (by the intake's own write, or an earlier click)
+		return st, o, nil // already recorded (by the intake's own write, or an earlier click)
 	}
 	ref := att.Ref
 	now := s.now()
-	_, err = s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+	next, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
 		a := o.Attempt(ref)
 		if a == nil {
 			return nil, nil, order.ErrUnknownRef
@@ -347,7 +390,10 @@ func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name 
 		a.Provider, a.ProviderRef, a.StartedAt = name, st.ProviderRef, now
 		return o, nil, nil
 	})
-	return st, err
+	if err != nil {
+		return st, o, err
+	}
+	return st, next, nil
 }
 
 // Expire ends open orders whose deadline passed, after asking their
@@ -355,23 +401,19 @@ func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name 
 // how many orders it ended.
 func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 	now := s.now()
-	due, err := s.cfg.Store.Open(ctx, now, limit)
+	due, err := s.cfg.Store.Open(ctx, s.cfg.Site, now, limit)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, o := range due {
-		if o.Site != s.cfg.Site {
-			continue
-		}
-		att := o.Current()
-		if _, err := s.check(ctx, o, att); err != nil {
+		if err := s.checkAll(ctx, o); err != nil {
 			s.log.Warn("checking provider before expiry", zap.String("order", o.ID), zap.Error(err))
 			continue // ask again next round rather than expire a payment in flight
 		}
 		cur, err := s.cfg.Store.Get(ctx, o.Key)
-		if err != nil || !cur.Status.Open() {
-			continue
+		if err != nil || !cur.Status.Open() || now.Before(cur.Deadline()) {
+			continue // paid, or held longer, meanwhile
 		}
 		if _, out, err := s.Apply(ctx, order.ByExpiry, provider.Finding{Ref: cur.Current().Ref, Status: order.Expired}); err == nil && out.Changed {
 			n++
@@ -383,27 +425,56 @@ func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 // Reconcile asks providers about open attempts started more than age ago,
 // so that a lost webhook still ends in the right state.
 func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int, error) {
-	open, err := s.cfg.Store.Open(ctx, time.Unix(1<<40, 0), limit)
+	open, err := s.cfg.Store.Open(ctx, s.cfg.Site, time.Unix(1<<40, 0), limit)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	now := s.now()
 	for _, o := range open {
-		att := o.Current()
-		if o.Site != s.cfg.Site || att.StartedAt.IsZero() || now.Sub(att.StartedAt) < age {
-			continue
-		}
-		changed, err := s.check(ctx, o, att)
-		if err != nil {
-			s.log.Warn("reconciling order", zap.String("order", o.ID), zap.Error(err))
-			continue
+		changed := false
+		for _, att := range waitingAttempts(o) {
+			if now.Sub(att.StartedAt) < age {
+				continue
+			}
+			c, err := s.check(ctx, o, att)
+			if err != nil {
+				s.log.Warn("reconciling order", zap.String("order", o.ID), zap.Error(err))
+				continue
+			}
+			changed = changed || c
 		}
 		if changed {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// waitingAttempts are the attempts of the order's current generation that
+// a provider may still pay: started there and not reported failed.
+func waitingAttempts(o *order.Order) []*order.Attempt {
+	gen := o.Current().Generation
+	var out []*order.Attempt
+	for i := range o.Attempts {
+		if a := &o.Attempts[i]; a.Generation == gen && !a.StartedAt.IsZero() && !a.Failed {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// checkAll asks the providers of every waiting attempt for their state,
+// so that no payment in flight is missed; the first error is returned
+// after all were asked.
+func (s *Site) checkAll(ctx context.Context, o *order.Order) error {
+	var first error
+	for _, att := range waitingAttempts(o) {
+		if _, err := s.check(ctx, o, att); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // check asks the attempt's provider for its state and applies the answer.

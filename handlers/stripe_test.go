@@ -235,12 +235,18 @@ func TestStripeDelayedPaymentThenPaidOrFailed(t *testing.T) {
 			if _, err := se.fake.Settle(id, ok); err != nil {
 				t.Fatal(err)
 			}
-			want := map[bool]order.State{true: order.Paid, false: order.Failed}[ok]
-			if o := se.orderByRef(ref); o.Status != want {
-				t.Fatalf("after settling: %s, want %s", o.Status, want)
+			// A failed delayed payment fails the attempt: the order stays
+			// where it was and the shop is told nothing more.
+			want := map[bool]order.State{true: order.Paid, false: order.OnHold}[ok]
+			o := se.orderByRef(ref)
+			if o.Status != want || o.Current().Failed == ok {
+				t.Fatalf("after settling: %s, attempt failed=%v; want %s", o.Status, o.Current().Failed, want)
 			}
 			types := se.callbackTypes()
-			wantTypes := []string{"order.pending", "order." + string(want)}
+			wantTypes := []string{"order.pending"}
+			if ok {
+				wantTypes = append(wantTypes, "order.paid")
+			}
 			if strings.Join(types, ",") != strings.Join(wantTypes, ",") {
 				t.Fatalf("callbacks %v, want %v", types, wantTypes)
 			}
@@ -327,5 +333,39 @@ func TestStripeRefundThroughSite(t *testing.T) {
 	other := se.buyStripe(se.client(), "mug")
 	if _, err := se.site.Refund(context.Background(), se.orderByRef(se.refOfSession(other)).ID); err == nil {
 		t.Fatal("refunding an unpaid order succeeded")
+	}
+}
+
+// TestSwitchingProviderClosesTheEarlierAttempt: a customer who went to
+// Stripe, came back and chose the sandbox pays through a new attempt of
+// the same generation, and the Stripe session is expired so it can no
+// longer take money.
+func TestSwitchingProviderClosesTheEarlierAttempt(t *testing.T) {
+	se := newStripeEnv(t, withSandboxToo)
+	c := se.client()
+	r := se.post(c, "/buy", url.Values{"product": {"mug"}})
+	ref := refOf(r.location)
+	page := se.get(c, r.location)
+	toStripe := se.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"stripe"}}, "Origin", se.srv.URL)
+	if !strings.HasPrefix(toStripe.location, se.fake.URL+"/pay/") {
+		t.Fatalf("choosing stripe: %d %q", toStripe.code, toStripe.location)
+	}
+	id := se.orderByRef(ref).Current().ProviderRef
+	// Back on the pay page (the browser's back button), the sandbox instead.
+	page = se.get(c, "/_checkout/pay/"+ref)
+	toSandbox := se.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"sandbox"}}, "Origin", se.srv.URL)
+	if !strings.Contains(toSandbox.location, "/_checkout/sandbox/") || refOf(toSandbox.location) == ref {
+		t.Fatalf("choosing the sandbox after stripe: %d %q, want a new attempt's sandbox page", toSandbox.code, toSandbox.location)
+	}
+	if s, ok := se.fake.Session(id); !ok || s.Status != "expired" {
+		t.Fatalf("the Stripe session of the earlier attempt is %q, want expired", s.Status)
+	}
+	o := se.orderByRef(ref)
+	if len(o.Attempts) != 2 || o.Attempts[0].Generation != o.Attempts[1].Generation || o.Current().Provider != "sandbox" {
+		t.Fatalf("attempts %+v, want two of one generation, the current one with the sandbox", o.Attempts)
+	}
+	se.paySandbox(c, toSandbox.location, "paid")
+	if o := se.orderByRef(ref); o.Status != order.Paid || o.PaidWith != "sandbox" {
+		t.Fatalf("order %s paid with %q", o.Status, o.PaidWith)
 	}
 }

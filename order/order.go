@@ -62,7 +62,14 @@ const (
 	ByExpiry    CauseKind = "expiry"    // the order's deadline passed
 	ByCustomer  CauseKind = "customer"  // the customer cancelled on our pages
 	ByWatcher   CauseKind = "watcher"   // a chain or message watcher
+	ByConfig    CauseKind = "config"    // no configured provider can take the order any more
 )
+
+// fromProvider reports whether evidence with this cause comes from a
+// payment provider (as opposed to the shop, an operator or the clock).
+func (k CauseKind) fromProvider() bool {
+	return k == ByWebhook || k == ByReturn || k == ByReconcile || k == ByWatcher
+}
 
 // Cause is why a transition happened. Ref identifies the evidence (a
 // provider event id, a transaction hash) and is what duplicate deliveries
@@ -79,9 +86,12 @@ func (c Cause) String() string {
 	return string(c.Kind) + ":" + c.Ref
 }
 
-// Attempt is one try at paying the order for a given amount. A new attempt
-// (the next generation) starts when the shop changes the amount; events
-// for older generations are recorded but change nothing.
+// Attempt is one try at paying the order. A new generation starts when the
+// shop changes the amount: events for older generations are recorded but
+// change nothing. A customer who tries again after a declined payment, or
+// switches provider, starts a new attempt of the same generation: a
+// verified payment on any attempt of the current generation pays the
+// order.
 type Attempt struct {
 	Generation  int          `json:"generation"`
 	Ref         string       `json:"ref"` // unguessable; names the attempt in our URLs
@@ -91,6 +101,9 @@ type Attempt struct {
 	Received    money.Amount `json:"received,omitzero"`      // what has arrived so far (on-chain partial payments)
 	CreatedAt   time.Time    `json:"created_at"`
 	StartedAt   time.Time    `json:"started_at,omitzero"` // when the provider was last started
+	// Failed is set when the provider reported the attempt failed
+	// (declined): the order stays payable through a new attempt.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Event is one line of an order's history. Applied is false for evidence
@@ -133,7 +146,11 @@ type Order struct {
 	PaidWith    string            `json:"paid_with,omitempty"` // provider that took the payment
 	PaidAt      time.Time         `json:"paid_at,omitzero"`
 	Late        bool              `json:"late,omitempty"`
-	Flags       []string          `json:"flags,omitempty"` // e.g. "overpaid"
+	// HoldUntil is how long the provider holds an on_hold payment open
+	// (a konbini slip's payment deadline): until then the order is not
+	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
+	Flags     []string  `json:"flags,omitempty"` // e.g. "overpaid"
 	// Postback is a URL that also gets a signed POST when the order is
 	// paid, in 0xBTCpay's body shape, with PostbackData (JSON text the
 	// creator gave) in it: orders made through the 0xBTCpay-compatible API.
@@ -193,6 +210,43 @@ func (o *Order) Current() *Attempt {
 		return nil
 	}
 	return &o.Attempts[len(o.Attempts)-1]
+}
+
+// Deadline is when the order expires unless paid: the provider's hold
+// deadline while on hold, if it gave one later than ExpiresAt, else
+// ExpiresAt.
+func (o *Order) Deadline() time.Time {
+	if o.Status == OnHold && o.HoldUntil.After(o.ExpiresAt) {
+		return o.HoldUntil
+	}
+	return o.ExpiresAt
+}
+
+// MaxRetries bounds the attempts of one generation, so that a customer
+// (or a script) clicking "try again" cannot grow an order without bound.
+const MaxRetries = 20
+
+// ErrTooManyRetries refuses a new attempt past MaxRetries.
+var ErrTooManyRetries = errors.New("too many payment attempts for this order")
+
+// Retry starts a new attempt of the current generation, for a customer
+// who tries again after a declined payment or chooses another provider,
+// and returns it. The earlier attempts keep their references: a payment
+// that still arrives on one of them pays the order.
+func (o *Order) Retry(now time.Time) (*Attempt, error) {
+	cur := o.Current()
+	n := 0
+	for _, a := range o.Attempts {
+		if a.Generation == cur.Generation {
+			n++
+		}
+	}
+	if n >= MaxRetries {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyRetries, n)
+	}
+	o.Attempts = append(o.Attempts, Attempt{Generation: cur.Generation, Ref: NewRef(), Amount: cur.Amount, CreatedAt: now})
+	o.UpdatedAt = now
+	return o.Current(), nil
 }
 
 // Attempt finds an attempt by its reference.
@@ -359,7 +413,10 @@ type Transition struct {
 	// AcceptOver lets a payment above the amount count as paid, flagged
 	// "overpaid" (on-chain payments, where the customer sets the amount).
 	AcceptOver bool
-	Note       string
+	// HoldUntil, with To on_hold: how long the provider holds the payment
+	// open (Order.HoldUntil).
+	HoldUntil time.Time
+	Note      string
 }
 
 // allowed is the forward-only state graph. A payment that arrives after the
@@ -387,10 +444,13 @@ func CanMove(from, to State) bool {
 
 // Outcome says what Apply did.
 type Outcome struct {
-	Changed   bool  // the state moved; the shop must be told
-	Duplicate bool  // the same evidence was seen before; nothing recorded
-	Event     Event // the history line written (zero when Duplicate)
-	Err       error // why the evidence changed nothing, if it did not
+	Changed bool // the state moved; the shop must be told
+	// AttemptFailed: the provider reported the attempt failed; it is
+	// recorded, the order stays payable and the shop is not told.
+	AttemptFailed bool
+	Duplicate     bool  // the same evidence was seen before; nothing recorded
+	Event         Event // the history line written (zero when Duplicate)
+	Err           error // why the evidence changed nothing, if it did not
 }
 
 // Apply records evidence t on the order and moves it when t is a valid
@@ -433,6 +493,23 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		}
 		return refuse(ErrSuperseded)
 	}
+	if t.To == Failed && t.Cause.Kind.fromProvider() && o.Status.Open() {
+		// A declined or failed attempt does not end the order: the
+		// customer may try again or choose another provider.
+		if att.Failed {
+			return Outcome{Duplicate: true}
+		}
+		att.Failed = true
+		ev.To, ev.Applied = o.Status, true
+		if ev.Note == "" {
+			ev.Note = "payment attempt failed at the provider; the order stays payable"
+		} else {
+			ev.Note = "payment attempt failed at the provider (" + ev.Note + "); the order stays payable"
+		}
+		o.History = append(o.History, ev)
+		o.UpdatedAt = now
+		return Outcome{AttemptFailed: true, Event: ev}
+	}
 	if t.To == Paid && o.Status == Paid && t.Transaction != "" && o.Transaction != "" && t.Transaction != o.Transaction {
 		// A second, different payment for an order already paid: money
 		// moved twice. Record it and flag the order for the operator.
@@ -453,10 +530,17 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		// News that changes nothing (the same hold reported again) adds
 		// nothing, so a provider or a tester repeating it cannot grow the
 		// order without bound.
-		if !t.Paid.Valid() || (att.Received.Valid() && t.Paid.Equal(att.Received)) {
+		longer := t.HoldUntil.After(o.HoldUntil)
+		more := t.Paid.Valid() && !(att.Received.Valid() && t.Paid.Equal(att.Received))
+		if !longer && !more {
 			return Outcome{Duplicate: true}
 		}
-		att.Received = t.Paid
+		if more {
+			att.Received = t.Paid
+		}
+		if longer {
+			o.HoldUntil = t.HoldUntil
+		}
 		ev.Applied = true
 		o.History = append(o.History, ev)
 		o.UpdatedAt = now
@@ -489,8 +573,12 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	}
 	ev.Applied = true
 	o.History = append(o.History, ev)
+	deadline := o.Deadline()
 	o.Status = t.To
 	o.UpdatedAt = now
+	if t.To == OnHold && !t.HoldUntil.IsZero() {
+		o.HoldUntil = t.HoldUntil
+	}
 	if t.Paid.Valid() && (t.To == Paid || t.To == OnHold) {
 		att.Received = t.Paid
 	}
@@ -498,7 +586,7 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		o.PaidAt = now
 		o.PaidWith = t.Provider
 		o.Transaction = t.Transaction
-		o.Late = ev.From.Ended() || now.After(o.ExpiresAt)
+		o.Late = ev.From.Ended() || now.After(deadline)
 		if flag != "" {
 			o.Flags = append(o.Flags, flag)
 		}

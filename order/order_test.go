@@ -68,7 +68,9 @@ func orderIn(t *testing.T, s order.State) *order.Order {
 		move(t, o, order.Paid, order.Cause{Kind: order.ByWebhook, Ref: "evt-paid"}, at)
 		move(t, o, order.Refunded, order.Cause{Kind: order.ByAdmin, Ref: "refund-1"}, at.Add(time.Minute))
 	case order.Failed:
-		move(t, o, order.Failed, order.Cause{Kind: order.ByWebhook, Ref: "evt-failed"}, at)
+		// A provider's failure fails only the attempt (TestDeclineLeavesOrderPayable);
+		// the order fails when no configured provider can take it.
+		move(t, o, order.Failed, order.Cause{Kind: order.ByConfig, Ref: "config-1"}, at)
 	case order.Cancelled:
 		move(t, o, order.Cancelled, order.Cause{Kind: order.ByCustomer, Ref: "cancel-1"}, at)
 	case order.Expired:
@@ -145,6 +147,9 @@ func TestTransitionMatrix(t *testing.T) {
 				}
 				if to == order.Paid || to == order.OnHold {
 					tr.Paid = usd("75.00")
+				}
+				if to == order.Failed {
+					tr.Cause.Kind = order.ByConfig // a provider's failure is the attempt's
 				}
 				if from == order.Paid && to == order.Paid {
 					// The same payment reported again (a different one is
@@ -726,5 +731,83 @@ func TestRepeatedEvidenceDoesNotGrowTheHistory(t *testing.T) {
 	if out := o.Apply(order.Transition{To: order.Paid, Ref: o.Current().Ref, Paid: usd("75.00"), Transaction: "tx-real",
 		Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-real"}}, t0.Add(time.Minute)); !out.Changed || o.Status != order.Paid {
 		t.Fatalf("real payment after the bound: Changed=%v status %s err %v", out.Changed, o.Status, out.Err)
+	}
+}
+
+// TestDeclineLeavesOrderPayable: a provider's failed (declined) attempt is
+// recorded but changes no order state and tells the shop nothing; a retry
+// starts a new attempt of the same generation, and a payment on either
+// attempt pays the order; a second payment is flagged paid_twice.
+func TestDeclineLeavesOrderPayable(t *testing.T) {
+	o := newOrder(t)
+	first := o.Current().Ref
+	hist := len(o.History)
+	out := o.Apply(order.Transition{To: order.Failed, Ref: first, Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-declined"}, Note: "card declined"}, t0.Add(time.Minute))
+	if out.Changed || !out.AttemptFailed || out.Err != nil || o.Status != order.Pending {
+		t.Fatalf("decline: Changed=%v AttemptFailed=%v Err=%v status %s; want the attempt failed, the order pending", out.Changed, out.AttemptFailed, out.Err, o.Status)
+	}
+	if !o.Attempt(first).Failed || len(o.History) != hist+1 || !strings.Contains(o.History[hist].Note, "card declined") {
+		t.Fatalf("decline not in the history or on the attempt: %+v %+v", o.Attempt(first), o.History[hist:])
+	}
+	if again := o.Apply(order.Transition{To: order.Failed, Ref: first, Cause: order.Cause{Kind: order.ByReturn}}, t0.Add(time.Minute)); !again.Duplicate || len(o.History) != hist+1 {
+		t.Fatalf("the same decline again: %+v, history %d", again, len(o.History))
+	}
+	retry, err := o.Retry(t0.Add(2 * time.Minute))
+	if err != nil || retry.Generation != 1 || retry.Ref == first || o.Current() != retry || retry.Failed {
+		t.Fatalf("Retry = %+v, %v; want a fresh attempt of generation 1", retry, err)
+	}
+	// The first attempt's session was still open at the provider, and the
+	// customer paid there after all: it pays the order, as one of this
+	// generation.
+	move2 := o.Apply(order.Transition{To: order.Paid, Ref: first, Paid: usd("75.00"), Transaction: "tx-1",
+		Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-paid-1"}}, t0.Add(3*time.Minute))
+	if !move2.Changed || o.Status != order.Paid || slices.Contains(o.Flags, "paid_superseded") {
+		t.Fatalf("payment on the first attempt: %+v, status %s flags %v", move2, o.Status, o.Flags)
+	}
+	o.Apply(order.Transition{To: order.Paid, Ref: retry.Ref, Paid: usd("75.00"), Transaction: "tx-2",
+		Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-paid-2"}}, t0.Add(4*time.Minute))
+	if o.Transaction != "tx-1" || !slices.Contains(o.Flags, "paid_twice") {
+		t.Fatalf("second payment: transaction %s flags %v; want tx-1 kept and paid_twice", o.Transaction, o.Flags)
+	}
+}
+
+func TestRetriesAreBounded(t *testing.T) {
+	o := newOrder(t)
+	for i := 1; i < order.MaxRetries; i++ {
+		if _, err := o.Retry(t0); err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+	}
+	if _, err := o.Retry(t0); !errors.Is(err, order.ErrTooManyRetries) || len(o.Attempts) != order.MaxRetries {
+		t.Fatalf("retry past the bound: %v, %d attempts", err, len(o.Attempts))
+	}
+	// A new amount is a new generation, with its own tries.
+	in := intake(usd("80.00"))
+	if _, err := o.Receive(in, t0, expiry); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Retry(t0); err != nil {
+		t.Fatalf("retry in a new generation: %v", err)
+	}
+}
+
+// TestHoldLastsUntilTheProvidersDeadline: an on_hold order's deadline is
+// the provider's hold deadline (a konbini slip's, days away), not the
+// pending expiry; a payment within it is not late.
+func TestHoldLastsUntilTheProvidersDeadline(t *testing.T) {
+	o := newOrder(t)
+	hold := t0.Add(72 * time.Hour)
+	out := o.Apply(order.Transition{To: order.OnHold, Ref: o.Current().Ref, HoldUntil: hold,
+		Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-hold"}}, t0.Add(time.Minute))
+	if !out.Changed || !o.Deadline().Equal(hold) || !o.HoldUntil.Equal(hold) {
+		t.Fatalf("hold: %+v, deadline %s, want %s", out, o.Deadline(), hold)
+	}
+	if !newOrder(t).Deadline().Equal(t0.Add(expiry)) {
+		t.Fatal("a pending order's deadline is not its expiry")
+	}
+	o.Apply(order.Transition{To: order.Paid, Ref: o.Current().Ref, Paid: usd("75.00"), Transaction: "tx",
+		Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-paid"}}, t0.Add(48*time.Hour))
+	if o.Status != order.Paid || o.Late {
+		t.Fatalf("paid within the hold: status %s late %v; want paid, not late", o.Status, o.Late)
 	}
 }

@@ -69,6 +69,8 @@ type Start struct {
 // whose signature checked out, an object fetched from its API, a chain
 // event. Status is the state the provider says the attempt is in; an empty
 // Status means "nothing to report yet" (still open at the provider).
+// Status failed means the attempt failed (declined, refused): the order
+// stays payable and the customer may try again; it does not end the order.
 type Finding struct {
 	Ref         string       // our attempt reference; or empty with ProviderRef set
 	ProviderRef string       // the provider's id, when it is how the attempt is found
@@ -77,7 +79,11 @@ type Finding struct {
 	Paid        money.Amount // for paid/on_hold: the amount the provider says it took
 	Transaction string       // provider's transaction reference, given to the shop
 	AcceptOver  bool         // an amount above the order's counts as paid (flagged)
-	Note        string       // for the order history and the operator
+	// HoldUntil, with Status on_hold, is how long the provider holds the
+	// payment open (a konbini slip's payment deadline, days away): the
+	// order is not expired before it. Zero: the order's own expiry.
+	HoldUntil time.Time
+	Note      string // for the order history and the operator
 }
 
 // Errors a Webhook or Return may return; the core maps them to HTTP.

@@ -135,9 +135,11 @@ type Store interface {
 	ByRef(ctx context.Context, ref string) (*order.Order, error)
 	// List returns orders, most recently updated first.
 	List(ctx context.Context, f ListFilter) ([]*order.Order, error)
-	// Open returns up to limit orders in an open state (pending, on_hold)
-	// whose ExpiresAt is before the given time, soonest expiry first.
-	Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error)
+	// Open returns up to limit orders of one site in an open state
+	// (pending, on_hold) whose Deadline is before the given time, soonest
+	// first. It is per site so that one site's stuck orders never take
+	// another site's turn.
+	Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error)
 
 	// Due returns up to limit pending deliveries whose NextAt is not after
 	// now and that are the earliest pending delivery of their order,

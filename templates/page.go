@@ -33,6 +33,9 @@ type Page struct {
 	Status    string    // order state: pending, on_hold, paid, refunded, failed, cancelled, expired
 	ExpiresAt time.Time // zero: no expiry shown
 	Late      bool      // paid after expiry
+	// Declined: the last attempt failed at Provider; the pay page says so
+	// and offers to try again or choose another way.
+	Declined bool
 
 	Providers    []Choice      // the ways to pay offered on the pay page
 	Provider     string        // the chosen provider's Name

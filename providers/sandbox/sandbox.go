@@ -2,6 +2,11 @@
 // Pay / Decline / Pay later that sends a webhook signed with the site
 // secret to {base}/webhook/sandbox, which is verified on the same path as
 // a real provider's. No money moves.
+//
+// Decline fails the attempt (the customer may try again, as after a real
+// card decline); Pay later puts the order on hold for HoldFor, as a
+// konbini slip would, and the same page then settles it: the customer
+// paid, or the hold expired.
 package sandbox
 
 import (
@@ -11,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
@@ -20,6 +26,9 @@ import (
 
 // Name is the provider's name in routes and config.
 const Name = "sandbox"
+
+// HoldFor is how long a "Pay later" payment is held open.
+const HoldFor = 72 * time.Hour
 
 // Sandbox is the test provider. Its zero value is ready for Setup.
 type Sandbox struct {
@@ -66,9 +75,20 @@ type event struct {
 	Amount      string `json:"amount"`
 	Currency    string `json:"currency"`
 	Transaction string `json:"transaction"`
+	// HoldUntil is when a held payment lapses (payment.on_hold only).
+	HoldUntil time.Time `json:"hold_until,omitzero"`
 }
 
-var outcomes = map[string]order.State{"paid": order.Paid, "declined": order.Failed, "on_hold": order.OnHold}
+var outcomes = map[string]order.State{"paid": order.Paid, "declined": order.Failed, "on_hold": order.OnHold, "expired": order.Expired}
+
+// offered are the outcomes the page offers for an order in a state: a
+// held payment can only be settled.
+func offered(s order.State, outcome string) bool {
+	if s == order.OnHold {
+		return outcome == "paid" || outcome == "expired"
+	}
+	return outcome == "paid" || outcome == "declined" || outcome == "on_hold"
+}
 
 // ServeHTTP serves the hosted page: GET /{ref} shows it, POST /{ref}
 // records the customer's choice, delivers the signed webhook and sends the
@@ -85,7 +105,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "This sandbox payment does not exist."})
 		return
 	}
-	if !o.Status.Open() || o.Current().Ref != ref {
+	if !o.Status.Open() || o.Current().Ref != ref || o.Current().Failed {
 		http.Redirect(w, r, s.env.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
 		return
 	}
@@ -93,7 +113,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		s.env.Render(w, r, http.StatusOK, "sandbox", templates.Page{
 			Ref: ref, OrderID: o.ID, Description: o.Description, Amount: pay.Amount, Status: string(o.Status),
-			ExpiresAt: o.ExpiresAt, CSRF: s.env.CSRFToken(ref), Action: s.env.BasePath + "/" + Name + "/" + ref,
+			ExpiresAt: o.Deadline(), CSRF: s.env.CSRFToken(ref), Action: s.env.BasePath + "/" + Name + "/" + ref,
 			RetryURL: s.env.BasePath + "/pay/" + ref,
 		})
 	case http.MethodPost:
@@ -104,9 +124,12 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		outcome := r.PostFormValue("outcome")
-		if _, ok := outcomes[outcome]; !ok {
-			s.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{HTTPStatus: http.StatusBadRequest,
-				Message: "Choose Pay, Decline or Pay later."})
+		if !offered(o.Status, outcome) {
+			msg := "Choose Pay, Decline or Pay later."
+			if o.Status == order.OnHold {
+				msg = "This payment is on hold: choose Customer paid or Let it expire."
+			}
+			s.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{HTTPStatus: http.StatusBadRequest, Message: msg})
 			return
 		}
 		if err := s.deliver(r, pay, outcome); err != nil {
@@ -131,8 +154,11 @@ func (s *Sandbox) deliver(r *http.Request, pay provider.Payment, outcome string)
 		Amount:   pay.Amount.String(),
 		Currency: pay.Amount.Currency(),
 	}
-	if outcome == "paid" {
+	switch outcome {
+	case "paid":
 		ev.Transaction = "sbx_txn_" + order.NewRef()
+	case "on_hold":
+		ev.HoldUntil = s.env.Now().Add(HoldFor).UTC().Truncate(time.Second)
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -167,7 +193,7 @@ func (s *Sandbox) Webhook(_ context.Context, r *http.Request, body []byte) ([]pr
 	if !ok {
 		return nil, nil // an event type we do not act on
 	}
-	f := provider.Finding{Ref: ev.Ref, EventID: ev.ID, Status: status, Transaction: ev.Transaction}
+	f := provider.Finding{Ref: ev.Ref, EventID: ev.ID, Status: status, Transaction: ev.Transaction, HoldUntil: ev.HoldUntil}
 	if status == order.Paid {
 		amt, err := money.Parse(ev.Amount, ev.Currency)
 		if err != nil {

@@ -116,7 +116,8 @@ type orderIndex struct {
 func indexOf(k []byte, o *order.Order) orderIndex {
 	ix := orderIndex{exists: true, status: o.Status}
 	if o.Status.Open() {
-		ix.open = join(appendTime(nil, o.ExpiresAt), k)
+		site, _, _ := bytes.Cut(k, []byte{0})
+		ix.open = join(site, []byte{0}, appendTime(nil, o.Deadline()), k)
 	}
 	ix.updated = join(appendTime(nil, o.UpdatedAt), k)
 	for _, a := range o.Attempts {
@@ -308,20 +309,22 @@ func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, e
 	return out, nil
 }
 
-// Open implements store.Store: a range scan of the expiry index that stops
-// at the first order expiring at or after before. A limit of zero or less
-// means 1000, as in the filters.
-func (s *Store) Open(ctx context.Context, before time.Time, limit int) ([]*order.Order, error) {
+// Open implements store.Store: a range scan of the site's part of the
+// deadline index that stops at the first order due at or after before. A
+// limit of zero or less means 1000, as in the filters.
+func (s *Store) Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	limit = limitOr(limit)
+	prefix := append([]byte(site), 0)
 	end := appendTime(nil, before)
 	var out []*order.Order
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		orders := tx.Bucket(bucketOrders)
 		c := tx.Bucket(bucketOpen).Cursor()
-		for ik, _ := c.First(); ik != nil && len(out) < limit; ik, _ = c.Next() {
+		for ik, _ := c.Seek(prefix); ik != nil && bytes.HasPrefix(ik, prefix) && len(out) < limit; ik, _ = c.Next() {
+			ik = ik[len(prefix):]
 			if len(ik) <= timeLen {
 				return fmt.Errorf("listing open orders: malformed index key %q", ik)
 			}
@@ -345,4 +348,26 @@ func (s *Store) Open(ctx context.Context, before time.Time, limit int) ([]*order
 		return nil, err
 	}
 	return out, nil
+}
+
+// rebuildOpen writes the open index anew from the orders, for a file whose
+// index has an older layout.
+func rebuildOpen(tx *bbolt.Tx) error {
+	if err := tx.DeleteBucket(bucketOpen); err != nil {
+		return err
+	}
+	open, err := tx.CreateBucket(bucketOpen)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
+		o, err := decodeOrder(k, raw)
+		if err != nil {
+			return err
+		}
+		if ix := indexOf(k, o); ix.open != nil {
+			return open.Put(ix.open, nil)
+		}
+		return nil
+	})
 }

@@ -119,7 +119,7 @@ func TestUpdateErrorWritesNothing(t *testing.T) {
 	if ds, _ := s.Due(ctx, t0.Add(time.Hour), 0); ids(ds) != "a1" {
 		t.Errorf("due after failed Updates = %s, want a1", ids(ds))
 	}
-	if got, _ := s.Open(ctx, t0.Add(30*time.Minute), 0); len(got) != 0 {
+	if got, _ := s.Open(ctx, "shop", t0.Add(30*time.Minute), 0); len(got) != 0 {
 		t.Errorf("open index changed by a failed Update: %s", orderIDs(got))
 	}
 	if got, _ := s.List(ctx, store.ListFilter{Status: order.Paid}); len(got) != 0 {
@@ -294,17 +294,27 @@ func TestOpenFollowsStatusAndExpiry(t *testing.T) {
 	for _, o := range []*order.Order{a, b, c, d} {
 		put(t, s, o)
 	}
-	open := func(before time.Time, limit int) string {
+	openOf := func(site string, before time.Time, limit int) string {
 		t.Helper()
-		got, err := s.Open(ctx, before, limit)
+		got, err := s.Open(ctx, site, before, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return orderIDs(got)
 	}
+	open := func(before time.Time, limit int) string {
+		t.Helper()
+		return openOf("shop", before, limit)
+	}
 
-	if got := open(t0.Add(4*time.Hour), 0); got != "D,A,B,C" {
-		t.Errorf("Open(all) = %s, want D,A,B,C (soonest expiry first)", got)
+	if got := open(t0.Add(4*time.Hour), 0); got != "D,A,B" {
+		t.Errorf("Open(all) = %s, want D,A,B (soonest expiry first, this site only)", got)
+	}
+	if got := openOf("other", t0.Add(4*time.Hour), 0); got != "C" {
+		t.Errorf("Open(other site) = %s, want C", got)
+	}
+	if got := openOf("sho", t0.Add(4*time.Hour), 0); got != "" {
+		t.Errorf("Open(a site whose name is a prefix of another's) = %s, want none", got)
 	}
 	if got := open(t0.Add(2*time.Hour), 0); got != "D,A" {
 		t.Errorf("Open(before B's expiry) = %s, want D,A (before is exclusive)", got)
@@ -345,8 +355,8 @@ func TestOpenFollowsStatusAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if got := open(t0.Add(4*time.Hour), 0); got != "B,C" {
-		t.Errorf("Open(all) after changes = %s, want B,C", got)
+	if got := open(t0.Add(4*time.Hour), 0); got != "B" {
+		t.Errorf("Open(all) after changes = %s, want B", got)
 	}
 	if got := open(t0.Add(70*time.Minute), 0); got != "" {
 		t.Errorf("Open(before B's new expiry) = %s, want none", got)
@@ -438,5 +448,29 @@ func TestConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T) {
 	}
 	if got.Metadata["n"] != strconv.Itoa(n) {
 		t.Errorf("counter = %s after %d concurrent increments (fn called %d times)", got.Metadata["n"], n, calls.Load())
+	}
+}
+
+// TestOpenFollowsTheHoldDeadline: an order on hold is due at its
+// provider's hold deadline, days after its pending expiry.
+func TestOpenFollowsTheHoldDeadline(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "K", t0, 30*time.Minute)
+	put(t, s, o)
+	hold := t0.Add(72 * time.Hour)
+	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Apply(order.Transition{To: order.OnHold, Ref: cur.Current().Ref, HoldUntil: hold,
+			Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_hold"}}, t0.Add(time.Minute))
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Open(ctx, "shop", t0.Add(time.Hour), 0); len(got) != 0 {
+		t.Errorf("on-hold order due at its pending expiry: %s", orderIDs(got))
+	}
+	if got, _ := s.Open(ctx, "shop", hold.Add(time.Second), 0); orderIDs(got) != "K" {
+		t.Errorf("Open after the hold deadline = %s, want K", orderIDs(got))
 	}
 }

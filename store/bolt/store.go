@@ -70,7 +70,8 @@ var (
 	bucketOrders = []byte("orders")
 	// refs: attempt ref → orderKey.
 	bucketRefs = []byte("refs")
-	// open: time(ExpiresAt) + orderKey → nothing, for open orders only.
+	// open: site + "\x00" + time(Deadline) + orderKey → nothing, for open
+	// orders only (schema 2; schema 1 had no site prefix and ExpiresAt).
 	bucketOpen = []byte("open")
 	// updated: time(UpdatedAt) + orderKey → status.
 	bucketUpdated = []byte("updated")
@@ -111,7 +112,7 @@ var allBuckets = [][]byte{
 // schemaVersion is stored in the meta bucket so that a later layout can
 // recognise (and migrate) a file written by this one, and this code can
 // refuse a file from the future instead of misreading it.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 var keySchema = []byte("schema")
 
@@ -159,6 +160,11 @@ func Open(path string, opts Options) (*Store, error) {
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get(keySchema); {
 		case v == nil:
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) == "1":
+			if err := rebuildOpen(tx); err != nil {
+				return fmt.Errorf("migrating from schema 1: %w", err)
+			}
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("file has schema version %q, this build reads %q", v, schemaVersion)

@@ -184,7 +184,7 @@ func TestReopenKeepsOrdersOutboxAndIndexes(t *testing.T) {
 	if o, err := s.ByRef(ctx, b.Current().Ref); err != nil || o.ID != "B" {
 		t.Errorf("ByRef after reopen = %v, %v", o, err)
 	}
-	if got, err := s.Open(ctx, t0.Add(3*time.Hour), 10); err != nil || orderIDs(got) != "A,B" {
+	if got, err := s.Open(ctx, "shop", t0.Add(3*time.Hour), 10); err != nil || orderIDs(got) != "A,B" {
 		t.Errorf("Open after reopen = %s, %v", orderIDs(got), err)
 	}
 	if got, err := s.List(ctx, store.ListFilter{}); err != nil || orderIDs(got) != "B,A" {
@@ -256,7 +256,7 @@ func TestCorruptRowsGiveErrorsNamingTheKey(t *testing.T) {
 	check("ByRef", err, "shop/broken-1")
 	_, err = s.List(ctx, store.ListFilter{})
 	check("List", err, "shop/broken-1")
-	_, err = s.Open(ctx, t0.Add(2*time.Hour), 0)
+	_, err = s.Open(ctx, "shop", t0.Add(2*time.Hour), 0)
 	check("Open", err, "shop/broken-1")
 	_, err = s.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
 		t.Error("fn called with a corrupt stored order")

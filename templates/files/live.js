@@ -54,7 +54,10 @@
       if (progress && typeof msg.progress === 'string' && msg.progress) {
         progress.textContent = msg.progress;
       }
-      if (done || !rank.hasOwnProperty(status) || rank[status] <= rank[current]) {
+      // A declined attempt leaves the order where it was; the page is
+      // reloaded so that it offers to try again.
+      var declined = msg.attempt_failed === true && el.getAttribute('data-declined') !== 'true';
+      if (done || ((!rank.hasOwnProperty(status) || rank[status] <= rank[current]) && !declined)) {
         return;
       }
       done = true;

@@ -1,0 +1,82 @@
+package bolt
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+// TestSchema1FileIsMigrated: a file written by the first layout (open
+// index by ExpiresAt, without the site) opens with its open orders found
+// per site, and a file from a newer build is refused.
+func TestSchema1FileIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "checkout.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, k := range []order.Key{{Site: "a", ID: "1"}, {Site: "b", ID: "2"}} {
+		_, err := s.Update(ctx, k, func(*order.Order) (*order.Order, []store.Delivery, error) {
+			o, err := order.New(order.Intake{Key: k, Amount: money.MustParse("5.00", "USD")}, t0, time.Hour)
+			return o, nil, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rewrite the file as schema 1 wrote it.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketOpen); err != nil {
+			return err
+		}
+		open, err := tx.CreateBucket(bucketOpen)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
+			o, err := decodeOrder(k, raw)
+			if err != nil {
+				return err
+			}
+			return open.Put(join(appendTime(nil, o.ExpiresAt), k), nil)
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatalf("opening a schema 1 file: %v", err)
+	}
+	for site, want := range map[string]string{"a": "1", "b": "2"} {
+		got, err := s.Open(ctx, site, t0.Add(2*time.Hour), 0)
+		if err != nil || len(got) != 1 || got[0].ID != want {
+			t.Errorf("Open(%s) after migrating = %v, %v; want order %s", site, got, err, want)
+		}
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("99"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), `"99"`) {
+		t.Fatalf("opening a file from a newer build: %v, want a refusal naming its schema", err)
+	}
+}
