@@ -167,7 +167,7 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, id string) error {
 	o, err := s.Refund(r.Context(), id)
 	switch {
-	case errors.Is(err, handlers.ErrNotRefundable):
+	case errors.Is(err, provider.ErrNotRefundable):
 		return apiErr(http.StatusConflict, "%v", err)
 	case errors.Is(err, provider.ErrUnavailable):
 		return apiErr(http.StatusServiceUnavailable, "refunding order: %v; retrying is safe (the provider is asked under the same idempotency key)", err)

@@ -133,6 +133,14 @@ func (l *lazyStore) SpendToken(ctx context.Context, key string, until, now time.
 	return s.SpendToken(ctx, key, until, now)
 }
 
+func (l *lazyStore) ByProviderRef(ctx context.Context, providerRef string) (*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ByProviderRef(ctx, providerRef)
+}
+
 func (l *lazyStore) BeginIdempotent(ctx context.Context, key string, rec store.Idempotent, stale time.Duration) (*store.Idempotent, error) {
 	s, err := l.get()
 	if err != nil {

@@ -74,20 +74,23 @@ func (s *Site) continueURL(o *order.Order) string {
 	return "/"
 }
 
-func (s *Site) choices(o *order.Order) []templates.Choice {
+// choices are the providers the pay page offers for the order, named in
+// the customer's language.
+func (s *Site) choices(r *http.Request, o *order.Order) []templates.Choice {
+	locale := s.cfg.Pages.Locale(r)
 	var cs []templates.Choice
 	for _, p := range s.cfg.Providers {
 		if o.Provider != "" && p.Name() != o.Provider || !accepts(p, o.Amount.Currency()) {
 			continue
 		}
-		cs = append(cs, templates.Choice{Name: p.Name(), Label: label(p)})
+		cs = append(cs, templates.Choice{Name: p.Name(), Label: label(p, locale)})
 	}
 	return cs
 }
 
-func label(p provider.Provider) string {
-	if l, ok := p.(interface{ Label() string }); ok {
-		return l.Label()
+func label(p provider.Provider, locale string) string {
+	if l, ok := p.(provider.Labeler); ok {
+		return l.Label(locale)
 	}
 	return p.Name()
 }
@@ -121,7 +124,7 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
-	choices := s.choices(o)
+	choices := s.choices(r, o)
 	if len(choices) == 0 {
 		// No provider of this config can take the order (the shop fixed
 		// one that is gone, or none takes its currency): it fails, and the

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/sandbox"
@@ -605,5 +607,34 @@ func TestOrderFailsWhenNoProviderCanTakeIt(t *testing.T) {
 	}
 	if got := strings.Join(e.callbackTypes(), ","); got != "order.failed" {
 		t.Fatalf("callbacks %s, want order.failed", got)
+	}
+}
+
+// TestFindingByProviderRefAndDataWithoutAMove: a provider records its own
+// reference and data for an attempt without moving the order, and a later
+// finding that names the attempt only by that reference applies to it.
+func TestFindingByProviderRefAndDataWithoutAMove(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	ref := refOf(e.buy(c, "mug"))
+	env := e.site.Env()
+	ctx := context.Background()
+	o, err := env.Report(ctx, order.ByWatcher, provider.Finding{Ref: ref, ProviderRef: "slip-123", Data: map[string]string{"receipt": "9876"}})
+	if err != nil || o.Status != order.Pending {
+		t.Fatalf("recording data: %v, status %v", err, o.Status)
+	}
+	if a := e.orderByRef(ref).Attempt(ref); a.ProviderRef != "slip-123" || a.ProviderData["receipt"] != "9876" {
+		t.Fatalf("attempt after recording: %+v", a)
+	}
+	if _, p, err := env.Lookup(ctx, ref); err != nil || p.ProviderData["receipt"] != "9876" {
+		t.Fatalf("the provider is not given its data back: %+v, %v", p.ProviderData, err)
+	}
+	o, err = env.Report(ctx, order.ByWatcher, provider.Finding{ProviderRef: "slip-123", EventID: "evt-slip-paid",
+		Status: order.Paid, Paid: money.MustParse("12.50", "USD"), Transaction: "slip-tx"})
+	if err != nil || o.Status != order.Paid || o.Transaction != "slip-tx" {
+		t.Fatalf("finding by provider ref: %v, order %+v", err, o)
+	}
+	if _, err := env.Report(ctx, order.ByWatcher, provider.Finding{ProviderRef: "no-such-slip", Status: order.Paid}); !errors.Is(err, order.ErrUnknownRef) {
+		t.Fatalf("finding for an unknown provider ref: %v, want ErrUnknownRef", err)
 	}
 }

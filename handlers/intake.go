@@ -209,11 +209,11 @@ func (s *Site) soleProvider(fixed, currency string) string {
 	return sole
 }
 
-// accepts reports whether a provider takes payments in a currency: a
-// token provider only its token, the others whatever the order says.
+// accepts reports whether a provider takes payments in a currency: one
+// that says which (provider.Currencies) only those, the others any.
 func accepts(p provider.Provider, currency string) bool {
-	c, ok := p.(interface{ Currency() string })
-	return !ok || c.Currency() == currency
+	c, ok := p.(provider.Currencies)
+	return !ok || c.Accepts(currency)
 }
 
 // --- signed links ---

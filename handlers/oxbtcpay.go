@@ -124,7 +124,7 @@ func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	currency := ""
 	if c, ok := p.(interface{ Currency() string }); ok {
-		currency = c.Currency()
+		currency = c.Currency() // the erc20 provider's token (this code moves to it)
 	}
 	amount, err := money.Parse(amountText, currency)
 	if err != nil {

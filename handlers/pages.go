@@ -36,10 +36,10 @@ func (s *Site) providerError(w http.ResponseWriter, r *http.Request, name string
 	if errors.Is(err, provider.ErrUnavailable) {
 		status = http.StatusServiceUnavailable
 	}
-	var ue interface{ UserMessage() string }
+	var ue provider.UserError
 	msg := "The payment provider could not be reached. Please try again in a moment or choose another way to pay."
 	if errors.As(err, &ue) {
-		msg = ue.UserMessage()
+		msg = ue.UserMessage(s.cfg.Pages.Locale(r))
 	}
 	s.fail(w, r, status, msg)
 }

@@ -5,7 +5,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -14,9 +13,10 @@ import (
 	"github.com/caddy-checkout/checkout/provider"
 )
 
-// ErrNotRefundable is returned for an order that is not paid, or whose
-// provider cannot refund through its API here.
-var ErrNotRefundable = errors.New("order cannot be refunded here")
+// ErrNotRefundable is provider.ErrNotRefundable, kept for callers of
+// Refund: an order that is not paid, or whose provider cannot refund
+// through its API here.
+var ErrNotRefundable = provider.ErrNotRefundable
 
 // Refund refunds a paid order in full through the provider that took the
 // payment. Repeating it is safe: the provider is asked under the same

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -78,18 +79,38 @@ func (s *Site) Receive(ctx context.Context, in order.Intake, startWith string) (
 // change is written in the same transaction, and evidence seen before
 // changes nothing. It returns the order as stored and what happened.
 func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Finding) (*order.Order, order.Outcome, error) {
-	if f.Ref == "" {
+	var cur *order.Order
+	var err error
+	switch {
+	case f.Ref != "":
+		cur, err = s.cfg.Store.ByRef(ctx, f.Ref)
+	case f.ProviderRef != "":
+		// Found by the provider's id: the latest attempt that recorded it.
+		cur, err = s.cfg.Store.ByProviderRef(ctx, f.ProviderRef)
+		if err == nil {
+			for i := len(cur.Attempts) - 1; i >= 0 && f.Ref == ""; i-- {
+				if cur.Attempts[i].ProviderRef == f.ProviderRef {
+					f.Ref = cur.Attempts[i].Ref
+				}
+			}
+			if f.Ref == "" {
+				err = store.ErrNotFound
+			}
+		}
+	default:
 		return nil, order.Outcome{}, fmt.Errorf("%w: finding names no attempt", order.ErrUnknownRef)
 	}
-	cur, err := s.cfg.Store.ByRef(ctx, f.Ref)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, order.Outcome{}, order.ErrUnknownRef
 	}
 	if err != nil {
 		return nil, order.Outcome{}, err
 	}
+	if cur.Site != s.cfg.Site {
+		return nil, order.Outcome{}, order.ErrUnknownRef // another site's attempt
+	}
 	if f.Status == "" {
-		return cur, order.Outcome{}, nil
+		return s.record(ctx, cur, f)
 	}
 	now := s.now()
 	var out order.Outcome
@@ -114,10 +135,8 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		if errors.Is(out.Err, order.ErrUnknownRef) {
 			return nil, nil, out.Err
 		}
-		if f.ProviderRef != "" {
-			if a := o.Attempt(f.Ref); a != nil && a.ProviderRef == "" {
-				a.ProviderRef = f.ProviderRef
-			}
+		if a := o.Attempt(f.Ref); a != nil {
+			recordOn(a, f)
 		}
 		var ds []store.Delivery
 		if out.Changed && s.cfg.Callback != "" {
@@ -167,6 +186,50 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			zap.String("cause", string(cause)), zap.Error(out.Err))
 	}
 	return o, out, nil
+}
+
+// recordOn records what a finding says about the attempt beyond its
+// state: the provider's reference, when it has none yet, and its data.
+// It reports whether anything changed.
+func recordOn(a *order.Attempt, f provider.Finding) bool {
+	changed := false
+	if f.ProviderRef != "" && a.ProviderRef == "" {
+		a.ProviderRef, changed = f.ProviderRef, true
+	}
+	for k, v := range f.Data {
+		if a.ProviderData[k] == v {
+			continue
+		}
+		if a.ProviderData == nil {
+			a.ProviderData = map[string]string{}
+		}
+		a.ProviderData[k], changed = v, true
+	}
+	return changed
+}
+
+// record stores what a finding without a state says about its attempt
+// (provider.Finding's ProviderRef and Data), and nothing when that is
+// already there.
+func (s *Site) record(ctx context.Context, cur *order.Order, f provider.Finding) (*order.Order, order.Outcome, error) {
+	probe := *cur.Attempt(f.Ref)
+	probe.ProviderData = maps.Clone(probe.ProviderData)
+	if !recordOn(&probe, f) {
+		return cur, order.Outcome{}, nil
+	}
+	now := s.now()
+	o, err := s.cfg.Store.Update(ctx, cur.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		a := o.Attempt(f.Ref)
+		if a == nil {
+			return nil, nil, order.ErrUnknownRef
+		}
+		if !recordOn(a, f) {
+			return nil, nil, nil
+		}
+		o.UpdatedAt = now
+		return o, nil, nil
+	})
+	return o, order.Outcome{}, err
 }
 
 // closeTimeout bounds the provider call that closes an attempt.
@@ -294,20 +357,21 @@ func (s *Site) callbackData(o *order.Order) CallbackData {
 // payment is what a provider is told about the current attempt.
 func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov string) provider.Payment {
 	return provider.Payment{
-		Site:        o.Site,
-		OrderID:     o.ID,
-		Ref:         att.Ref,
-		Generation:  att.Generation,
-		Amount:      att.Amount,
-		Description: o.Description,
-		Email:       o.Email,
-		ExpiresAt:   o.ExpiresAt,
-		ProviderRef: att.ProviderRef,
-		Transaction: o.Transaction,
-		Received:    att.Received,
-		ReturnURL:   s.url(r, "/return/"+prov+"/"+att.Ref),
-		CancelURL:   s.url(r, "/pay/"+att.Ref),
-		WebhookURL:  s.url(r, "/webhook/"+prov),
+		Site:         o.Site,
+		OrderID:      o.ID,
+		Ref:          att.Ref,
+		Generation:   att.Generation,
+		Amount:       att.Amount,
+		Description:  o.Description,
+		Email:        o.Email,
+		ExpiresAt:    o.ExpiresAt,
+		ProviderRef:  att.ProviderRef,
+		ProviderData: att.ProviderData,
+		Transaction:  o.Transaction,
+		Received:     att.Received,
+		ReturnURL:    s.url(r, "/return/"+prov+"/"+att.Ref),
+		CancelURL:    s.url(r, "/pay/"+att.Ref),
+		WebhookURL:   s.url(r, "/webhook/"+prov),
 	}
 }
 

@@ -369,3 +369,24 @@ func TestSwitchingProviderClosesTheEarlierAttempt(t *testing.T) {
 		t.Fatalf("order %s paid with %q", o.Status, o.PaidWith)
 	}
 }
+
+// TestPayPageNamesProvidersInTheCustomersLanguage: the Japanese pay page
+// labels each way to pay in Japanese (the providers translate their own
+// labels).
+func TestPayPageNamesProvidersInTheCustomersLanguage(t *testing.T) {
+	se := newStripeEnv(t, withSandboxToo)
+	c := se.client()
+	r := se.post(c, "/buy", url.Values{"product": {"mug"}})
+	ja := se.get(c, r.location, "Accept-Language", "ja")
+	for _, want := range []string{"カード（Stripe）", "サンドボックス（テスト決済"} {
+		if !strings.Contains(ja.body, want) {
+			t.Errorf("Japanese pay page lacks %q", want)
+		}
+	}
+	if strings.Contains(ja.body, "Card (Stripe)") || strings.Contains(ja.body, "no real money") {
+		t.Errorf("Japanese pay page shows English labels:\n%s", ja.body)
+	}
+	if en := se.get(c, r.location, "Accept-Language", "en"); !strings.Contains(en.body, "Card (Stripe)") {
+		t.Errorf("English pay page lacks the English label")
+	}
+}

@@ -101,6 +101,10 @@ type Attempt struct {
 	Received    money.Amount `json:"received,omitzero"`      // what has arrived so far (on-chain partial payments)
 	CreatedAt   time.Time    `json:"created_at"`
 	StartedAt   time.Time    `json:"started_at,omitzero"` // when the provider was last started
+	// ProviderData is what the provider recorded for the attempt beyond
+	// its reference (a konbini slip's number, a payment id), shown to the
+	// operator and given back to the provider in Payment.
+	ProviderData map[string]string `json:"provider_data,omitempty"`
 	// Failed is set when the provider reported the attempt failed
 	// (declined): the order stays payable through a new attempt.
 	Failed bool `json:"failed,omitempty"`

@@ -42,10 +42,13 @@ type Payment struct {
 	Description string
 	Email       string
 	ExpiresAt   time.Time
-	ProviderRef string       // the provider's id for this attempt, once Start returned one
-	Transaction string       // the provider's reference of the payment, once paid (for refunds)
-	Received    money.Amount // what has arrived for the attempt so far (on-chain partial payments)
-	Locale      string       // "en", "ja"
+	ProviderRef string // the provider's id for this attempt, once Start returned one
+	// ProviderData is what the provider recorded for the attempt
+	// (Finding.Data); do not modify it.
+	ProviderData map[string]string
+	Transaction  string       // the provider's reference of the payment, once paid (for refunds)
+	Received     money.Amount // what has arrived for the attempt so far (on-chain partial payments)
+	Locale       string       // "en", "ja"
 
 	// Our URLs for this attempt, absolute.
 	ReturnURL  string // GET {base}/return/{provider}/{ref}
@@ -72,8 +75,17 @@ type Start struct {
 // Status failed means the attempt failed (declined, refused): the order
 // stays payable and the customer may try again; it does not end the order.
 type Finding struct {
-	Ref         string       // our attempt reference; or empty with ProviderRef set
-	ProviderRef string       // the provider's id, when it is how the attempt is found
+	// Ref is our attempt reference. It may be empty when ProviderRef is
+	// set and was recorded for the attempt before (Start's ProviderRef, or
+	// an earlier Finding): the attempt is then found by it.
+	Ref string
+	// ProviderRef is the provider's id of the attempt. With Ref set, it
+	// is recorded for the attempt when the attempt has none yet.
+	ProviderRef string
+	// Data is recorded on the attempt (merged, key by key), with or
+	// without a state change: what the provider must remember about it
+	// (a konbini slip's number) or show the operator.
+	Data        map[string]string
 	EventID     string       // provider's event id; the same id is applied once
 	Status      order.State  // paid, on_hold, failed, cancelled, expired, refunded, or ""
 	Paid        money.Amount // for paid/on_hold: the amount the provider says it took
@@ -95,7 +107,36 @@ var (
 	// ErrUnavailable: the provider could not be asked now (503; the
 	// provider or reconciler retries).
 	ErrUnavailable = errors.New("payment provider unavailable")
+	// ErrNotRefundable: Refund cannot refund this payment here (the
+	// order is not paid, or the provider has no refund through its API);
+	// the admin API answers 409 with the reason, and nothing changes.
+	ErrNotRefundable = errors.New("order cannot be refunded here")
 )
+
+// UserError is an error whose message is meant for the customer, such as
+// "your account's daily limit is reached": the pay pages show
+// UserMessage in the page's locale ("en", "ja"; English for others)
+// instead of a generic text. Error stays for the operator's log.
+type UserError interface {
+	error
+	UserMessage(locale string) string
+}
+
+// Labeler is a provider that names itself to customers: Label is its
+// button on the pay page in locale ("en", "ja"; English for any other).
+// A provider without it is shown by its Name.
+type Labeler interface {
+	Label(locale string) string
+}
+
+// Currencies is a provider that takes payments in some currencies only (a
+// token watcher takes its token). Accepts reports whether it can take a
+// payment in currency (an ISO 4217 code or a token symbol). The pay page
+// offers a provider, and chooses it without asking, only for orders it
+// accepts; a provider without it is offered for every order.
+type Currencies interface {
+	Accepts(currency string) bool
+}
 
 // Provider is a payment system configured for one site. Implementations
 // MUST be safe for concurrent use. Start MUST be idempotent for one

@@ -133,6 +133,11 @@ type Store interface {
 	// ByRef returns the order that has an attempt with this reference, or
 	// ErrNotFound.
 	ByRef(ctx context.Context, ref string) (*order.Order, error)
+	// ByProviderRef returns the order that has an attempt with this
+	// provider reference (a session id, a ticket number, an address), or
+	// ErrNotFound. Provider references are the providers' own unique ids;
+	// should two orders ever record the same one, the first keeps it.
+	ByProviderRef(ctx context.Context, providerRef string) (*order.Order, error)
 	// List returns orders, most recently updated first.
 	List(ctx context.Context, f ListFilter) ([]*order.Order, error)
 	// Open returns up to limit orders of one site in an open state

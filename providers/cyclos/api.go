@@ -241,7 +241,8 @@ func isNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
 }
 
-// paymentMessages are what a customer is told for PaymentError codes.
+// paymentMessages are what a customer is told for PaymentError codes, in
+// English and (paymentMessagesJA) Japanese.
 var paymentMessages = map[string]string{
 	"insufficientBalance":          "Your Cyclos account does not have enough balance for this payment.",
 	"dailyAmountExceeded":          "This payment is above your account's daily limit.",
@@ -256,17 +257,46 @@ var paymentMessages = map[string]string{
 	"timeBetweenPaymentsNotMet":    "Please wait a little before making another payment.",
 }
 
-// UserMessage is what the customer's page says: enough to act on, nothing
-// of the shop's configuration.
-func (e *apiError) UserMessage() string {
+var paymentMessagesJA = map[string]string{
+	"insufficientBalance":          "Cyclosアカウントの残高が不足しています。",
+	"dailyAmountExceeded":          "このお支払いはアカウントの1日の上限額を超えています。",
+	"dailyPaymentsExceeded":        "本日のお支払い回数の上限に達しています。",
+	"weeklyAmountExceeded":         "このお支払いはアカウントの週の上限額を超えています。",
+	"weeklyPaymentsExceeded":       "今週のお支払い回数の上限に達しています。",
+	"monthlyAmountExceeded":        "このお支払いはアカウントの月の上限額を超えています。",
+	"monthlyPaymentsExceeded":      "今月のお支払い回数の上限に達しています。",
+	"yearlyAmountExceeded":         "このお支払いはアカウントの年間の上限額を超えています。",
+	"paymentAmountExceeded":        "このお支払いはアカウントで支払える最大額を超えています。",
+	"destinationUpperLimitReached": "ショップのアカウントは現在このお支払いを受け取れません。",
+	"timeBetweenPaymentsNotMet":    "少し時間をおいてから次のお支払いをしてください。",
+}
+
+// UserMessage implements provider.UserError: what the customer's page
+// says, enough to act on, nothing of the shop's configuration.
+func (e *apiError) UserMessage(locale string) string {
+	ja := locale == "ja"
 	if m, ok := paymentMessages[e.Code]; ok {
+		if ja {
+			return paymentMessagesJA[e.Code] + "別のお支払い方法をお選びください。"
+		}
 		return m + " Please choose another way to pay."
 	}
 	switch {
 	case e.Status == http.StatusUnprocessableEntity:
+		if ja {
+			return "Cyclosがこのお支払いの準備を受け付けませんでした。別のお支払い方法をお選びいただくか、ショップにお問い合わせください。"
+		}
 		return "Cyclos refused to set up this payment. Please choose another way to pay, or contact the shop."
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		if ja {
+			return "ショップのCyclosアカウントをこのお支払いに使えませんでした。別のお支払い方法をお選びいただくか、ショップにお問い合わせください。"
+		}
 		return "The shop's Cyclos account could not be used for this payment. Please choose another way to pay, or contact the shop."
+	}
+	if ja {
+		return "Cyclosは現在このお支払いを受け付けられません。しばらくしてからもう一度お試しいただくか、別のお支払い方法をお選びください。"
 	}
 	return "Cyclos could not take this payment now. Please try again in a moment or choose another way to pay."
 }
+
+var _ provider.UserError = (*apiError)(nil)

@@ -72,6 +72,7 @@ var (
 	_ provider.Provider  = (*Cyclos)(nil)
 	_ provider.Setuper   = (*Cyclos)(nil)
 	_ provider.Webhooker = (*Cyclos)(nil)
+	_ provider.Labeler   = (*Cyclos)(nil)
 	_ provider.Returner  = (*Cyclos)(nil)
 	_ provider.Checker   = (*Cyclos)(nil)
 	_ provider.Closer    = (*Cyclos)(nil)
@@ -81,8 +82,13 @@ var (
 // Name implements provider.Provider.
 func (*Cyclos) Name() string { return Name }
 
-// Label is shown on the pay page.
-func (*Cyclos) Label() string { return "Cyclos (community currency)" }
+// Label implements provider.Labeler.
+func (*Cyclos) Label(locale string) string {
+	if locale == "ja" {
+		return "Cyclos（地域通貨）"
+	}
+	return "Cyclos (community currency)"
+}
 
 // Setup checks the configuration and makes the API client.
 func (c *Cyclos) Setup(env provider.Env) error {

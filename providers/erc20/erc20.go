@@ -95,21 +95,31 @@ type ERC20 struct {
 }
 
 var (
-	_ provider.Provider = (*ERC20)(nil)
-	_ provider.Setuper  = (*ERC20)(nil)
-	_ provider.Checker  = (*ERC20)(nil)
-	_ provider.Runner   = (*ERC20)(nil)
-	_ provider.Router   = (*ERC20)(nil)
+	_ provider.Provider   = (*ERC20)(nil)
+	_ provider.Setuper    = (*ERC20)(nil)
+	_ provider.Checker    = (*ERC20)(nil)
+	_ provider.Runner     = (*ERC20)(nil)
+	_ provider.Router     = (*ERC20)(nil)
+	_ provider.Labeler    = (*ERC20)(nil)
+	_ provider.Currencies = (*ERC20)(nil)
 )
 
 // Name implements provider.Provider.
 func (*ERC20) Name() string { return Name }
 
-// Label is shown on the pay page.
-func (e *ERC20) Label() string { return e.currency + " (Ethereum)" }
+// Label implements provider.Labeler.
+func (e *ERC20) Label(locale string) string {
+	if locale == "ja" {
+		return e.currency + "（イーサリアム）"
+	}
+	return e.currency + " (Ethereum)"
+}
 
 // Currency is the code orders paid with this token use (the symbol).
 func (e *ERC20) Currency() string { return e.currency }
+
+// Accepts implements provider.Currencies: the token only.
+func (e *ERC20) Accepts(currency string) bool { return currency == e.currency }
 
 // UseChain sets the chain client instead of dialing RPC (tests, or a
 // client shared by several sites). Call it before Setup.
@@ -295,16 +305,25 @@ func (e *ERC20) address(ctx context.Context, ref string) (common.Address, error)
 // units converts an order amount in the token's currency to base units.
 func (e *ERC20) units(a money.Amount) (*big.Int, error) {
 	if a.Currency() != e.currency {
-		return nil, userError{fmt.Sprintf("This order is in %s; this payment method takes %s only.", a.Currency(), e.currency)}
+		return nil, currencyError{order: a.Currency(), token: e.currency}
 	}
 	return a.Minor(), nil
 }
 
-// userError is an error whose text is meant for the customer.
-type userError struct{ msg string }
+// currencyError refuses an order in another currency than the token.
+type currencyError struct{ order, token string }
 
-func (u userError) Error() string       { return u.msg }
-func (u userError) UserMessage() string { return u.msg }
+func (u currencyError) Error() string {
+	return fmt.Sprintf("order in %s, token %s", u.order, u.token)
+}
+
+// UserMessage implements provider.UserError.
+func (u currencyError) UserMessage(locale string) string {
+	if locale == "ja" {
+		return fmt.Sprintf("このご注文は%sです。このお支払い方法は%sのみ受け付けます。", u.order, u.token)
+	}
+	return fmt.Sprintf("This order is in %s; this payment method takes %s only.", u.order, u.token)
+}
 
 // Start gives the attempt its address and shows the pay page's part.
 func (e *ERC20) Start(ctx context.Context, p provider.Payment) (provider.Start, error) {

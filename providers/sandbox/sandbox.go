@@ -40,13 +40,19 @@ var (
 	_ provider.Setuper   = (*Sandbox)(nil)
 	_ provider.Webhooker = (*Sandbox)(nil)
 	_ provider.Router    = (*Sandbox)(nil)
+	_ provider.Labeler   = (*Sandbox)(nil)
 )
 
 // Name implements provider.Provider.
 func (*Sandbox) Name() string { return Name }
 
-// Label is shown on the pay page.
-func (*Sandbox) Label() string { return "Sandbox (test payment, no real money)" }
+// Label implements provider.Labeler.
+func (*Sandbox) Label(locale string) string {
+	if locale == "ja" {
+		return "サンドボックス（テスト決済・実際のお金は動きません）"
+	}
+	return "Sandbox (test payment, no real money)"
+}
 
 // Setup implements provider.Setuper.
 func (s *Sandbox) Setup(env provider.Env) error {

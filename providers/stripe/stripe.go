@@ -94,13 +94,19 @@ var (
 	_ provider.Checker   = (*Stripe)(nil)
 	_ provider.Refunder  = (*Stripe)(nil)
 	_ provider.Closer    = (*Stripe)(nil)
+	_ provider.Labeler   = (*Stripe)(nil)
 )
 
 // Name implements provider.Provider.
 func (*Stripe) Name() string { return Name }
 
-// Label is shown on the pay page.
-func (*Stripe) Label() string { return "Card (Stripe)" }
+// Label implements provider.Labeler.
+func (*Stripe) Label(locale string) string {
+	if locale == "ja" {
+		return "カード（Stripe）"
+	}
+	return "Card (Stripe)"
+}
 
 // Setup checks the configuration and makes the API client.
 func (s *Stripe) Setup(env provider.Env) error {

@@ -28,6 +28,9 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 	for _, k := range []order.Key{{Site: "a", ID: "1"}, {Site: "b", ID: "2"}} {
 		_, err := s.Update(ctx, k, func(*order.Order) (*order.Order, []store.Delivery, error) {
 			o, err := order.New(order.Intake{Key: k, Amount: money.MustParse("5.00", "USD")}, t0, time.Hour)
+			if err == nil {
+				o.Current().ProviderRef = "pref-" + k.ID
+			}
 			return o, nil, err
 		})
 		if err != nil {
@@ -52,6 +55,13 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 		}); err != nil {
 			return err
 		}
+		// Schema 1 had no provider refs in the refs index.
+		refs := tx.Bucket(bucketRefs)
+		for _, id := range []string{"1", "2"} {
+			if err := refs.Delete([]byte("\x00pref-" + id)); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
 	})
 	if err != nil {
@@ -69,6 +79,9 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].ID != want {
 			t.Errorf("Open(%s) after migrating = %v, %v; want order %s", site, got, err, want)
 		}
+	}
+	if o, err := s.ByProviderRef(ctx, "pref-2"); err != nil || o.ID != "2" {
+		t.Errorf("ByProviderRef after migrating = %v, %v; want order 2", o, err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte("99"))

@@ -111,6 +111,7 @@ type orderIndex struct {
 	updated []byte // key in bucketUpdated
 	status  order.State
 	refs    []string
+	prefs   []string // provider refs, as keys of bucketRefs ("\x00" + ref)
 }
 
 func indexOf(k []byte, o *order.Order) orderIndex {
@@ -123,6 +124,9 @@ func indexOf(k []byte, o *order.Order) orderIndex {
 	for _, a := range o.Attempts {
 		if a.Ref != "" {
 			ix.refs = append(ix.refs, a.Ref)
+		}
+		if a.ProviderRef != "" && !contains(ix.prefs, "\x00"+a.ProviderRef) {
+			ix.prefs = append(ix.prefs, "\x00"+a.ProviderRef)
 		}
 	}
 	return ix
@@ -179,6 +183,24 @@ func putOrder(tx *bbolt.Tx, k, data []byte, old, cur orderIndex) error {
 			return fmt.Errorf("unindexing attempt %s of order %s: %w", ref, keyName(k), err)
 		}
 	}
+	// Provider refs are the providers' ids: one claimed by another order
+	// keeps its first owner rather than fail the write (a payment must
+	// never be refused storage over an index).
+	for _, ref := range cur.prefs {
+		if refs.Get([]byte(ref)) == nil {
+			if err := refs.Put([]byte(ref), k); err != nil {
+				return fmt.Errorf("indexing provider ref of order %s: %w", keyName(k), err)
+			}
+		}
+	}
+	for _, ref := range old.prefs {
+		if contains(cur.prefs, ref) || !bytes.Equal(refs.Get([]byte(ref)), k) {
+			continue
+		}
+		if err := refs.Delete([]byte(ref)); err != nil {
+			return fmt.Errorf("unindexing provider ref of order %s: %w", keyName(k), err)
+		}
+	}
 	return nil
 }
 
@@ -232,13 +254,27 @@ func (s *Store) Get(ctx context.Context, key order.Key) (*order.Order, error) {
 	return o, nil
 }
 
-// ByRef implements store.Store.
+// ByProviderRef implements store.Store.
+func (s *Store) ByProviderRef(ctx context.Context, providerRef string) (*order.Order, error) {
+	if providerRef == "" {
+		return nil, fmt.Errorf("provider ref %q: %w", providerRef, store.ErrNotFound)
+	}
+	return s.byRefKey(ctx, "\x00"+providerRef, "provider ref "+providerRef)
+}
+
+// ByRef implements store.Store. A ref starting with NUL is refused: that
+// is how provider refs (often public, such as a chain address) are kept
+// apart in the index, and they must never open an attempt's pages.
 func (s *Store) ByRef(ctx context.Context, ref string) (*order.Order, error) {
+	if ref == "" || ref[0] == 0 {
+		return nil, fmt.Errorf("attempt %q: %w", ref, store.ErrNotFound)
+	}
+	return s.byRefKey(ctx, ref, "attempt "+ref)
+}
+
+func (s *Store) byRefKey(ctx context.Context, ref, what string) (*order.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	if ref == "" {
-		return nil, fmt.Errorf("attempt %q: %w", ref, store.ErrNotFound)
 	}
 	var o *order.Order
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -251,7 +287,7 @@ func (s *Store) ByRef(ctx context.Context, ref string) (*order.Order, error) {
 			return err
 		}
 		if o == nil {
-			return fmt.Errorf("attempt %s points to order %s, which is missing", ref, keyName(k))
+			return fmt.Errorf("%s points to order %s, which is missing", what, keyName(k))
 		}
 		return nil
 	})
@@ -259,7 +295,7 @@ func (s *Store) ByRef(ctx context.Context, ref string) (*order.Order, error) {
 		return nil, err
 	}
 	if o == nil {
-		return nil, fmt.Errorf("attempt %s: %w", ref, store.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
 	return o, nil
 }
@@ -350,9 +386,10 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 	return out, nil
 }
 
-// rebuildOpen writes the open index anew from the orders, for a file whose
-// index has an older layout.
-func rebuildOpen(tx *bbolt.Tx) error {
+// rebuildIndexes writes the indexes schema 2 added or changed anew from
+// the orders, for a file of schema 1: the open index (now per site, by
+// deadline) and the provider refs.
+func rebuildIndexes(tx *bbolt.Tx) error {
 	if err := tx.DeleteBucket(bucketOpen); err != nil {
 		return err
 	}
@@ -360,13 +397,24 @@ func rebuildOpen(tx *bbolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	refs := tx.Bucket(bucketRefs)
 	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
 		o, err := decodeOrder(k, raw)
 		if err != nil {
 			return err
 		}
-		if ix := indexOf(k, o); ix.open != nil {
-			return open.Put(ix.open, nil)
+		ix := indexOf(k, o)
+		if ix.open != nil {
+			if err := open.Put(ix.open, nil); err != nil {
+				return err
+			}
+		}
+		for _, ref := range ix.prefs {
+			if refs.Get([]byte(ref)) == nil {
+				if err := refs.Put([]byte(ref), clone(k)); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

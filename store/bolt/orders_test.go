@@ -474,3 +474,43 @@ func TestOpenFollowsTheHoldDeadline(t *testing.T) {
 		t.Errorf("Open after the hold deadline = %s, want K", orderIDs(got))
 	}
 }
+
+// TestByProviderRef: an attempt is found by the provider's own reference
+// once recorded, follows the attempt's changes, and a provider ref never
+// opens the attempt's pages through ByRef.
+func TestByProviderRef(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	o := newOrder(t, "shop", "P", t0, time.Hour)
+	o.Current().ProviderRef = "cs_test_1"
+	put(t, s, o)
+	got, err := s.ByProviderRef(ctx, "cs_test_1")
+	if err != nil || got.ID != "P" {
+		t.Fatalf("ByProviderRef = %v, %v; want order P", got, err)
+	}
+	if _, err := s.ByRef(ctx, "\x00cs_test_1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ByRef with a provider ref's index key = %v, want ErrNotFound", err)
+	}
+	// Another order claiming the same provider ref is stored, and the
+	// first keeps it.
+	other := newOrder(t, "shop", "Q", t0, time.Hour)
+	other.Current().ProviderRef = "cs_test_1"
+	put(t, s, other)
+	if got, _ := s.ByProviderRef(ctx, "cs_test_1"); got == nil || got.ID != "P" {
+		t.Fatalf("after a second claim, ByProviderRef = %v, want P", got)
+	}
+	// The attempt's ref changes: the old one is gone, the new one found.
+	_, err = s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Current().ProviderRef = "cs_test_2"
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ByProviderRef(ctx, "cs_test_1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("old provider ref still found: %v", err)
+	}
+	if got, err := s.ByProviderRef(ctx, "cs_test_2"); err != nil || got.ID != "P" {
+		t.Errorf("new provider ref: %v, %v", got, err)
+	}
+}

@@ -68,7 +68,8 @@ var (
 
 	// orders: orderKey → order JSON.
 	bucketOrders = []byte("orders")
-	// refs: attempt ref → orderKey.
+	// refs: attempt ref → orderKey; and "\x00" + provider ref → orderKey
+	// (attempt refs never start with NUL).
 	bucketRefs = []byte("refs")
 	// open: site + "\x00" + time(Deadline) + orderKey → nothing, for open
 	// orders only (schema 2; schema 1 had no site prefix and ExpiresAt).
@@ -162,7 +163,7 @@ func Open(path string, opts Options) (*Store, error) {
 		case v == nil:
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) == "1":
-			if err := rebuildOpen(tx); err != nil {
+			if err := rebuildIndexes(tx); err != nil {
 				return fmt.Errorf("migrating from schema 1: %w", err)
 			}
 			return meta.Put(keySchema, []byte(schemaVersion))
