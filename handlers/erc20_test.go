@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+	"rsc.io/qr"
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/internal/chaintest"
@@ -423,6 +424,23 @@ func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
 	page := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
 	if !strings.Contains(page.body, "0.5 0xBTC of 2 0xBTC has arrived") || !strings.Contains(page.body, "uint256=150000000") {
 		t.Fatalf("the page after a part payment does not ask for the remaining 1.5:\n%s", page.body)
+	}
+	// The QR code asks for the rest too, under a URL that names it, and is
+	// never kept by the browser.
+	if !strings.Contains(page.body, "/qr/"+ref+".png?due=150000000") {
+		t.Fatalf("the QR link does not name the amount due:\n%s", page.body)
+	}
+	qrResp := ee.get(ee.client(), "/_checkout/erc20/qr/"+ref+".png?due=150000000")
+	want, err := qr.Encode(erc20.PaymentURI(ee.token, ee.prov.ChainID, addr, big.NewInt(150_000_000)), qr.M)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Scale = 8
+	if qrResp.body != string(want.PNG()) || qrResp.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("the QR code does not encode the remaining 1.5 (or may be cached: %q)", qrResp.header.Get("Cache-Control"))
+	}
+	if ja := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20", "Accept-Language", "ja"); !strings.Contains(ja.body, "残りの 1.5 0xBTC") {
+		t.Fatalf("the Japanese page does not ask for the rest in Japanese:\n%s", ja.body)
 	}
 	// Another order: both halves arrive after it expired.
 	ref2, addr2 := ee.order("H-2", "1")

@@ -369,6 +369,7 @@ func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov
 		ProviderData: att.ProviderData,
 		Transaction:  o.Transaction,
 		Received:     att.Received,
+		Locale:       s.cfg.Pages.Locale(r),
 		ReturnURL:    s.url(r, "/return/"+prov+"/"+att.Ref),
 		CancelURL:    s.url(r, "/pay/"+att.Ref),
 		WebhookURL:   s.url(r, "/webhook/"+prov),

@@ -327,15 +327,14 @@ func (u currencyError) UserMessage(locale string) string {
 
 // Start gives the attempt its address and shows the pay page's part.
 func (e *ERC20) Start(ctx context.Context, p provider.Payment) (provider.Start, error) {
-	units, err := e.units(p.Amount)
-	if err != nil {
+	if _, err := e.units(p.Amount); err != nil {
 		return provider.Start{}, err
 	}
 	addr, err := e.address(ctx, p.Ref)
 	if err != nil {
 		return provider.Start{}, fmt.Errorf("assigning a receiving address: %w", err)
 	}
-	page, err := e.page(p, addr, units)
+	page, err := e.page(p, addr)
 	if err != nil {
 		return provider.Start{}, err
 	}
