@@ -102,14 +102,14 @@ func (e *ERC20) page(p provider.Payment, addr common.Address) (template.HTML, er
 	}
 	var b bytes.Buffer
 	err := pageTmpl.Execute(&b, map[string]any{
-		"T":             textFor(p.Locale),
-		"Amount":        trimZeros(due),
-		"Total":         trimZeros(p.Amount.String()),
-		"Received":      received,
-		"Symbol":        e.currency,
-		"Address":       addr.Hex(),
-		"Token":         e.token.Hex(),
-		"URI":           template.URL(PaymentURI(e.token, e.ChainID, addr, units)),
+		"T":        textFor(p.Locale),
+		"Amount":   trimZeros(due),
+		"Total":    trimZeros(p.Amount.String()),
+		"Received": received,
+		"Symbol":   e.currency,
+		"Address":  addr.Hex(),
+		"Token":    e.token.Hex(),
+		"URI":      template.URL(PaymentURI(e.token, e.ChainID, addr, units)),
 		// The amount due is in the QR's URL, so that a browser never
 		// shows a cached code for what was due before a part payment.
 		"QR":            e.env.BasePath + "/" + Name + "/qr/" + p.Ref + ".png?due=" + units.String(),
