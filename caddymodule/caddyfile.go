@@ -95,6 +95,11 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		intake        headers|signed_link|api...
 //		api_allow     <cidr>...
 //		templates_dir <dir>
+//		brand {
+//			name  <text>
+//			logo  <file>             # PNG, JPEG, GIF, WebP or SVG, at most 256 KiB
+//			color "<#hex>"           # quoted (# starts a comment), or without the #
+//		}
 //		<provider> [{ ... }]     # sandbox, or any checkout.providers module
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -167,6 +172,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "price":
 			return d.Errf("price: paywalled routes are not available in this build yet")
+		case "brand":
+			if d.NextArg() {
+				return d.Errf("brand: takes a block (name, logo, color), not %q", d.Val())
+			}
+			h.Brand = new(Brand)
+			for d.NextBlock(1) {
+				sub := d.Val()
+				if sub == "color" && !d.NextArg() {
+					return d.Errf(`brand color: missing value (a # starts a comment in a Caddyfile: write the colour in quotes, "#1f6feb", or without the #, 1f6feb)`)
+				} else if sub == "color" {
+					d.Prev()
+				}
+				v, err := oneArg(d, "brand "+sub)
+				if err != nil {
+					return err
+				}
+				switch sub {
+				case "name":
+					h.Brand.Name = v
+				case "logo":
+					h.Brand.Logo = v
+				case "color":
+					if !strings.HasPrefix(v, "#") {
+						v = "#" + v
+					}
+					if !brandColor.MatchString(v) {
+						return d.Errf("brand color %q: want a hex colour such as #1f6feb", v)
+					}
+					h.Brand.Color = v
+				default:
+					return d.Errf("brand: unknown setting %q (want name, logo or color)", sub)
+				}
+			}
 		default:
 			if _, err := caddy.GetModule("checkout.providers." + name); err != nil {
 				return d.Errf("unknown checkout setting or payment provider %q", name)
@@ -192,7 +230,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // single lists the settings that may appear once.
 var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
 	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
-	"locales": true, "intake": true, "api_allow": true}
+	"locales": true, "intake": true, "api_allow": true, "brand": true}
 
 func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
 	if !d.NextArg() {

@@ -284,6 +284,26 @@ func TestCaddyfileErrors(t *testing.T) {
 			want:  []string{`"nosuchpay"`, "payment provider", "Testfile:3"},
 		},
 		{
+			name:  "fail/brand-color",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n brand {\n  color blue\n }\n sandbox\n}",
+			want:  []string{`brand color "#blue"`, "#1f6feb", "Testfile:4"},
+		},
+		{
+			name:  "fail/brand-color-comment",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n brand {\n  color #1f6feb\n }\n sandbox\n}",
+			want:  []string{"brand color: missing value", "in quotes"},
+		},
+		{
+			name:  "fail/brand-unknown",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n brand {\n  font serif\n }\n sandbox\n}",
+			want:  []string{`brand: unknown setting "font"`, "Testfile:4"},
+		},
+		{
+			name:  "fail/brand-args",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n brand Shop\n sandbox\n}",
+			want:  []string{"brand: takes a block", "Testfile:3"},
+		},
+		{
 			name:  "fail/directive-args",
 			input: "checkout extra {\n secret {env.CHECKOUT_SECRET}\n sandbox\n}",
 			want:  []string{"checkout", `"extra"`, "Testfile:1"},

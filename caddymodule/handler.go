@@ -3,11 +3,15 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -85,6 +89,10 @@ type Handler struct {
 	// the same file name. Optional.
 	TemplatesDir string `json:"templates_dir,omitempty"`
 
+	// Brand shows the shop's name, logo and colour on every page of the
+	// plugin, as the shop's own pages would. Optional.
+	Brand *Brand `json:"brand,omitempty"`
+
 	// ProvidersRaw are the payment providers, in the order the pay page
 	// offers them. Each is a module in the checkout.providers namespace,
 	// such as {"provider": "sandbox"}.
@@ -92,6 +100,64 @@ type Handler struct {
 
 	site   *handlers.Site
 	engine *engine
+}
+
+// Brand is how the pages present the shop.
+type Brand struct {
+	// Name is the shop's name, shown at the top of every page and in
+	// the window title.
+	Name string `json:"name,omitempty"`
+	// Logo is an image file (PNG, JPEG, GIF, WebP or SVG, at most 256
+	// KiB), read when the config loads and served by the plugin itself,
+	// so that the pages' Content-Security-Policy stays 'self'.
+	Logo string `json:"logo,omitempty"`
+	// Color is the accent colour of buttons and links, as #rgb or
+	// #rrggbb.
+	Color string `json:"color,omitempty"`
+}
+
+// brandColor is what Brand.Color accepts.
+var brandColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// maxLogo bounds the logo file, which is kept in memory.
+const maxLogo = 256 << 10
+
+// load reads and checks the brand's settings.
+func (b *Brand) load() (handlers.Brand, error) {
+	out := handlers.Brand{Name: b.Name}
+	if len(b.Name) > 100 || strings.ContainsAny(b.Name, "\r\n") {
+		return out, fmt.Errorf("brand name: want one line of at most 100 bytes")
+	}
+	if b.Color != "" {
+		if !brandColor.MatchString(b.Color) {
+			return out, fmt.Errorf("brand color %q: want a hex colour such as #1f6feb", b.Color)
+		}
+		out.Color = b.Color
+	}
+	if b.Logo != "" {
+		f, err := os.Open(b.Logo)
+		if err != nil {
+			return out, fmt.Errorf("brand logo: %v", err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, maxLogo+1))
+		if err != nil {
+			return out, fmt.Errorf("brand logo %s: %v", b.Logo, err)
+		}
+		if len(data) > maxLogo {
+			return out, fmt.Errorf("brand logo %s: larger than 256 KiB", b.Logo)
+		}
+		typ := http.DetectContentType(data)
+		switch {
+		case typ == "image/png" || typ == "image/jpeg" || typ == "image/gif" || typ == "image/webp":
+		case strings.HasSuffix(strings.ToLower(b.Logo), ".svg") && bytes.Contains(data, []byte("<svg")):
+			typ = "image/svg+xml"
+		default:
+			return out, fmt.Errorf("brand logo %s: not a PNG, JPEG, GIF, WebP or SVG image (%s)", b.Logo, typ)
+		}
+		out.Logo, out.LogoType = data, typ
+	}
+	return out, nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -159,6 +225,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("api_allow: %v", err)
 		}
 		cfg.APIAllow = append(cfg.APIAllow, p)
+	}
+	if h.Brand != nil {
+		if cfg.Brand, err = h.Brand.load(); err != nil {
+			return err
+		}
 	}
 	if cfg.Pages, err = templates.New(h.TemplatesDir, h.Locales); err != nil {
 		return fmt.Errorf("templates: %v", err)

@@ -385,3 +385,42 @@ func TestTwoSitesWithOneNameAreRefused(t *testing.T) {
 		t.Fatalf("two named sites: %v", err)
 	}
 }
+
+// TestValidateBrandLogo: the brand's logo must be a readable image file of
+// at most 256 KiB; validate says which and why.
+func TestValidateBrandLogo(t *testing.T) {
+	dir := t.TempDir()
+	png := filepath.Join(dir, "logo.png")
+	// The smallest valid PNG signature and header is enough for sniffing.
+	if err := os.WriteFile(png, []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "logo.txt")
+	if err := os.WriteFile(text, []byte("not an image"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.png")
+	if err := os.WriteFile(big, append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 300<<10)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := sign.NewSecret()
+	for _, tc := range []struct {
+		name, logo string
+		want       string
+	}{
+		{"ok/png", png, ""},
+		{"fail/missing", filepath.Join(dir, "nope.png"), "brand logo"},
+		{"fail/not-image", text, "not a PNG, JPEG, GIF, WebP or SVG"},
+		{"fail/too-big", big, "larger than 256 KiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validateCheckout(t, t.TempDir(), "secret "+secret, "brand {", "name Shop", "logo "+quoteCaddyfile(tc.logo), `color "#1f6feb"`, "}", "sandbox")
+			if tc.want == "" && err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("validate = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}

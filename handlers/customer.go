@@ -30,7 +30,7 @@ func (s *Site) orderByRef(w http.ResponseWriter, r *http.Request, ref string, as
 		if asJSON {
 			writeAPIError(w, http.StatusNotFound, "no such payment")
 		} else {
-			s.fail(w, r, http.StatusNotFound, "This payment page does not exist. Please go back to the shop.")
+			s.fail(w, r, http.StatusNotFound, "error.not_found")
 		}
 		return nil, false
 	}
@@ -149,7 +149,7 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 			// An on-page provider (address and QR, form) shows its part here.
 			st, next, err := s.start(r.Context(), r, o, name)
 			if err != nil {
-				s.startError(w, r, name, err)
+				s.startError(w, r, o, name, err)
 				return
 			}
 			if next.Current().Ref != ref {
@@ -169,20 +169,20 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 
 // startError shows why a provider could not be started: too many tries
 // for one order, or the provider's own failure.
-func (s *Site) startError(w http.ResponseWriter, r *http.Request, name string, err error) {
+func (s *Site) startError(w http.ResponseWriter, r *http.Request, o *order.Order, name string, err error) {
 	if errors.Is(err, order.ErrTooManyRetries) {
 		s.log.Warn("payment attempts exhausted", zap.String("site", s.cfg.Site), zap.Error(err))
-		s.fail(w, r, http.StatusTooManyRequests, "This order has been tried too many times. Please contact the shop.")
+		s.failOrder(w, r, http.StatusTooManyRequests, "error.too_many_tries", o)
 		return
 	}
-	s.providerError(w, r, name, err)
+	s.providerError(w, r, o, name, err)
 }
 
 func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("ref")
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if !s.verifyCSRF(r, ref) {
-		s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Please reload the page and try again.")
+		s.fail(w, r, http.StatusForbidden, "error.form_expired")
 		return
 	}
 	o, ok := s.orderByRef(w, r, ref, false)
@@ -208,7 +208,7 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PostFormValue("provider")
 	if _, ok := s.providers[name]; !ok || (o.Provider != "" && o.Provider != name) {
-		s.fail(w, r, http.StatusBadRequest, "Please choose one of the payment methods shown.")
+		s.failOrder(w, r, http.StatusBadRequest, "error.choose_shown", o)
 		return
 	}
 	s.sendToProvider(w, r, o, name)
@@ -220,7 +220,7 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 func (s *Site) sendToProvider(w http.ResponseWriter, r *http.Request, o *order.Order, name string) {
 	st, o, err := s.start(r.Context(), r, o, name)
 	if err != nil {
-		s.startError(w, r, name, err)
+		s.startError(w, r, o, name, err)
 		return
 	}
 	if st.Redirect != "" {
@@ -237,7 +237,7 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 	name, ref := r.PathValue("provider"), r.PathValue("ref")
 	p, ok := s.providers[name]
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, "")
+		s.fail(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
 	o, ok := s.orderByRef(w, r, ref, false)
@@ -249,13 +249,13 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 		f, err := ret.Return(r.Context(), r, s.payment(r, o, att, name))
 		switch {
 		case errors.Is(err, provider.ErrMalformed) || errors.Is(err, provider.ErrUnauthenticated):
-			s.fail(w, r, http.StatusBadRequest, "This return link does not belong to this payment.")
+			s.failOrder(w, r, http.StatusBadRequest, "error.return_mismatch", o)
 			return
 		case err != nil:
 			s.log.Warn("checking return with provider", zap.String("provider", name), zap.String("order", o.ID), zap.Error(err))
 		case f.Ref != "" && f.Ref != ref:
 			s.log.Warn("provider return names another payment", zap.String("provider", name), zap.String("order", o.ID))
-			s.fail(w, r, http.StatusBadRequest, "This return link does not belong to this payment.")
+			s.failOrder(w, r, http.StatusBadRequest, "error.return_mismatch", o)
 			return
 		default:
 			f.Ref = ref

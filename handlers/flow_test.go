@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -636,5 +638,94 @@ func TestFindingByProviderRefAndDataWithoutAMove(t *testing.T) {
 	}
 	if _, err := env.Report(ctx, order.ByWatcher, provider.Finding{ProviderRef: "no-such-slip", Status: order.Paid}); !errors.Is(err, order.ErrUnknownRef) {
 		t.Fatalf("finding for an unknown provider ref: %v, want ErrUnknownRef", err)
+	}
+}
+
+var (
+	leadRE      = regexp.MustCompile(`<p class="lead">([^<]*)</p>`)
+	asciiWordRE = regexp.MustCompile(`[A-Za-z]{3,}`)
+)
+
+// TestErrorPagesSayWhatToDoInTheCustomersLanguage: error pages name what
+// to do next and link there; a Japanese customer reads no English, and no
+// page shows a technical reason.
+func TestErrorPagesSayWhatToDoInTheCustomersLanguage(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Checkout-Order", "bad-1")
+		w.Header().Set("X-Checkout-Amount", "12.345") // USD has 2 places
+		w.Header().Set("X-Checkout-Currency", "USD")
+	}))
+	for _, tc := range []struct {
+		name, path string
+		status     int
+		ja         string
+		links      []string
+	}{
+		{"unknown ref", "/_checkout/pay/nosuchref", http.StatusNotFound, "このお支払いページは存在しません", []string{`href="/cart"`}},
+		{"bad link", "/_checkout/start?order=1&amount=5&currency=USD&exp=9999999999&sig=00", http.StatusForbidden, "このお支払いリンクは無効です", []string{`href="/cart"`}},
+		{"shop's bad order", "/buy-bad", http.StatusUnprocessableEntity, "ここではお支払いいただけません", []string{`href="/cart"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.get(c, tc.path, "Accept-Language", "ja")
+			if r.code != tc.status || !strings.Contains(r.body, tc.ja) {
+				t.Fatalf("%d, want %d with %q:\n%s", r.code, tc.status, tc.ja, r.body)
+			}
+			for _, l := range tc.links {
+				if !strings.Contains(r.body, l) {
+					t.Errorf("page does not link to %s", l)
+				}
+			}
+			lead := leadRE.FindStringSubmatch(r.body)
+			if lead == nil || asciiWordRE.MatchString(lead[1]) {
+				t.Errorf("the Japanese page's message is missing or has English in it: %q", lead)
+			}
+			if r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", r.header.Get("Cache-Control"))
+			}
+		})
+	}
+	// A form for an order that can still be paid links back to its pay page.
+	e.setUpstream(e.shop)
+	ref := refOf(e.buy(c, "mug"))
+	r := e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {"forged"}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
+	if r.code != http.StatusForbidden || !strings.Contains(r.body, "go back to the payment page") {
+		t.Fatalf("forged form: %d\n%s", r.code, r.body)
+	}
+}
+
+// TestBrandOnEveryPage: a site's name, logo and colour are on its pages,
+// served by the plugin itself so the CSP stays 'self'.
+func TestBrandOnEveryPage(t *testing.T) {
+	logo := []byte("\x89PNG\r\n\x1a\nfake-logo")
+	e := newEnv(t, func(c *handlers.Config) {
+		c.Brand = handlers.Brand{Name: "Kissa Shop", Logo: logo, LogoType: "image/png", Color: "#1f6feb"}
+	})
+	c := e.client()
+	for _, path := range []string{e.buy(c, "mug"), "/_checkout/pay/nosuchref"} {
+		page := e.get(c, path)
+		if !strings.Contains(page.body, `<span class="name">Kissa Shop</span>`) || !strings.Contains(page.body, "· Kissa Shop</title>") {
+			t.Fatalf("%s does not show the shop's name:\n%s", path, page.body)
+		}
+		m := regexp.MustCompile(`src="(/_checkout/brand/logo\?v=[0-9a-f]+)"`).FindStringSubmatch(page.body)
+		css := regexp.MustCompile(`href="(/_checkout/brand/style.css\?v=[0-9a-f]+)"`).FindStringSubmatch(page.body)
+		if m == nil || css == nil {
+			t.Fatalf("%s does not link the logo and the colour:\n%s", path, page.body)
+		}
+		if csp := page.header.Get("Content-Security-Policy"); strings.Contains(csp, "http") || !strings.Contains(csp, "img-src 'self'") {
+			t.Fatalf("CSP %q, want it to keep to 'self'", csp)
+		}
+		if r := e.get(c, m[1]); r.code != http.StatusOK || r.body != string(logo) || r.header.Get("Content-Type") != "image/png" {
+			t.Fatalf("logo: %d %q %q", r.code, r.header.Get("Content-Type"), r.body)
+		}
+		if r := e.get(c, css[1]); r.code != http.StatusOK || !strings.Contains(r.body, "--accent:#1f6feb") || !strings.HasPrefix(r.header.Get("Content-Type"), "text/css") {
+			t.Fatalf("brand stylesheet: %d %q", r.code, r.body)
+		}
+	}
+	// Without a brand, nothing of it is linked.
+	plain := newEnv(t)
+	if page := plain.get(plain.client(), "/_checkout/pay/nosuchref"); strings.Contains(page.body, "/brand/") || strings.Contains(page.body, `class="brand"`) {
+		t.Fatalf("a site without a brand links one:\n%s", page.body)
 	}
 }

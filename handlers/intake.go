@@ -160,7 +160,7 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 	if err != nil {
 		s.log.Warn("upstream sent an order this checkout cannot take",
 			zap.String("site", s.cfg.Site), zap.String("path", r.URL.Path), zap.Error(err))
-		s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
+		s.fail(w, r, http.StatusUnprocessableEntity, "error.order_refused")
 		return nil
 	}
 	s.takeOrder(w, r, in)
@@ -173,7 +173,8 @@ func (s *Site) takeOrder(w http.ResponseWriter, r *http.Request, in order.Intake
 	o, _, err := s.Receive(r.Context(), in, s.soleProvider(in.Provider, in.Amount.Currency()))
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {
-			s.fail(w, r, http.StatusUnprocessableEntity, "The shop sent an order that cannot be paid here: "+err.Error())
+			s.log.Warn("shop's order refused", zap.String("site", s.cfg.Site), zap.String("order", in.ID), zap.Error(err))
+			s.fail(w, r, http.StatusUnprocessableEntity, "error.order_refused")
 			return
 		}
 		s.internalError(w, r, "storing order", err)
@@ -220,23 +221,24 @@ func accepts(p provider.Provider, currency string) bool {
 
 func (s *Site) serveStart(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Intake.SignedLink {
-		s.fail(w, r, http.StatusNotFound, "")
+		s.fail(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
 	q := r.URL.Query()
 	switch err := s.cfg.Secret.VerifyLink(q, s.now()); {
 	case errors.Is(err, sign.ErrExpired):
-		s.fail(w, r, http.StatusGone, "This payment link has expired. Please go back to the shop and start again.")
+		s.fail(w, r, http.StatusGone, "error.link_expired")
 		return
 	case err != nil:
-		s.fail(w, r, http.StatusForbidden, "This payment link is not valid. Please go back to the shop and start again.")
+		s.fail(w, r, http.StatusForbidden, "error.link_invalid")
 		return
 	}
 	f := orderFields{ID: q.Get("order"), Amount: q.Get("amount"), Currency: q.Get("currency"),
 		Description: q.Get("description"), Provider: q.Get("provider"), Email: q.Get("email"), Expires: q.Get("expires")}
 	in, err := f.intake(s.cfg.Site)
 	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, "This payment link is not valid: "+err.Error())
+		s.log.Info("signed link with a field that cannot be an order", zap.String("site", s.cfg.Site), zap.Error(err))
+		s.fail(w, r, http.StatusBadRequest, "error.link_invalid")
 		return
 	}
 	s.takeOrder(w, r, in)

@@ -19,6 +19,7 @@ func (s *Site) buildMux() *http.ServeMux {
 	m.HandleFunc("POST "+b+"/api/orders", s.serveAPICreate)
 	m.HandleFunc("GET "+b+"/api/orders/{id}", s.serveAPIGet)
 	m.Handle("GET "+b+"/assets/", http.StripPrefix(b+"/assets", s.cfg.Pages.Assets()))
+	m.HandleFunc("GET "+b+"/brand/{file}", s.serveBrand)
 	for _, p := range s.cfg.Providers {
 		if h, ok := p.(http.Handler); ok {
 			prefix := b + "/" + p.Name()
@@ -33,14 +34,14 @@ func (s *Site) buildMux() *http.ServeMux {
 			s.serveOxbtcpayStatus(w, r, id)
 			return
 		}
-		s.fail(w, r, http.StatusNotFound, "")
+		s.fail(w, r, http.StatusNotFound, "error.not_found")
 	})
 	return m
 }
 
 func (s *Site) serveRoute(w http.ResponseWriter, r *http.Request, rest string) {
 	if rest == "" || strings.Contains(rest, "/../") {
-		s.fail(w, r, http.StatusNotFound, "")
+		s.fail(w, r, http.StatusNotFound, "error.not_found")
 		return
 	}
 	s.routes.ServeHTTP(w, r)

@@ -56,6 +56,18 @@ type Config struct {
 	// Observer is told of state changes and webhook verdicts, for
 	// metrics. Optional.
 	Observer Observer
+	// Brand presents the shop on every page. Optional.
+	Brand Brand
+}
+
+// Brand is the shop's name, logo and accent colour on the pages. The logo
+// is served from {base}/brand/logo and the colour as {base}/brand/style.css,
+// so the pages' CSP keeps to 'self' and no inline style.
+type Brand struct {
+	Name     string
+	Logo     []byte // the image; empty: none
+	LogoType string // its media type, such as image/png
+	Color    string // "#1f6feb"; empty: the default
 }
 
 // Observer counts what happens to orders. Implementations MUST be safe
@@ -81,6 +93,7 @@ type Site struct {
 	log       *zap.Logger
 	now       func() time.Time
 	hub       *hub
+	brand     templates.Brand
 	routes    *http.ServeMux
 }
 
@@ -155,6 +168,7 @@ func New(cfg Config) (*Site, error) {
 		}
 		s.providers[p.Name()] = p
 	}
+	s.brand = brandPage(cfg.BasePath, cfg.Brand)
 	s.routes = s.buildMux()
 	return s, nil
 }
@@ -177,6 +191,9 @@ func (s *Site) Env() provider.Env {
 		Now:     s.now,
 		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, p templates.Page) {
 			p.Name = page
+			if page == "error" {
+				p = s.errorPage(status, nil, p)
+			}
 			s.render(w, r, status, p)
 		},
 		CSRFToken:  s.csrfToken,

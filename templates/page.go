@@ -50,14 +50,29 @@ type Page struct {
 	// reloads the page when the order moves on from Status.
 	EventsURL string
 
+	// MessageKey is the error page's text: a key of the page messages
+	// ("error.not_found") that says what went wrong and what to do, shown
+	// in the page's language. Message is shown instead when it is empty:
+	// text already in the page's language (a provider's UserMessage).
+	MessageKey string
 	Message    string // error page: what went wrong, already safe to show the customer
 	HTTPStatus int    // error page: the status code shown; Render fills it from its status argument when zero
+
+	// Brand presents the shop on the page; set by the site.
+	Brand Brand
 
 	// FormOrigins are origins added to the CSP form-action directive, for
 	// providers the page's form redirects to ("https://checkout.stripe.com"):
 	// browsers apply form-action to the redirects that follow a form POST.
 	// Values that are not a bare http(s) origin are left out.
 	FormOrigins []string
+}
+
+// Brand is the shop's name, logo and accent colour on a page.
+type Brand struct {
+	Name     string // shown at the top and in the title; empty: none
+	LogoURL  string // the logo image, served by the plugin; empty: none
+	StyleURL string // a stylesheet that sets the accent colour; empty: none
 }
 
 // Choice is one way to pay on the pay page.

@@ -134,19 +134,17 @@ func (c *Cyclos) Close(ctx context.Context, p provider.Payment) error {
 func (c *Cyclos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ref, ok := strings.CutPrefix(r.URL.Path, "/cancel/")
 	if !ok || ref == "" || strings.Contains(ref, "/") || r.Method != http.MethodGet && r.Method != http.MethodHead {
-		c.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound})
+		c.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	o, p, err := c.env.Lookup(r.Context(), ref)
 	if err != nil {
-		c.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound,
-			Message: "This payment does not exist."})
+		c.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	payPage := c.env.BasePath + "/pay/" + ref
 	if _, ticket := callbackParams(r, nil); ticket != "" && ticket != p.ProviderRef {
-		c.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{HTTPStatus: http.StatusBadRequest,
-			Message: "This link does not belong to this payment."})
+		c.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{MessageKey: "error.return_mismatch", RetryURL: payPage})
 		return
 	}
 	if !o.Status.Open() || p.ProviderRef == "" || o.Current().Ref != ref {
@@ -167,8 +165,7 @@ func (c *Cyclos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		c.env.Render(w, r, http.StatusServiceUnavailable, "error", templates.Page{HTTPStatus: http.StatusServiceUnavailable,
-			Message: "Cyclos could not be reached to cancel this payment. Please try again in a moment."})
+		c.env.Render(w, r, http.StatusServiceUnavailable, "error", templates.Page{MessageKey: "error.provider_unreachable", RetryURL: payPage})
 		return
 	}
 	http.Redirect(w, r, payPage, http.StatusSeeOther)

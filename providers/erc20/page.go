@@ -152,12 +152,12 @@ func (e *ERC20) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ref, ok := strings.CutPrefix(r.URL.Path, "/qr/")
 	ref, isPNG := strings.CutSuffix(ref, ".png")
 	if !ok || !isPNG || ref == "" || strings.Contains(ref, "/") || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-		e.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound})
+		e.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	_, p, err := e.env.Lookup(r.Context(), ref)
 	if err != nil || !common.IsHexAddress(p.ProviderRef) || p.Amount.Currency() != e.currency {
-		e.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound})
+		e.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	units, _ := e.due(p)

@@ -102,13 +102,12 @@ func offered(s order.State, outcome string) bool {
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ref := strings.TrimPrefix(r.URL.Path, "/")
 	if ref == "" || strings.Contains(ref, "/") {
-		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound})
+		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	o, pay, err := s.env.Lookup(r.Context(), ref)
 	if err != nil {
-		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{HTTPStatus: http.StatusNotFound,
-			Message: "This sandbox payment does not exist."})
+		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
 	if !o.Status.Open() || o.Current().Ref != ref || o.Current().Failed {
@@ -125,8 +124,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		if !s.env.VerifyCSRF(r, ref) {
-			s.env.Render(w, r, http.StatusForbidden, "error", templates.Page{HTTPStatus: http.StatusForbidden,
-				Message: "This form has expired or did not come from this site. Please reload the page."})
+			s.env.Render(w, r, http.StatusForbidden, "error", templates.Page{MessageKey: "error.form_expired", RetryURL: s.env.BasePath + "/pay/" + ref})
 			return
 		}
 		outcome := r.PostFormValue("outcome")
