@@ -36,7 +36,12 @@ type Delivery struct {
 	// Seq orders one order's deliveries: the shop gets them in Seq order,
 	// and a delivery is not tried while an earlier one of its order is
 	// pending. Deliveries of different orders never wait for each other.
-	Seq        uint64        `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Queue names the line the delivery waits in: the shop's callbacks
+	// ("") and each provider's own messages (a 0xBTCpay postback,
+	// "erc20.postback") go out in Seq order within their line, and a line
+	// that keeps failing never holds up another.
+	Queue      string        `json:"queue,omitempty"`
 	Type       string        `json:"type"` // "order.paid", ...
 	URL        string        `json:"url"`
 	Body       []byte        `json:"body"` // exact bytes that are signed and sent

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +32,9 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 			if err == nil {
 				o.Current().ProviderRef = "pref-" + k.ID
 			}
-			return o, nil, err
+			d := store.Delivery{ID: "msg-" + k.ID, Type: "order.pending", URL: "http://127.0.0.1/hook", Body: []byte("{}"),
+				State: store.DeliveryPending, CreatedAt: t0, RetryFrom: t0, NextAt: t0}
+			return o, []store.Delivery{d}, err
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -54,6 +57,26 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 			return open.Put(join(appendTime(nil, o.ExpiresAt), k), nil)
 		}); err != nil {
 			return err
+		}
+		// Schema 1's queue rows had no line name.
+		for _, b := range [][]byte{bucketQueue, bucketDue} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		for _, id := range []string{"1", "2"} {
+			site := map[string]string{"1": "a", "2": "b"}[id]
+			ok, _ := orderKey(order.Key{Site: site, ID: id})
+			qk := binary.BigEndian.AppendUint64(queuePrefix(ok), 1)
+			if err := tx.Bucket(bucketQueue).Put(qk, []byte("msg-"+id)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDue).Put(join(appendTime(nil, t0), []byte("msg-"+id)), qk); err != nil {
+				return err
+			}
 		}
 		// Schema 1 had no provider refs in the refs index.
 		refs := tx.Bucket(bucketRefs)
@@ -80,6 +103,16 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 			t.Errorf("Open(%s) after migrating = %v, %v; want order %s", site, got, err, want)
 		}
 	}
+	if ds, err := s.Due(ctx, t0.Add(time.Minute), 0); err != nil || len(ds) != 2 {
+		t.Errorf("Due after migrating = %d deliveries, %v; want both pending ones", len(ds), err)
+	}
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		ok, _ := orderKey(order.Key{Site: "a", ID: "1"})
+		if got := tx.Bucket(bucketQueue).Get(queueKey(ok, "", 1)); string(got) != "msg-1" {
+			t.Errorf("queue row after migrating = %q, want msg-1 in the shop's line", got)
+		}
+		return nil
+	})
 	if o, err := s.ByProviderRef(ctx, "pref-2"); err != nil || o.ID != "2" {
 		t.Errorf("ByProviderRef after migrating = %v, %v; want order 2", o, err)
 	}

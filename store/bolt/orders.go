@@ -386,10 +386,13 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 	return out, nil
 }
 
-// rebuildIndexes writes the indexes schema 2 added or changed anew from
-// the orders, for a file of schema 1: the open index (now per site, by
-// deadline) and the provider refs.
+// rebuildIndexes writes the indexes schema 2 added or changed anew, for a
+// file of schema 1: the open index (now per site, by deadline), the
+// provider refs, and the outbox's lines.
 func rebuildIndexes(tx *bbolt.Tx) error {
+	if err := rebuildQueues(tx); err != nil {
+		return err
+	}
 	if err := tx.DeleteBucket(bucketOpen); err != nil {
 		return err
 	}

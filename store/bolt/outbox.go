@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -36,8 +37,11 @@ func validState(s store.DeliveryState) bool {
 // order "ab".
 func queuePrefix(ok []byte) []byte { return join(ok, []byte{0}) }
 
-func queueKey(ok []byte, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(queuePrefix(ok), seq)
+// queueKey is the row of a pending delivery in its order's line (queue):
+// orderKey, NUL, the queue's name, NUL, Seq. The head of a line is the
+// first row under everything but Seq.
+func queueKey(ok []byte, queue string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(join(queuePrefix(ok), []byte(queue), []byte{0}), seq)
 }
 
 // addDelivery appends a new delivery of the order under ok, inside the
@@ -60,6 +64,9 @@ func addDelivery(tx *bbolt.Tx, ok []byte, key order.Key, d store.Delivery) error
 	}
 	if !validState(d.State) {
 		return fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
+	}
+	if strings.ContainsRune(d.Queue, 0) {
+		return fmt.Errorf("adding delivery %s: queue name contains NUL", d.ID)
 	}
 	rows := tx.Bucket(bucketDeliveries)
 	if rows.Get([]byte(d.ID)) != nil {
@@ -105,7 +112,7 @@ func putDelivery(tx *bbolt.Tx, ok []byte, d *store.Delivery) error {
 	if d.State != store.DeliveryPending {
 		return nil
 	}
-	qk := queueKey(ok, d.Seq)
+	qk := queueKey(ok, d.Queue, d.Seq)
 	queue := tx.Bucket(bucketQueue)
 	if other := queue.Get(qk); other != nil && !bytes.Equal(other, id) {
 		return fmt.Errorf("delivery %s: seq %d of order %s is taken by pending delivery %s", d.ID, d.Seq, keyName(ok), other)
@@ -133,7 +140,7 @@ func unindexDelivery(tx *bbolt.Tx, ok []byte, d *store.Delivery) error {
 		return nil
 	}
 	queue := tx.Bucket(bucketQueue)
-	qk := queueKey(ok, d.Seq)
+	qk := queueKey(ok, d.Queue, d.Seq)
 	if bytes.Equal(queue.Get(qk), id) {
 		if err := queue.Delete(qk); err != nil {
 			return fmt.Errorf("unqueueing delivery %s: %w", d.ID, err)
@@ -185,7 +192,7 @@ func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
 		if err != nil {
 			return err
 		}
-		if old.Site != next.Site || old.OrderID != next.OrderID || old.Seq != next.Seq {
+		if old.Site != next.Site || old.OrderID != next.OrderID || old.Seq != next.Seq || old.Queue != next.Queue {
 			return fmt.Errorf("saving delivery %s: order or seq changed (%s/%s #%d → %s/%s #%d)",
 				next.ID, old.Site, old.OrderID, old.Seq, next.Site, next.OrderID, next.Seq)
 		}
@@ -370,4 +377,36 @@ func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*stor
 		return nil, err
 	}
 	return out, nil
+}
+
+// rebuildQueues writes the queue and due indexes anew from the pending
+// deliveries, for a file of schema 1 (whose queue rows had no line name).
+func rebuildQueues(tx *bbolt.Tx) error {
+	for _, b := range [][]byte{bucketQueue, bucketDue} {
+		if err := tx.DeleteBucket(b); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(b); err != nil {
+			return err
+		}
+	}
+	queue, due := tx.Bucket(bucketQueue), tx.Bucket(bucketDue)
+	return tx.Bucket(bucketDeliveries).ForEach(func(id, raw []byte) error {
+		d, err := decodeDelivery(id, raw)
+		if err != nil {
+			return err
+		}
+		if d.State != store.DeliveryPending {
+			return nil
+		}
+		ok, err := deliveryOrderKey(d)
+		if err != nil {
+			return err
+		}
+		qk := queueKey(ok, d.Queue, d.Seq)
+		if err := queue.Put(qk, clone(id)); err != nil {
+			return err
+		}
+		return due.Put(join(appendTime(nil, d.NextAt), id), qk)
+	})
 }

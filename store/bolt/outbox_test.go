@@ -246,3 +246,33 @@ func TestDeliveriesFiltersNewestFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestLinesOfOneOrderDoNotWaitForEachOther: a provider's own message (a
+// 0xBTCpay postback) that keeps failing holds up only its own line, never
+// the shop's callbacks of the same order.
+func TestLinesOfOneOrderDoNotWaitForEachOther(t *testing.T) {
+	s := newStore(t)
+	o := newOrder(t, "shop", "L", t0, time.Hour)
+	postback := delivery("p1", 0, t0)
+	postback.Queue = "erc20.postback"
+	paid := delivery("c1", 0, t0)
+	later := delivery("c2", 0, t0)
+	put(t, s, o, postback, paid, later)
+	if got := due(t, s, t0.Add(time.Second), 0); got != "c1,p1" {
+		t.Fatalf("Due = %s, want the heads of both lines: c1,p1", got)
+	}
+	save(t, s, "p1", func(d *store.Delivery) { d.Tries++; d.NextAt = t0.Add(time.Hour) })
+	save(t, s, "c1", func(d *store.Delivery) { d.State = store.DeliveryDelivered })
+	if got := due(t, s, t0.Add(time.Second), 0); got != "c2" {
+		t.Fatalf("Due while the postback fails = %s, want the shop's next callback c2", got)
+	}
+	got, err := s.Delivery(context.Background(), "p1")
+	if err != nil || got.Queue != "erc20.postback" || got.Seq != 1 {
+		t.Fatalf("postback as stored: %+v, %v", got, err)
+	}
+	// A line's name cannot be changed by a save (it would jump the queue).
+	got.Queue = ""
+	if err := s.SaveDelivery(context.Background(), got); err == nil {
+		t.Fatal("SaveDelivery moved a delivery to another line")
+	}
+}
