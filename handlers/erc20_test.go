@@ -29,6 +29,7 @@ import (
 	"github.com/caddy-checkout/checkout/providers/erc20"
 	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
 	"github.com/caddy-checkout/checkout/providers/sandbox"
+	"github.com/caddy-checkout/checkout/store"
 )
 
 type erc20Env struct {
@@ -453,5 +454,49 @@ func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
 	}
 	if o := ee.orderByRef(ref2); o.Status != order.Paid || !o.Late {
 		t.Fatalf("two halves after expiry: %s late %v, received %s", o.Status, o.Late, o.Current().Received)
+	}
+}
+
+// TestFailingPostbackDoesNotHoldUpTheShopsCallbacks: a 0xBTCpay postback
+// URL that keeps failing is retried in its own line; the shop's own
+// callbacks for the same payment go out at once.
+func TestFailingPostbackDoesNotHoldUpTheShopsCallbacks(t *testing.T) {
+	var mu sync.Mutex
+	failures := 0
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		failures++
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	ee := newERC20Env(t)
+	_, res := ee.rpc(`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1","postback_url":"` + broken.URL + `/pb"}}`)
+	result, _ := res["result"].(map[string]any)
+	addr, _ := result["address"].(string)
+	if addr == "" {
+		t.Fatalf("start_payment: %v", res)
+	}
+	ee.chain.Transfer(ee.token, 0, common.HexToAddress(addr), units("1"))
+	ee.chain.Commit()
+	ee.chain.Mine(confirmations)
+	ee.poll()
+	if got := strings.Join(ee.callbackTypes(), ","); got != "order.paid" {
+		t.Fatalf("shop callbacks while the postback fails: %q, want order.paid", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failures == 0 {
+		t.Fatal("the postback was never tried")
+	}
+	ds := ee.deliveries()
+	var postback *store.Delivery
+	for _, d := range ds {
+		if d.Type == "0xbtcpay.postback" {
+			postback = d
+		}
+	}
+	if postback == nil || postback.State != store.DeliveryPending || postback.Queue != "erc20.postback" {
+		t.Fatalf("postback delivery %+v, want pending in its own line", postback)
 	}
 }

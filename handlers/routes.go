@@ -4,6 +4,8 @@ package handlers
 import (
 	"net/http"
 	"strings"
+
+	"github.com/caddy-checkout/checkout/provider"
 )
 
 func (s *Site) buildMux() *http.ServeMux {
@@ -26,13 +28,15 @@ func (s *Site) buildMux() *http.ServeMux {
 			m.Handle(prefix+"/", http.StripPrefix(prefix, h))
 		}
 	}
-	m.HandleFunc("POST "+b+"/{$}", s.serveOxbtcpayRPC)
 	m.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) {
-		// GET {base}/{id}/status.json (0xBTCpay) shares its shape with
-		// other routes, so it is told apart here.
-		if id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, b+"/"), "/status.json"); ok && r.Method == http.MethodGet && oxbtcpayID.MatchString(id) {
-			s.serveOxbtcpayStatus(w, r, id)
-			return
+		// Paths no route of ours claims may be a provider's
+		// (provider.BaseRouter: 0xBTCpay's POST {base}/ and GET
+		// {base}/{id}/status.json share their shape with ours).
+		rest := strings.TrimPrefix(r.URL.Path, b)
+		for _, p := range s.cfg.Providers {
+			if br, ok := p.(provider.BaseRouter); ok && br.ServeBase(w, r, rest) {
+				return
+			}
 		}
 		s.fail(w, r, http.StatusNotFound, "error.not_found")
 	})

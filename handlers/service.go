@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -114,6 +116,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 	}
 	now := s.now()
 	var out order.Outcome
+	queued := 0 // outbox rows written with the change
 	o, err := s.cfg.Store.Update(ctx, cur.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
 		if o == nil {
 			return nil, nil, order.ErrUnknownRef
@@ -146,13 +149,10 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			}
 			ds = append(ds, d)
 		}
-		if out.Changed && o.Status == order.Paid && o.Postback != "" {
-			d, err := s.oxbtcpayPostback(o, now)
-			if err != nil {
-				return nil, nil, err
-			}
-			ds = append(ds, d)
+		if out.Changed {
+			ds = append(ds, s.announced(o, f.Ref, out.Event, now)...)
 		}
+		queued = len(ds)
 		return o, ds, nil
 	})
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			zap.String("site", o.Site), zap.String("order", o.ID),
 			zap.String("from", string(out.Event.From)), zap.String("to", string(out.Event.To)),
 			zap.String("cause", string(cause)), zap.Int("attempt", out.Event.Attempt))
-		if s.cfg.Callback != "" || o.Postback != "" {
+		if queued > 0 {
 			s.cfg.Wake()
 		}
 		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
@@ -258,6 +258,30 @@ func providerOf(o *order.Order, ref string) string {
 		return a.Provider
 	}
 	return ""
+}
+
+// announced are the messages the moving attempt's provider sends of its
+// own (provider.Announcer), as outbox rows in their own lines. A message a
+// provider got wrong is dropped and logged, never allowed to fail the
+// state change.
+func (s *Site) announced(o *order.Order, ref string, ev order.Event, now time.Time) []store.Delivery {
+	name := providerOf(o, ref)
+	a, ok := s.providers[name].(provider.Announcer)
+	if !ok {
+		return nil
+	}
+	var ds []store.Delivery
+	for _, m := range a.Announce(o, ev) {
+		u, err := url.Parse(m.URL)
+		if m.Queue == "" || strings.ContainsRune(m.Queue, 0) || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			s.log.Error("provider announced a message that cannot be sent", zap.String("provider", name), zap.String("queue", m.Queue))
+			continue
+		}
+		d := newDelivery(o, m.Type, m.URL, m.Body, now)
+		d.Queue = m.Queue
+		ds = append(ds, d)
+	}
+	return ds
 }
 
 // callbackTypes maps a state to the callback event type of SPEC §6.1.

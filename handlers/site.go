@@ -201,7 +201,27 @@ func (s *Site) Env() provider.Env {
 		Data:       siteData{s.cfg.Store, s.cfg.Site + "/"},
 		SharedData: s.cfg.Store,
 		Logger:     s.log,
+		Intake:     s.intakeFor,
+		Order: func(ctx context.Context, id string) (*order.Order, error) {
+			return s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id})
+		},
+		API: func(r *http.Request) (bool, bool) {
+			return s.cfg.Intake.API, s.cfg.Intake.API && s.apiAllowed(r)
+		},
 	}
+}
+
+// intakeFor takes an order that came in through a provider's own routes
+// (provider.Env.Intake): stored as the server API would, fixed to the
+// provider, and started with it.
+func (s *Site) intakeFor(ctx context.Context, in order.Intake, name string) (*order.Order, provider.Start, error) {
+	in.Provider = name
+	o, _, err := s.Receive(ctx, in, name)
+	if err != nil {
+		return nil, provider.Start{}, err
+	}
+	st, o, err := s.start(ctx, nil, o, name)
+	return o, st, err
 }
 
 // siteData is the store's provider data under the site's own prefix, so

@@ -6,6 +6,7 @@ package order
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -155,12 +156,7 @@ type Order struct {
 	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
 	HoldUntil time.Time `json:"hold_until,omitzero"`
 	Flags     []string  `json:"flags,omitempty"` // e.g. "overpaid"
-	// Postback is a URL that also gets a signed POST when the order is
-	// paid, in 0xBTCpay's body shape, with PostbackData (JSON text the
-	// creator gave) in it: orders made through the 0xBTCpay-compatible API.
-	Postback     string  `json:"postback_url,omitempty"`
-	PostbackData string  `json:"postback_data,omitempty"`
-	History      []Event `json:"history"`
+	History   []Event   `json:"history"`
 }
 
 // Limits on what the shop may send.
@@ -301,9 +297,10 @@ type Intake struct {
 	Provider    string
 	Metadata    map[string]string
 	Expires     time.Duration
-	// Postback and PostbackData: see Order.
-	Postback     string
-	PostbackData string
+	// ProviderData is recorded on the first attempt (Attempt.ProviderData):
+	// what a provider that takes orders through its own routes (the
+	// 0xBTCpay-compatible API) must remember about them.
+	ProviderData map[string]string
 }
 
 // Validate checks everything the shop sent.
@@ -362,11 +359,8 @@ func New(in Intake, now time.Time, defaultExpiry time.Duration) (*Order, error) 
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		ExpiresAt:   now.Add(exp),
-
-		Postback:     in.Postback,
-		PostbackData: in.PostbackData,
 	}
-	o.Attempts = []Attempt{{Generation: 1, Ref: NewRef(), Amount: in.Amount, CreatedAt: now}}
+	o.Attempts = []Attempt{{Generation: 1, Ref: NewRef(), Amount: in.Amount, CreatedAt: now, ProviderData: in.ProviderData}}
 	o.History = []Event{{At: now, To: Pending, Cause: Cause{Kind: ByIntake}, Attempt: 1, Applied: true, Amount: in.Amount}}
 	return o, nil
 }
@@ -634,4 +628,34 @@ func hasFlag(flags []string, f string) bool {
 		}
 	}
 	return false
+}
+
+// UnmarshalJSON reads an order as stored. Orders stored before providers
+// kept their own data on attempts had 0xBTCpay's postback on the order
+// (postback_url, postback_data); it moves to the first attempt's
+// ProviderData, where the erc20 provider reads it.
+func (o *Order) UnmarshalJSON(b []byte) error {
+	type plain Order
+	var aux struct {
+		plain
+		Postback     string `json:"postback_url"`
+		PostbackData string `json:"postback_data"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*o = Order(aux.plain)
+	if (aux.Postback != "" || aux.PostbackData != "") && len(o.Attempts) > 0 {
+		a := &o.Attempts[0]
+		if a.ProviderData == nil {
+			a.ProviderData = map[string]string{}
+		}
+		if _, ok := a.ProviderData["oxbtcpay_data"]; !ok {
+			a.ProviderData["oxbtcpay_data"] = aux.PostbackData
+			if aux.Postback != "" {
+				a.ProviderData["oxbtcpay_postback"] = aux.Postback
+			}
+		}
+	}
+	return nil
 }

@@ -811,3 +811,26 @@ func TestHoldLastsUntilTheProvidersDeadline(t *testing.T) {
 		t.Fatalf("paid within the hold: status %s late %v; want paid, not late", o.Status, o.Late)
 	}
 }
+
+// TestStoredPostbackMovesToTheAttempt: an order stored with 0xBTCpay's
+// postback on the order itself reads back with it on its first attempt,
+// where the erc20 provider looks for it.
+func TestStoredPostbackMovesToTheAttempt(t *testing.T) {
+	stored, err := json.Marshal(newOrder(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := strings.Replace(string(stored), `"history":`, `"postback_url":"https://shop.example/pb","postback_data":"{\"order_id\":\"444\"}","history":`, 1)
+	var o order.Order
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		t.Fatal(err)
+	}
+	pd := o.Attempts[0].ProviderData
+	if pd["oxbtcpay_postback"] != "https://shop.example/pb" || pd["oxbtcpay_data"] != `{"order_id":"444"}` {
+		t.Fatalf("provider data after reading a stored postback: %v", pd)
+	}
+	b, _ := json.Marshal(&o)
+	if strings.Contains(string(b), `"postback_url"`) {
+		t.Fatalf("the order still writes postback_url: %s", b)
+	}
+}

@@ -207,6 +207,42 @@ type Router interface {
 	http.Handler
 }
 
+// BaseRouter is a provider that also answers some paths directly under
+// {base}/, where other software already expects them (0xBTCpay's POST
+// {base}/ and GET {base}/{id}/status.json): paths the core's own routes
+// leave free. ServeBase is given the path below {base} ("/",
+// "/0123456789abcdef/status.json"); it answers r and returns true when the
+// path is one of its routes, and returns false, having written nothing,
+// for any other.
+type BaseRouter interface {
+	ServeBase(w http.ResponseWriter, r *http.Request, path string) bool
+}
+
+// Announcer is a provider that sends messages of its own when an order it
+// took moves, besides the shop's callback (0xBTCpay's postback). Announce
+// is called inside the transaction of each state change of an order whose
+// moving attempt is this provider's, with the order as it will be stored
+// and the change's event; the Messages it returns are written in that
+// same transaction, so they are never lost nor sent for a change that did
+// not happen, and are then signed with the site secret and retried like
+// the shop's callbacks (Standard Webhooks), each Queue a line of its own
+// that never holds up the shop's. Announce MUST be fast and have no
+// effects: it may be called more than once for one change.
+type Announcer interface {
+	Announce(o *order.Order, ev order.Event) []Message
+}
+
+// Message is a signed POST a provider announces.
+type Message struct {
+	// Queue names the message's line, such as "erc20.postback": messages
+	// of one order and line go out in order. It must not be empty (that
+	// is the shop's line).
+	Queue string
+	Type  string // its type, given to the receiver in the body by the provider
+	URL   string // absolute http(s) URL
+	Body  []byte
+}
+
 // Runner is a provider with background work (a chain watcher). Run returns
 // when ctx is done.
 type Runner interface {
@@ -237,6 +273,21 @@ type Env struct {
 	// must be unique across the sites of a store (an address handed out
 	// from an xpub that two sites might share).
 	SharedData store.ProviderData
+
+	// For providers that take orders through routes of their own (a
+	// compatibility API such as 0xBTCpay's):
+	//
+	// Intake stores the order as the shop's server API would (idempotent
+	// for the same id and amount), fixed to the provider named, and
+	// starts the provider for its current attempt (Start is called), so
+	// that expiry and the reconciler look after it as after any order.
+	Intake func(ctx context.Context, in order.Intake, provider string) (*order.Order, Start, error)
+	// Order returns the site's order with the shop's order id, or an
+	// error wrapping store.ErrNotFound.
+	Order func(ctx context.Context, id string) (*order.Order, error)
+	// API says whether the site's server API is on (intake api) and, when
+	// it is, whether r comes from an address api_allow admits.
+	API func(r *http.Request) (on, allowed bool)
 }
 
 // Secret is the part of sign.Secret a provider may use.

@@ -102,6 +102,8 @@ var (
 	_ provider.Router     = (*ERC20)(nil)
 	_ provider.Labeler    = (*ERC20)(nil)
 	_ provider.Currencies = (*ERC20)(nil)
+	_ provider.BaseRouter = (*ERC20)(nil)
+	_ provider.Announcer  = (*ERC20)(nil)
 )
 
 // Name implements provider.Provider.

@@ -1,10 +1,12 @@
 // The 0xBTCpay-compatible API (SPEC §4.3), so that a shop written for
 // 0xBTCpay works by changing its base URL: JSON-RPC 2.0 start_payment at
-// POST {base}/ (callers limited by api_allow, as 0xBTCpay's IP
-// whitelist), and the public GET {base}/{id}/status.json. Payments are
-// orders of the site's erc20 provider; the optional postback_url gets
-// 0xBTCpay's body through the durable, signed callback path.
-package handlers
+// POST {base}/ (callers limited by the site's api_allow, as 0xBTCpay's IP
+// whitelist, and only with intake api on), and the public GET
+// {base}/{id}/status.json. Payments are orders of this provider; the
+// optional postback_url gets 0xBTCpay's body as a message of its own
+// (provider.Announcer), durable, signed and retried in its own line, so a
+// postback URL that keeps failing never holds up the shop's callbacks.
+package erc20
 
 import (
 	"crypto/rand"
@@ -26,11 +28,19 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-// oxbtcpayProvider is the provider 0xBTCpay payments are made with.
-const oxbtcpayProvider = "erc20"
-
 // oxbtcpayWatch is how long 0xBTCpay watches a payment: 24 hours.
 const oxbtcpayWatch = 24 * time.Hour
+
+// What a 0xBTCpay payment records on its attempt (Attempt.ProviderData):
+// the data given to start_payment, as JSON text ("null" when none), which
+// also marks the order as one of the API's; and the postback URL, if any.
+const (
+	keyOxbtcpayData     = "oxbtcpay_data"
+	keyOxbtcpayPostback = "oxbtcpay_postback"
+)
+
+// postbackQueue is the outbox line of postbacks.
+const postbackQueue = Name + ".postback"
 
 // 0xBTCpay's amount rule: up to 8 integer and 8 fractional digits, more
 // than zero and at most 20,999,984.
@@ -52,17 +62,31 @@ type rpcResponse struct {
 	ID      json.RawMessage `json:"id"`
 }
 
-// serveOxbtcpayRPC is POST {base}/. As in 0xBTCpay, JSON-RPC errors are
-// answered with HTTP 200 and a null id.
-func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
+// ServeBase implements provider.BaseRouter: POST {base}/ and GET
+// {base}/{id}/status.json.
+func (e *ERC20) ServeBase(w http.ResponseWriter, r *http.Request, path string) bool {
+	if path == "/" && r.Method == http.MethodPost {
+		e.serveRPC(w, r)
+		return true
+	}
+	if id, ok := strings.CutSuffix(strings.TrimPrefix(path, "/"), "/status.json"); ok && r.Method == http.MethodGet && oxbtcpayID.MatchString(id) {
+		e.serveStatus(w, r, id)
+		return true
+	}
+	return false
+}
+
+// serveRPC is POST {base}/. As in 0xBTCpay, JSON-RPC errors are answered
+// with HTTP 200 and a null id.
+func (e *ERC20) serveRPC(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	p, ok := s.providers[oxbtcpayProvider]
-	if !ok || !s.cfg.Intake.API {
-		writeAPIError(w, http.StatusNotFound, "the 0xBTCpay-compatible API is off here (it needs intake api and an erc20 provider)")
+	on, allowed := e.env.API(r)
+	if !on {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "the 0xBTCpay-compatible API is off here (it needs intake api and an erc20 provider)"})
 		return
 	}
-	if !s.apiAllowed(r) {
-		writeAPIError(w, http.StatusForbidden, "forbidden")
+	if !allowed {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden"})
 		return
 	}
 	fail := func(code int, msg string) {
@@ -74,7 +98,7 @@ func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
 		Method  *string         `json:"method"`
 		Params  json.RawMessage `json:"params"`
 	}
-	body := http.MaxBytesReader(w, r.Body, maxForm)
+	body := http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := json.NewDecoder(body).Decode(&req); err != nil {
 		fail(-32700, "Parse error")
 		return
@@ -109,24 +133,19 @@ func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
 		fail(-32602, "Invalid params: invalid amount")
 		return
 	}
-	postback := ""
+	data := map[string]string{keyOxbtcpayData: "null"}
 	if params.PostbackURL != nil {
 		u, err := url.Parse(*params.PostbackURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail(-32602, "Invalid params: invalid postback URL")
 			return
 		}
-		postback = u.String()
+		data[keyOxbtcpayPostback] = u.String()
 	}
-	data := "null"
 	if len(params.Data) > 0 {
-		data = string(params.Data) // kept as the JSON text it came as, like 0xBTCpay's data.to_json
+		data[keyOxbtcpayData] = string(params.Data) // kept as the JSON text it came as, like 0xBTCpay's data.to_json
 	}
-	currency := ""
-	if c, ok := p.(interface{ Currency() string }); ok {
-		currency = c.Currency() // the erc20 provider's token (this code moves to it)
-	}
-	amount, err := money.Parse(amountText, currency)
+	amount, err := money.Parse(amountText, e.currency)
 	if err != nil {
 		fail(-32602, "Invalid params: invalid amount")
 		return
@@ -136,20 +155,13 @@ func (s *Site) serveOxbtcpayRPC(w http.ResponseWriter, r *http.Request) {
 	in := order.Intake{
 		Key:          order.Key{ID: hex.EncodeToString(id[:])},
 		Amount:       amount,
-		Provider:     oxbtcpayProvider,
 		Expires:      oxbtcpayWatch,
-		Postback:     postback,
-		PostbackData: data,
 		Description:  "0xBTCpay payment",
+		ProviderData: data,
 	}
-	o, _, err := s.Receive(r.Context(), in, oxbtcpayProvider)
+	o, st, err := e.env.Intake(r.Context(), in, Name)
 	if err != nil {
-		s.internalError(w, r, "storing 0xBTCpay payment", err)
-		return
-	}
-	st, _, err := s.start(r.Context(), r, o, oxbtcpayProvider)
-	if err != nil {
-		s.log.Error("starting 0xBTCpay payment", zap.String("order", o.ID), zap.Error(err))
+		e.env.Logger.Error("starting 0xBTCpay payment", zap.String("order", in.ID), zap.Error(err))
 		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: -32603, Message: "Internal error"}, ID: req.ID})
 		return
 	}
@@ -167,14 +179,24 @@ type oxbtcpayStatus struct {
 	TxHash  *string `json:"tx_hash"`
 }
 
-// serveOxbtcpayStatus is GET {base}/{id}/status.json, public as in
-// 0xBTCpay; an unknown id is 404 "not found".
-func (s *Site) serveOxbtcpayStatus(w http.ResponseWriter, r *http.Request, id string) {
+// isOxbtcpay reports whether o was made through start_payment.
+func isOxbtcpay(o *order.Order) bool {
+	if len(o.Attempts) == 0 || o.Provider != Name {
+		return false
+	}
+	_, ok := o.Attempts[0].ProviderData[keyOxbtcpayData]
+	return ok
+}
+
+// serveStatus is GET {base}/{id}/status.json, public as in 0xBTCpay; an
+// unknown id is 404 "not found".
+func (e *ERC20) serveStatus(w http.ResponseWriter, r *http.Request, id string) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: id})
-	if err != nil || o.Postback == "" && o.PostbackData == "" || o.Provider != oxbtcpayProvider {
+	o, err := e.env.Order(r.Context(), id)
+	if err != nil || !isOxbtcpay(o) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.internalError(w, r, "reading 0xBTCpay payment", err)
+			e.env.Logger.Error("reading 0xBTCpay payment", zap.String("order", id), zap.Error(err))
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; try again"})
 			return
 		}
 		w.Header().Set("Content-Type", "text/html")
@@ -183,11 +205,7 @@ func (s *Site) serveOxbtcpayStatus(w http.ResponseWriter, r *http.Request, id st
 		return
 	}
 	att := o.Current()
-	amount := att.Amount.String() // as 0xBTCpay shows it: without trailing zeros
-	if strings.Contains(amount, ".") {
-		amount = strings.TrimSuffix(strings.TrimRight(amount, "0"), ".")
-	}
-	v := oxbtcpayStatus{Address: strings.ToLower(att.ProviderRef), Amount: amount}
+	v := oxbtcpayStatus{Address: strings.ToLower(att.ProviderRef), Amount: trimZeros(att.Amount.String())}
 	for _, ev := range o.History {
 		if ev.Cause.Kind == order.ByWatcher && ev.Applied {
 			t := ev.At.Unix()
@@ -196,11 +214,9 @@ func (s *Site) serveOxbtcpayStatus(w http.ResponseWriter, r *http.Request, id st
 		}
 	}
 	if v.SeenAt == nil {
-		if pr, ok := s.providers[oxbtcpayProvider].(provider.Progresser); ok {
-			if seen := pr.Progress(att.Ref).SeenAt; !seen.IsZero() {
-				t := seen.Unix()
-				v.SeenAt = &t
-			}
+		if seen := e.Progress(att.Ref).SeenAt; !seen.IsZero() {
+			t := seen.Unix()
+			v.SeenAt = &t
 		}
 	}
 	if o.Status == order.Paid || o.Status == order.Refunded {
@@ -213,13 +229,30 @@ func (s *Site) serveOxbtcpayStatus(w http.ResponseWriter, r *http.Request, id st
 	writeJSON(w, http.StatusOK, v)
 }
 
-// oxbtcpayPostback is the delivery to an order's postback URL when it is
-// paid: 0xBTCpay's body, {"id", "data" (the JSON text given), "tx_hash"},
-// sent through the outbox, so it is durable, signed and retried.
-func (s *Site) oxbtcpayPostback(o *order.Order, now time.Time) (store.Delivery, error) {
-	body, err := json.Marshal(map[string]string{"id": o.ID, "data": o.PostbackData, "tx_hash": o.Transaction})
-	if err != nil {
-		return store.Delivery{}, err
+// Announce implements provider.Announcer: when a 0xBTCpay payment with a
+// postback URL becomes paid, 0xBTCpay's body {"id", "data" (the JSON text
+// given), "tx_hash"} is posted there.
+func (e *ERC20) Announce(o *order.Order, ev order.Event) []provider.Message {
+	if ev.To != order.Paid || !ev.Applied || !isOxbtcpay(o) {
+		return nil
 	}
-	return newDelivery(o, "0xbtcpay.postback", o.Postback, body, now), nil
+	pd := o.Attempts[0].ProviderData
+	to := pd[keyOxbtcpayPostback]
+	if to == "" {
+		return nil
+	}
+	body, err := json.Marshal(map[string]string{"id": o.ID, "data": pd[keyOxbtcpayData], "tx_hash": o.Transaction})
+	if err != nil {
+		return nil // three strings always encode
+	}
+	return []provider.Message{{Queue: postbackQueue, Type: "0xbtcpay.postback", URL: to, Body: body}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
