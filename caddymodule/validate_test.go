@@ -424,3 +424,23 @@ func TestValidateBrandLogo(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenDecimalsMayChangeBetweenConfigs: each site registers its token
+// in a registry of its own, so a config that changes an erc20 block's
+// decimals (a reload) validates after one with the old value, in one
+// process, and two sites may give one symbol different decimals.
+func TestTokenDecimalsMayChangeBetweenConfigs(t *testing.T) {
+	t.Setenv("CHECKOUT_TEST_XPUB", hdkey.TestXpub)
+	secret := sign.NewSecret()
+	for _, decimals := range []string{"8", "18", "8"} {
+		if err := validateCheckout(t, t.TempDir(), "secret "+secret,
+			"erc20 {", "rpc http://127.0.0.1:8545", "xpub {env.CHECKOUT_TEST_XPUB}", "symbol TSTX", "decimals "+decimals, "}"); err != nil {
+			t.Fatalf("decimals %s after another value: %v", decimals, err)
+		}
+	}
+	if err := validateSites(t,
+		[]string{"site a", "secret " + secret, "erc20 {", "rpc http://127.0.0.1:8545", "xpub {env.CHECKOUT_TEST_XPUB}", "symbol TSTY", "decimals 8", "}"},
+		[]string{"site b", "secret " + secret, "erc20 {", "rpc http://127.0.0.1:8545", "xpub {env.CHECKOUT_TEST_XPUB}", "symbol TSTY", "decimals 18", "}"}); err != nil {
+		t.Fatalf("two sites, one symbol, different decimals: %v", err)
+	}
+}

@@ -37,7 +37,7 @@ type orderFields struct {
 // maxExpiry bounds how long a shop may keep an order payable.
 const maxExpiry = 30 * 24 * time.Hour
 
-func (f orderFields) intake(site string) (order.Intake, error) {
+func (f orderFields) intake(site string, currencies *money.Currencies) (order.Intake, error) {
 	var in order.Intake
 	if f.ID == "" || f.Amount == "" || f.Currency == "" {
 		return in, fmt.Errorf("order id, amount and currency are all required")
@@ -45,7 +45,7 @@ func (f orderFields) intake(site string) (order.Intake, error) {
 	if err := order.ValidID(f.ID); err != nil {
 		return in, err
 	}
-	amt, err := money.Parse(f.Amount, f.Currency)
+	amt, err := currencies.Parse(f.Amount, f.Currency)
 	if err != nil {
 		return in, err
 	}
@@ -156,7 +156,7 @@ func (s *Site) proxyWatchingHeaders(w http.ResponseWriter, r *http.Request, next
 	if iw.fields == nil {
 		return nil
 	}
-	in, err := iw.fields.intake(s.cfg.Site)
+	in, err := iw.fields.intake(s.cfg.Site, s.currencies)
 	if err != nil {
 		s.log.Warn("upstream sent an order this checkout cannot take",
 			zap.String("site", s.cfg.Site), zap.String("path", r.URL.Path), zap.Error(err))
@@ -235,7 +235,7 @@ func (s *Site) serveStart(w http.ResponseWriter, r *http.Request) {
 	}
 	f := orderFields{ID: q.Get("order"), Amount: q.Get("amount"), Currency: q.Get("currency"),
 		Description: q.Get("description"), Provider: q.Get("provider"), Email: q.Get("email"), Expires: q.Get("expires")}
-	in, err := f.intake(s.cfg.Site)
+	in, err := f.intake(s.cfg.Site, s.currencies)
 	if err != nil {
 		s.log.Info("signed link with a field that cannot be an order", zap.String("site", s.cfg.Site), zap.Error(err))
 		s.fail(w, r, http.StatusBadRequest, "error.link_invalid")
@@ -406,7 +406,7 @@ func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	f := orderFields{ID: req.OrderID, Amount: req.Amount.String(), Currency: req.Currency, Description: req.Description,
 		Provider: req.Provider, Email: req.Email, Metadata: req.Metadata, Expires: exp}
-	in, err := f.intake(s.cfg.Site)
+	in, err := f.intake(s.cfg.Site, s.currencies)
 	if err != nil {
 		writeAPIError(w, http.StatusUnprocessableEntity, err.Error())
 		return

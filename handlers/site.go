@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
@@ -94,7 +95,10 @@ type Site struct {
 	now       func() time.Time
 	hub       *hub
 	brand     templates.Brand
-	routes    *http.ServeMux
+	// currencies are the site's: the built-in ones and the tokens its
+	// providers registered at Setup.
+	currencies *money.Currencies
+	routes     *http.ServeMux
 }
 
 // DefaultBasePath is where the plugin's routes live unless configured.
@@ -169,6 +173,7 @@ func New(cfg Config) (*Site, error) {
 		s.providers[p.Name()] = p
 	}
 	s.brand = brandPage(cfg.BasePath, cfg.Brand)
+	s.currencies = new(money.Currencies)
 	s.routes = s.buildMux()
 	return s, nil
 }
@@ -200,6 +205,7 @@ func (s *Site) Env() provider.Env {
 		VerifyCSRF: s.verifyCSRF,
 		Data:       siteData{s.cfg.Store, s.cfg.Site + "/"},
 		SharedData: s.cfg.Store,
+		Currencies: s.currencies,
 		Logger:     s.log,
 		Intake:     s.intakeFor,
 		Order: func(ctx context.Context, id string) (*order.Order, error) {

@@ -12,61 +12,120 @@ import (
 )
 
 // Amount is an exact amount of one currency, held in the currency's minor
-// units (cents for USD, yen for JPY, 10^-8 for 0xBTC). The zero Amount is
-// invalid; use Parse or FromMinor.
+// units (cents for USD, yen for JPY, 10^-8 for 0xBTC) together with their
+// number of decimal places, so that an amount reads and writes itself
+// without asking any registry. The zero Amount is invalid; use Parse or
+// FromMinor (or a Currencies' methods for tokens).
 type Amount struct {
 	currency string
 	minor    *big.Int // never modified after construction
+	exp      int      // decimal places of a minor unit
 }
 
 // ErrUnknownCurrency is returned for a currency code without known minor units.
 var ErrUnknownCurrency = errors.New("unknown currency")
 
-var (
-	mu        sync.RWMutex
-	exponents = map[string]int{}
-)
+// builtin are the currencies every Currencies knows: ISO 4217, and
+// 0xBitcoin (the erc20 provider's default token). Read-only after init.
+var builtin = map[string]int{}
 
 func init() {
 	for _, c := range strings.Fields(iso4217two) {
-		exponents[c] = 2
+		builtin[c] = 2
 	}
 	for _, c := range strings.Fields(iso4217zero) {
-		exponents[c] = 0
+		builtin[c] = 0
 	}
 	for _, c := range strings.Fields(iso4217three) {
-		exponents[c] = 3
+		builtin[c] = 3
 	}
-	exponents["CLF"] = 4
-	exponents["UYW"] = 4
-	exponents["0xBTC"] = 8
+	builtin["CLF"] = 4
+	builtin["UYW"] = 4
+	builtin["0xBTC"] = 8
 }
 
-// Register makes a token symbol (such as an ERC-20 token's) known with the
-// given number of decimals. Registering an ISO 4217 code with other
-// decimals than the standard's is refused.
-func Register(symbol string, decimals int) error {
+// isISO reports whether code is an ISO 4217 code, whose decimals are the
+// standard's and cannot be registered otherwise.
+func isISO(code string) bool {
+	_, ok := builtin[code]
+	return ok && code != "0xBTC"
+}
+
+// Currencies is a registry of the currencies one site takes: the built-in
+// ones plus the tokens its providers register (an ERC-20 token's symbol
+// and decimals). Each site has its own, made anew with each config, so a
+// reload may change a token's decimals and two sites may differ. The zero
+// value knows the built-in currencies only. Safe for concurrent use.
+type Currencies struct {
+	mu     sync.RWMutex
+	tokens map[string]int
+}
+
+// Register makes a token symbol known with the given number of decimals.
+// An ISO 4217 code with other decimals than the standard's, or a symbol
+// this registry already has with other decimals, is refused.
+func (c *Currencies) Register(symbol string, decimals int) error {
+	if c == nil {
+		return fmt.Errorf("currency %s: no registry to register it in", symbol)
+	}
 	if !validCode(symbol) {
 		return fmt.Errorf("currency symbol %q: use 2-12 letters and digits", symbol)
 	}
 	if decimals < 0 || decimals > 36 {
 		return fmt.Errorf("currency %s: decimals %d out of range 0-36", symbol, decimals)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if d, ok := exponents[symbol]; ok && d != decimals {
-		return fmt.Errorf("currency %s already has %d decimals, not %d", symbol, d, decimals)
+	if d, ok := builtin[symbol]; ok && isISO(symbol) && d != decimals {
+		return fmt.Errorf("currency %s has %d decimals (ISO 4217), not %d", symbol, d, decimals)
 	}
-	exponents[symbol] = decimals
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.tokens[symbol]; ok && d != decimals {
+		return fmt.Errorf("currency %s already has %d decimals here, not %d", symbol, d, decimals)
+	}
+	if c.tokens == nil {
+		c.tokens = map[string]int{}
+	}
+	c.tokens[symbol] = decimals
 	return nil
 }
 
-// Exponent reports the number of minor-unit digits of a currency.
-func Exponent(currency string) (int, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	e, ok := exponents[currency]
+// Exponent reports the number of minor-unit digits of a currency here.
+func (c *Currencies) Exponent(currency string) (int, bool) {
+	if c != nil {
+		c.mu.RLock()
+		e, ok := c.tokens[currency]
+		c.mu.RUnlock()
+		if ok {
+			return e, true
+		}
+	}
+	e, ok := builtin[currency]
 	return e, ok
+}
+
+// Parse is the package's Parse with this registry's currencies.
+func (c *Currencies) Parse(s, currency string) (Amount, error) {
+	exp, ok := c.Exponent(currency)
+	if !ok {
+		return Amount{}, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
+	}
+	return parse(s, currency, exp)
+}
+
+// FromMinor is the package's FromMinor with this registry's currencies.
+func (c *Currencies) FromMinor(minor *big.Int, currency string) (Amount, error) {
+	exp, ok := c.Exponent(currency)
+	if !ok {
+		return Amount{}, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
+	}
+	return fromMinor(minor, currency, exp)
+}
+
+// Exponent reports the number of minor-unit digits of a built-in currency
+// (ISO 4217, 0xBTC).
+func Exponent(currency string) (int, bool) {
+	var none *Currencies
+	return none.Exponent(currency)
 }
 
 func validCode(s string) bool {
@@ -86,10 +145,11 @@ func validCode(s string) bool {
 // digits than the currency has, and zero. Fewer digits are padded: "0.5"
 // USD is 50 cents.
 func Parse(s, currency string) (Amount, error) {
-	exp, ok := Exponent(currency)
-	if !ok {
-		return Amount{}, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
-	}
+	var none *Currencies
+	return none.Parse(s, currency)
+}
+
+func parse(s, currency string, exp int) (Amount, error) {
 	if s == "" || len(s) > 80 {
 		return Amount{}, fmt.Errorf("amount %q: want a decimal number such as 75.00", s)
 	}
@@ -104,7 +164,7 @@ func Parse(s, currency string) (Amount, error) {
 	if n.Sign() <= 0 {
 		return Amount{}, fmt.Errorf("amount %q: must be more than zero", s)
 	}
-	a := Amount{currency: currency, minor: n}
+	a := Amount{currency: currency, minor: n, exp: exp}
 	// The limit holds for the canonical form too, so that whatever Parse
 	// accepts, Parse(a.String()) accepts as well.
 	if len(a.String()) > 80 {
@@ -125,13 +185,15 @@ func digits(s string) bool {
 // FromMinor makes an Amount from a count of minor units. Zero is allowed
 // here (a received total may be zero); negative is not.
 func FromMinor(minor *big.Int, currency string) (Amount, error) {
-	if _, ok := Exponent(currency); !ok {
-		return Amount{}, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
-	}
+	var none *Currencies
+	return none.FromMinor(minor, currency)
+}
+
+func fromMinor(minor *big.Int, currency string, exp int) (Amount, error) {
 	if minor == nil || minor.Sign() < 0 {
 		return Amount{}, fmt.Errorf("amount in minor units must not be negative")
 	}
-	return Amount{currency: currency, minor: new(big.Int).Set(minor)}, nil
+	return Amount{currency: currency, minor: new(big.Int).Set(minor), exp: exp}, nil
 }
 
 // MustParse is Parse for constants in tests and examples; it panics on error.
@@ -174,7 +236,7 @@ func (a Amount) String() string {
 	if a.minor == nil {
 		return ""
 	}
-	exp, _ := Exponent(a.currency)
+	exp := a.exp
 	s := a.minor.String()
 	if exp == 0 {
 		return s
@@ -185,9 +247,30 @@ func (a Amount) String() string {
 	return s[:len(s)-exp] + "." + s[len(s)-exp:]
 }
 
+// Exp is the number of decimal places of a minor unit.
+func (a Amount) Exp() int { return a.exp }
+
+// scaled returns a's and b's minor units at the larger of their decimal
+// places, so that amounts of a token whose decimals changed between
+// configs still compare by value.
+func scaled(a, b Amount) (x, y *big.Int, exp int) {
+	x, y, exp = a.Minor(), b.Minor(), max(a.exp, b.exp)
+	if d := exp - a.exp; d > 0 {
+		x.Mul(x, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d)), nil))
+	}
+	if d := exp - b.exp; d > 0 {
+		y.Mul(y, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d)), nil))
+	}
+	return x, y, exp
+}
+
 // Equal reports whether a and b are the same amount of the same currency.
 func (a Amount) Equal(b Amount) bool {
-	return a.currency == b.currency && a.minor != nil && b.minor != nil && a.minor.Cmp(b.minor) == 0
+	if a.currency != b.currency || a.minor == nil || b.minor == nil {
+		return false
+	}
+	x, y, _ := scaled(a, b)
+	return x.Cmp(y) == 0
 }
 
 // Cmp compares two amounts of the same currency: -1, 0 or +1. It panics on
@@ -196,7 +279,8 @@ func (a Amount) Cmp(b Amount) int {
 	if a.currency != b.currency {
 		panic("money: comparing " + a.currency + " with " + b.currency)
 	}
-	return a.Minor().Cmp(b.Minor())
+	x, y, _ := scaled(a, b)
+	return x.Cmp(y)
 }
 
 // Add returns a+b; both must be of the same currency.
@@ -204,7 +288,8 @@ func (a Amount) Add(b Amount) Amount {
 	if a.currency != b.currency {
 		panic("money: adding " + a.currency + " to " + b.currency)
 	}
-	return Amount{currency: a.currency, minor: new(big.Int).Add(a.Minor(), b.Minor())}
+	x, y, exp := scaled(a, b)
+	return Amount{currency: a.currency, minor: x.Add(x, y), exp: exp}
 }
 
 type wire struct {
@@ -231,16 +316,20 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	exp, ok := Exponent(w.Currency)
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownCurrency, w.Currency)
-	}
+	// A stored amount has exactly its currency's decimal places (String
+	// writes them all), so it tells its own exponent: a token's decimals
+	// need no registry to read it back. An ISO code must have the
+	// standard's.
 	whole, frac, _ := strings.Cut(w.Amount, ".")
-	if whole == "" || !digits(whole) || !digits(frac) || len(frac) > exp {
+	if whole == "" || !digits(whole) || !digits(frac) || !validCode(w.Currency) {
 		return fmt.Errorf("stored amount %q %s is malformed", w.Amount, w.Currency)
 	}
-	n, _ := new(big.Int).SetString(whole+frac+strings.Repeat("0", exp-len(frac)), 10)
-	*a = Amount{currency: w.Currency, minor: n}
+	exp := len(frac)
+	if isISO(w.Currency) && builtin[w.Currency] != exp {
+		return fmt.Errorf("stored amount %q %s is malformed: %s has %d decimal places", w.Amount, w.Currency, w.Currency, builtin[w.Currency])
+	}
+	n, _ := new(big.Int).SetString(whole+frac, 10)
+	*a = Amount{currency: w.Currency, minor: n, exp: exp}
 	return nil
 }
 

@@ -304,7 +304,8 @@ func TestJSONNullAndInvalid(t *testing.T) {
 		t.Errorf("Unmarshal(null) = %v, Valid=%v; want the zero Amount", err, a.Valid())
 	}
 	for _, in := range []string{
-		`{"amount":"1.00","currency":"XXX"}`,
+		`{"amount":"1.00","currency":"X"}`,
+		`{"amount":"1.00","currency":"US D"}`,
 		`{"amount":"-1.00","currency":"USD"}`,
 		`{"amount":"1.001","currency":"USD"}`,
 		`{"amount":"","currency":"USD"}`,
@@ -320,42 +321,51 @@ func TestJSONNullAndInvalid(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
-	// Symbols here are unique to this test: the registry is process-wide.
-	if err := money.Register("TSTA", 6); err != nil {
+	var c money.Currencies
+	if err := c.Register("TSTA", 6); err != nil {
 		t.Fatalf("Register(TSTA, 6): %v", err)
 	}
-	if e, ok := money.Exponent("TSTA"); !ok || e != 6 {
+	if e, ok := c.Exponent("TSTA"); !ok || e != 6 {
 		t.Errorf("Exponent(TSTA) = %d, %v; want 6, true", e, ok)
 	}
-	a, err := money.Parse("1.5", "TSTA")
+	a, err := c.Parse("1.5", "TSTA")
 	if err != nil || a.String() != "1.500000" {
 		t.Errorf("Parse(1.5, TSTA) = %s, %v; want 1.500000", a, err)
 	}
-	if err := money.Register("TSTA", 6); err != nil {
+	if err := c.Register("TSTA", 6); err != nil {
 		t.Errorf("registering TSTA again with the same decimals: %v", err)
 	}
-	if err := money.Register("TSTA", 18); err == nil {
+	if err := c.Register("TSTA", 18); err == nil {
 		t.Error("Register(TSTA, 18) after Register(TSTA, 6) was accepted")
 	} else if !strings.Contains(err.Error(), "already has 6 decimals") {
 		t.Errorf("conflicting decimals error %q does not say what is registered", err)
 	}
-	if e, _ := money.Exponent("TSTA"); e != 6 {
+	if e, _ := c.Exponent("TSTA"); e != 6 {
 		t.Errorf("a refused Register changed TSTA's decimals to %d", e)
 	}
+	// Registries are apart: the package's own knows no TSTA, another one
+	// may give it other decimals (a reload that changes a token's).
+	if _, err := money.Parse("1", "TSTA"); err == nil {
+		t.Error("a site's token leaked into the package's currencies")
+	}
+	var other money.Currencies
+	if err := other.Register("TSTA", 18); err != nil {
+		t.Errorf("another registry cannot give TSTA 18 decimals: %v", err)
+	}
 
-	// The preset token and ISO codes keep their decimals.
-	if err := money.Register("0xBTC", 8); err != nil {
+	// ISO codes keep their decimals; the default token may be configured.
+	if err := c.Register("0xBTC", 8); err != nil {
 		t.Errorf("Register(0xBTC, 8), the preset value: %v", err)
 	}
 	for _, tc := range []struct {
 		code string
 		dec  int
-	}{{"USD", 3}, {"USD", 0}, {"JPY", 2}, {"KWD", 2}, {"0xBTC", 18}} {
-		if err := money.Register(tc.code, tc.dec); err == nil {
+	}{{"USD", 3}, {"USD", 0}, {"JPY", 2}, {"KWD", 2}} {
+		if err := c.Register(tc.code, tc.dec); err == nil {
 			t.Errorf("Register(%s, %d) was accepted; it must keep its standard decimals", tc.code, tc.dec)
 		}
 	}
-	if e, _ := money.Exponent("USD"); e != 2 {
+	if e, _ := c.Exponent("USD"); e != 2 {
 		t.Errorf("USD decimals are now %d", e)
 	}
 
@@ -365,18 +375,47 @@ func TestRegister(t *testing.T) {
 	}{
 		{"", 2}, {"X", 2}, {"TOOLONGSYMBOL1", 2}, {"TS-B", 2}, {"TS B", 2}, {"TSÜ", 2}, {"TSTB", -1}, {"TSTB", 37},
 	} {
-		if err := money.Register(tc.sym, tc.dec); err == nil {
+		if err := c.Register(tc.sym, tc.dec); err == nil {
 			t.Errorf("Register(%q, %d) was accepted", tc.sym, tc.dec)
 		}
 	}
-	if _, ok := money.Exponent("TSTB"); ok {
+	if _, ok := c.Exponent("TSTB"); ok {
 		t.Error("a refused Register made TSTB known")
 	}
-	if err := money.Register("TSTC", 0); err != nil {
+	if err := c.Register("TSTC", 0); err != nil {
 		t.Errorf("Register(TSTC, 0): %v", err)
 	}
-	if err := money.Register("TSTD", 36); err != nil {
+	if err := c.Register("TSTD", 36); err != nil {
 		t.Errorf("Register(TSTD, 36): %v", err)
+	}
+}
+
+// TestStoredTokenAmountsReadWithoutARegistry: an amount reads back with
+// the decimals it was written with, whatever any registry says now, and
+// compares by value with amounts of other decimals.
+func TestStoredTokenAmountsReadWithoutARegistry(t *testing.T) {
+	var c money.Currencies
+	if err := c.Register("TSTE", 6); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Parse("1.25", "TSTE")
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back money.Amount
+	if err := json.Unmarshal(b, &back); err != nil || back.String() != "1.250000" || back.Exp() != 6 {
+		t.Fatalf("read back %s (%d places), %v; want 1.250000", back, back.Exp(), err)
+	}
+	var reconfigured money.Currencies
+	_ = reconfigured.Register("TSTE", 18)
+	same, _ := reconfigured.Parse("1.25", "TSTE")
+	if !same.Equal(a) || same.Cmp(a) != 0 || a.Add(same).String() != "2.500000000000000000" {
+		t.Fatalf("1.25 at 6 and at 18 places: equal %v, cmp %d, sum %s", same.Equal(a), same.Cmp(a), a.Add(same))
+	}
+	var bad money.Amount
+	if err := json.Unmarshal([]byte(`{"amount":"1.5","currency":"USD"}`), &bad); err == nil {
+		t.Fatal("a stored USD amount with one decimal place was accepted")
 	}
 }
 

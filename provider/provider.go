@@ -269,6 +269,10 @@ type Env struct {
 	// checkpoint, an address counter), private to the site. Keys should
 	// start with the provider's name.
 	Data store.ProviderData
+	// Currencies are the currencies the site takes: a provider that takes
+	// a token registers its symbol and decimals here at Setup. The
+	// registry is the site's own, made anew with each config.
+	Currencies *money.Currencies
 	// SharedData is the same storage without the site's prefix, for what
 	// must be unique across the sites of a store (an address handed out
 	// from an xpub that two sites might share).

@@ -241,6 +241,7 @@ func (c *Chain) commitLocked() common.Hash {
 	for _, n := range c.sent {
 		want += n
 	}
+	c.waitPending()
 	hash := c.backend.Commit()
 	if after := c.Head(); after != before+1 {
 		c.tb.Fatalf("chaintest: mining a block: head went from %d to %d", before, after)
@@ -254,6 +255,43 @@ func (c *Chain) commitLocked() common.Hash {
 	}
 	c.sent = [Accounts]uint64{}
 	return hash
+}
+
+// pendingWait bounds how long waitPending waits for the pool.
+const pendingWait = time.Minute
+
+// waitPending waits until the transaction pool holds every transaction
+// sent since the last block as pending (executable), which it decides on a
+// goroutine of its own after SendTransaction returns. On a busy machine
+// the block would otherwise be sealed without the last ones, even though
+// the simulated beacon syncs the pool first (seen: the third of three
+// transfers from one account left out). c.mu must be held.
+func (c *Chain) waitPending() {
+	c.tb.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(pendingWait)
+	for i, n := range c.sent {
+		if n == 0 {
+			continue
+		}
+		mined, err := c.client.NonceAt(ctx, c.addrs[i], nil)
+		if err != nil {
+			c.tb.Fatalf("chaintest: nonce of account %d: %v", i, err)
+		}
+		for {
+			pending, err := c.client.PendingNonceAt(ctx, c.addrs[i])
+			if err != nil {
+				c.tb.Fatalf("chaintest: pending nonce of account %d: %v", i, err)
+			}
+			if pending >= mined+n {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("chaintest: account %d has %d of its %d transactions pending after %s", i, pending-mined, n, pendingWait)
+			}
+			time.Sleep(time.Millisecond) // the pool's own goroutine is what we wait for
+		}
+	}
 }
 
 func (c *Chain) checkNothingPending(op string) {

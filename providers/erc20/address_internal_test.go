@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
@@ -23,7 +24,7 @@ func siteProvider(t *testing.T, site string, shared *memData, configure func(*ER
 	e := &ERC20{Confirmations: 1}
 	configure(e)
 	e.UseChain(newFakeChain(5))
-	err := e.Setup(provider.Env{Site: site, Now: time.Now, Data: newMemData(), SharedData: shared,
+	err := e.Setup(provider.Env{Site: site, Now: time.Now, Data: newMemData(), SharedData: shared, Currencies: new(money.Currencies),
 		Lookup: func(context.Context, string) (*order.Order, provider.Payment, error) {
 			return nil, provider.Payment{}, nil
 		},

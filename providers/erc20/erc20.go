@@ -147,7 +147,7 @@ func (e *ERC20) Setup(env provider.Env) error {
 	if decimals < 0 || decimals > 36 {
 		return fmt.Errorf("decimals %d: want 0 to 36", decimals)
 	}
-	if err := money.Register(e.Symbol, decimals); err != nil {
+	if err := env.Currencies.Register(e.Symbol, decimals); err != nil {
 		return fmt.Errorf("symbol: %v", err)
 	}
 	e.currency = e.Symbol
@@ -355,7 +355,7 @@ func (e *ERC20) credit(ctx context.Context, c *Credit) error {
 	if err != nil {
 		return err // the store failed: credit it on the next poll
 	}
-	amt, err := money.FromMinor(c.Amount, e.currency)
+	amt, err := e.env.Currencies.FromMinor(c.Amount, e.currency)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/store"
@@ -145,7 +144,7 @@ func (e *ERC20) serveRPC(w http.ResponseWriter, r *http.Request) {
 	if len(params.Data) > 0 {
 		data[keyOxbtcpayData] = string(params.Data) // kept as the JSON text it came as, like 0xBTCpay's data.to_json
 	}
-	amount, err := money.Parse(amountText, e.currency)
+	amount, err := e.env.Currencies.Parse(amountText, e.currency)
 	if err != nil {
 		fail(-32602, "Invalid params: invalid amount")
 		return

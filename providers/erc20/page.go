@@ -96,7 +96,7 @@ func (e *ERC20) page(p provider.Payment, addr common.Address) (template.HTML, er
 	units, got := e.due(p)
 	due, received := p.Amount.String(), ""
 	if got.Valid() {
-		if rest, err := money.FromMinor(units, e.currency); err == nil {
+		if rest, err := e.env.Currencies.FromMinor(units, e.currency); err == nil {
 			due, received = rest.String(), trimZeros(got.String())
 		}
 	}
@@ -137,7 +137,7 @@ func (e *ERC20) progress(ref, locale string) provider.Progress {
 	if !pr.Seen {
 		return provider.Progress{Text: t["waiting"]}
 	}
-	amt, err := money.FromMinor(pr.Amount, e.currency)
+	amt, err := e.env.Currencies.FromMinor(pr.Amount, e.currency)
 	seen := ""
 	if err == nil {
 		seen = trimZeros(amt.String()) + " " + e.currency + " "

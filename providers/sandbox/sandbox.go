@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/templates"
@@ -199,7 +198,7 @@ func (s *Sandbox) Webhook(_ context.Context, r *http.Request, body []byte) ([]pr
 	}
 	f := provider.Finding{Ref: ev.Ref, EventID: ev.ID, Status: status, Transaction: ev.Transaction, HoldUntil: ev.HoldUntil}
 	if status == order.Paid {
-		amt, err := money.Parse(ev.Amount, ev.Currency)
+		amt, err := s.env.Currencies.Parse(ev.Amount, ev.Currency)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", provider.ErrMalformed, err)
 		}
