@@ -40,19 +40,34 @@ type engine struct {
 
 	reconcileAfter atomic.Int64
 
-	mu      sync.RWMutex
-	sites   map[string]*handlers.Site
-	running bool                                  // start has run
-	runs    map[*handlers.Site]context.CancelFunc // the sites' provider runners (chain watchers)
+	mu sync.RWMutex
+	// sites are the sites of each name in the order their configs
+	// registered them; the last is the current one. A reload appends the
+	// new config's site and its Cleanup removes the old one; a reload that
+	// fails removes the new one, and the old is current again.
+	sites   map[string][]*handlers.Site
+	running bool // start has run
+
+	// runMu serialises handovers of the providers' background work. It
+	// is taken before mu, never while mu is held.
+	runMu sync.Mutex
+	runs  map[string]*siteRun // by site name: at most one site's runners at a time
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
 }
 
+// siteRun is one site's running provider work.
+type siteRun struct {
+	site   *handlers.Site
+	cancel context.CancelFunc
+	done   chan struct{} // closed when every runner of the site returned
+}
+
 func newEngine(path string, slogger *slog.Logger, log *zap.Logger) *engine {
-	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string]*handlers.Site{},
-		runs: map[*handlers.Site]context.CancelFunc{}}
+	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string][]*handlers.Site{},
+		runs: map[string]*siteRun{}}
 	e.notifier = notify.New(notify.Config{
 		Store:  e.store,
 		Sites:  e.secret,
@@ -64,72 +79,104 @@ func newEngine(path string, slogger *slog.Logger, log *zap.Logger) *engine {
 func (e *engine) setReconcileAfter(d time.Duration) { e.reconcileAfter.Store(int64(d)) }
 
 func (e *engine) secret(site string) (sign.Secret, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	s, ok := e.sites[site]
+	s, ok := e.site(site)
 	if !ok {
 		return sign.Secret{}, false
 	}
 	return s.Secret(), true
 }
 
-// register makes s the current site of its name (a reload replaces it).
-// Its providers' background work starts now if the engine runs, else when
-// it starts (never for a config that is only validated).
+// register adds s, the site of a config being loaded, as the current site
+// of its name. Its providers' background work starts with the engine's
+// next start (the new config's Start; never for a config that is only
+// validated), which hands it over from the previous site of that name.
 func (e *engine) register(s *handlers.Site) {
 	e.mu.Lock()
-	e.sites[s.Name()] = s
-	if e.running {
-		e.runLocked(s)
-	}
+	e.sites[s.Name()] = append(e.sites[s.Name()], s)
 	e.mu.Unlock()
 }
 
-// unregister removes s unless a newer config already replaced it, and
-// stops its providers' background work.
+// unregister removes s (its config is gone, or failed to start) and stops
+// its providers' background work; when an earlier site of its name is
+// current again (a reload that failed), that one's work resumes.
 func (e *engine) unregister(s *handlers.Site) {
 	e.mu.Lock()
-	if e.sites[s.Name()] == s {
-		delete(e.sites, s.Name())
+	list := e.sites[s.Name()]
+	for i, x := range list {
+		if x == s {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
 	}
-	if stop, ok := e.runs[s]; ok {
-		stop()
-		delete(e.runs, s)
+	if len(list) == 0 {
+		delete(e.sites, s.Name())
+	} else {
+		e.sites[s.Name()] = list
 	}
 	e.mu.Unlock()
+	e.handover(s.Name())
 }
 
-// runLocked starts the provider runners of s. e.mu must be held.
-func (e *engine) runLocked(s *handlers.Site) {
-	if _, ok := e.runs[s]; ok {
+// handover makes the background work of the site name the current site's
+// and no other's: the running work of an older site stops, and has
+// returned, before the current site's starts, so that two copies never run
+// at once (one chain watcher, one XMPP login per account). It does nothing
+// before the engine starts.
+func (e *engine) handover(name string) {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	cur, ok := e.site(name)
+	e.mu.RLock()
+	running := e.running
+	e.mu.RUnlock()
+	if run := e.runs[name]; run != nil {
+		if ok && run.site == cur && running {
+			return
+		}
+		run.cancel()
+		<-run.done
+		delete(e.runs, name)
+	}
+	if !ok || !running {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.runs[s] = cancel
-	for _, r := range s.Runners() {
+	run := &siteRun{site: cur, cancel: cancel, done: make(chan struct{})}
+	e.runs[name] = run
+	var wg sync.WaitGroup
+	for _, r := range cur.Runners() {
+		wg.Add(1)
 		e.done.Add(1)
 		go func() {
 			defer e.done.Done()
+			defer wg.Done()
 			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("provider background work stopped", zap.String("site", s.Name()), zap.Error(err))
+				e.log.Error("provider background work stopped", zap.String("site", name), zap.Error(err))
 			}
 		}()
 	}
+	go func() {
+		wg.Wait()
+		close(run.done)
+	}()
 }
 
 func (e *engine) site(name string) (*handlers.Site, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	s, ok := e.sites[name]
-	return s, ok
+	list := e.sites[name]
+	if len(list) == 0 {
+		return nil, false
+	}
+	return list[len(list)-1], true
 }
 
 func (e *engine) allSites() []*handlers.Site {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	out := make([]*handlers.Site, 0, len(e.sites))
-	for _, s := range e.sites {
-		out = append(out, s)
+	for _, list := range e.sites {
+		out = append(out, list[len(list)-1])
 	}
 	return out
 }
@@ -154,10 +201,14 @@ func (e *engine) start() error {
 	})
 	e.mu.Lock()
 	e.running = true
-	for _, s := range e.sites {
-		e.runLocked(s)
+	names := make([]string, 0, len(e.sites))
+	for name := range e.sites {
+		names = append(names, name)
 	}
 	e.mu.Unlock()
+	for _, name := range names {
+		e.handover(name)
+	}
 	return nil
 }
 
@@ -195,11 +246,15 @@ func (e *engine) Destruct() error {
 		e.cancel()
 	}
 	e.mu.Lock()
-	for s, stop := range e.runs {
-		stop()
-		delete(e.runs, s)
-	}
+	e.running = false
 	e.mu.Unlock()
+	e.runMu.Lock()
+	for name, run := range e.runs {
+		run.cancel()
+		<-run.done
+		delete(e.runs, name)
+	}
+	e.runMu.Unlock()
 	e.done.Wait()
 	active.CompareAndSwap(e, nil)
 	return e.store.Close()

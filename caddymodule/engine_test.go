@@ -17,9 +17,11 @@ import (
 )
 
 // watcherProvider is a provider with background work that counts its
-// runs.
+// runs, and with live (shared by the providers of one test) how many
+// copies run at once.
 type watcherProvider struct {
 	running, stopped atomic.Int32
+	live, maxLive    *atomic.Int32
 }
 
 func (*watcherProvider) Name() string { return "watcher" }
@@ -27,6 +29,12 @@ func (*watcherProvider) Start(context.Context, provider.Payment) (provider.Start
 	return provider.Start{}, nil
 }
 func (p *watcherProvider) Run(ctx context.Context) error {
+	if p.live != nil {
+		n := p.live.Add(1)
+		for m := p.maxLive.Load(); n > m && !p.maxLive.CompareAndSwap(m, n); m = p.maxLive.Load() {
+		}
+		defer p.live.Add(-1)
+	}
 	p.running.Add(1)
 	<-ctx.Done()
 	p.stopped.Add(1)
@@ -75,9 +83,14 @@ func TestProviderRunnersFollowTheRunningConfig(t *testing.T) {
 	second := &watcherProvider{}
 	s2 := newSite("one", second) // a reload: the new config's site
 	e.register(s2)
+	if err := e.start(); err != nil { // the new config's Start
+		t.Fatal(err)
+	}
 	waitUntil(t, "the reloaded site's runner", func() bool { return second.running.Load() == 1 })
-	e.unregister(s1)
-	waitUntil(t, "the old site's runner to stop", func() bool { return first.stopped.Load() == 1 })
+	if first.stopped.Load() != 1 {
+		t.Fatal("the new config's runner started while the old one's still ran")
+	}
+	e.unregister(s1) // the old config's Cleanup
 	if second.stopped.Load() != 0 || first.running.Load() != 1 {
 		t.Fatalf("runs: first %d/%d, second %d/%d", first.running.Load(), first.stopped.Load(), second.running.Load(), second.stopped.Load())
 	}
@@ -86,5 +99,47 @@ func TestProviderRunnersFollowTheRunningConfig(t *testing.T) {
 	}
 	if second.stopped.Load() != 1 {
 		t.Fatal("Destruct left a runner going")
+	}
+}
+
+// TestReloadHandsBackgroundWorkOver: over many reloads, one of them
+// failing, the background work of a site name never runs twice at once,
+// and a failed reload leaves the old config's work running.
+func TestReloadHandsBackgroundWorkOver(t *testing.T) {
+	e := newEngine(filepath.Join(t.TempDir(), "checkout.db"), slog.Default(), zap.NewNop())
+	secret, _ := sign.ParseSecret(sign.NewSecret())
+	pages, _ := templates.New("", nil)
+	var live, maxLive atomic.Int32
+	load := func() (*handlers.Site, *watcherProvider) {
+		p := &watcherProvider{live: &live, maxLive: &maxLive}
+		s, err := handlers.New(handlers.Config{Site: "shop", Secret: secret, Store: e.store, Pages: pages, Providers: []provider.Provider{p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.register(s)
+		if err := e.start(); err != nil {
+			t.Fatal(err)
+		}
+		return s, p
+	}
+	t.Cleanup(func() { _ = e.Destruct() })
+	cur, p := load()
+	for range 20 {
+		next, np := load()
+		e.unregister(cur) // the old config goes
+		cur, p = next, np
+	}
+	waitUntil(t, "the last config's runner", func() bool { return p.running.Load() == 1 })
+	// A reload that fails: the new site registered and started, then
+	// removed; the current one's work runs again.
+	failed, fp := load()
+	waitUntil(t, "the failed config's runner", func() bool { return fp.running.Load() == 1 })
+	e.unregister(failed)
+	waitUntil(t, "the current config's runner to resume", func() bool { return p.running.Load() == 2 })
+	if fp.stopped.Load() != 1 {
+		t.Fatal("the failed config's runner still runs")
+	}
+	if m := maxLive.Load(); m != 1 {
+		t.Fatalf("%d copies of the background work ran at once, want 1", m)
 	}
 }
