@@ -86,6 +86,10 @@ func TestSandboxDeclineThenTryAgain(t *testing.T) {
 	c := e.client()
 	sb := e.buy(c, "tee")
 	first := refOf(sb)
+	// The sandbox's own page, in the customer's language.
+	if ja := e.get(c, sb, "Accept-Language", "ja"); !strings.Contains(ja.body, "<h1>テスト決済</h1>") || !strings.Contains(ja.body, ">後で支払う</button>") || strings.Contains(ja.body, "Pay later") {
+		t.Fatalf("the Japanese sandbox page:\n%s", ja.body)
+	}
 	ret := e.paySandbox(c, sb, "declined")
 	back := e.get(c, ret.location)
 	if back.code != http.StatusSeeOther || back.location != "/_checkout/pay/"+first {

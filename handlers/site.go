@@ -192,6 +192,7 @@ func (s *Site) Env() provider.Env {
 			return o, err
 		},
 		Lookup:  s.lookup,
+		Locale:  s.cfg.Pages.Locale,
 		Webhook: s.routes,
 		Now:     s.now,
 		Render: func(w http.ResponseWriter, r *http.Request, status int, page string, p templates.Page) {

@@ -251,14 +251,17 @@ type Runner interface {
 
 // Env is what the core gives a provider when it is set up.
 type Env struct {
-	Site       string
-	BasePath   string       // "/_checkout"
-	Secret     Secret       // the site secret, for providers that sign their own messages (sandbox)
-	Report     ReportFunc   // apply findings found outside a request (watchers, the sandbox)
-	Lookup     LookupFunc   // find an attempt by our reference
-	Webhook    http.Handler // the site's own webhook entry point (for the sandbox)
-	Now        func() time.Time
-	Locales    []string
+	Site     string
+	BasePath string       // "/_checkout"
+	Secret   Secret       // the site secret, for providers that sign their own messages (sandbox)
+	Report   ReportFunc   // apply findings found outside a request (watchers, the sandbox)
+	Lookup   LookupFunc   // find an attempt by our reference
+	Webhook  http.Handler // the site's own webhook entry point (for the sandbox)
+	Now      func() time.Time
+	Locales  []string
+	// Locale is the language a request is answered in ("en", "ja"), for
+	// a provider's own pages and messages.
+	Locale     func(r *http.Request) string
 	Render     RenderFunc // render a provider page inside the site's layout
 	CSRFToken  func(ref string) string
 	VerifyCSRF func(r *http.Request, ref string) bool

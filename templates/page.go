@@ -11,7 +11,7 @@ import (
 // Render sets Locale and Languages. Fields a page does not use may be left
 // empty.
 type Page struct {
-	// Name is the page: "pay", "sandbox", "paid", "failed", "cancelled",
+	// Name is the page: "pay", "provider", "paid", "failed", "cancelled",
 	// "expired", "already_paid", "processing" or "error".
 	Name string
 	// Base is the plugin's base path ("/_checkout"); assets are linked as
@@ -36,6 +36,14 @@ type Page struct {
 	// Declined: the last attempt failed at Provider; the pay page says so
 	// and offers to try again or choose another way.
 	Declined bool
+
+	// Title, Lead, ProviderIntro: a provider's own page ("provider"):
+	// its title and lead text, and HTML shown above them (a notice);
+	// ProviderHTML comes after the order summary. In the page's language,
+	// from the provider; the HTML is trusted.
+	Title         string
+	Lead          string
+	ProviderIntro template.HTML
 
 	Providers    []Choice      // the ways to pay offered on the pay page
 	Provider     string        // the chosen provider's Name
@@ -90,7 +98,7 @@ type Language struct {
 }
 
 // pageNames are the pages every Set has, in the order they are documented.
-var pageNames = []string{"pay", "sandbox", "paid", "failed", "cancelled", "expired", "already_paid", "processing", "error"}
+var pageNames = []string{"pay", "provider", "paid", "failed", "cancelled", "expired", "already_paid", "processing", "error"}
 
 // Partial reports an order on hold with less than its amount received
 // (an on-chain payment that came in parts): the customer must send the

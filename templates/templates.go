@@ -1,6 +1,7 @@
 // Package templates is the customer-facing pages of caddy-checkout: the pay
-// page, the sandbox provider's hosted page and the outcome pages, in
-// English and Japanese, with their stylesheet and script.
+// page, the outcome pages and the frame of a provider's own pages (the
+// sandbox's hosted page: the provider fills and translates it), in English
+// and Japanese, with their stylesheet and script.
 //
 // The pages are html/template files embedded in the binary. An operator may
 // replace any of them, the two assets and the message catalogues with files
@@ -262,7 +263,8 @@ func samplePage(name string) Page {
 		Providers:    []Choice{{Name: "sandbox", Label: "Sandbox"}, {Name: "stripe", Label: "Card"}},
 		Provider:     "sandbox",
 		ProviderHTML: template.HTML("<p>Sample instructions</p>"),
-		CSRF:         "sample", Action: "/_checkout/pay/sample",
+		Title:        "Sample title", Lead: "Sample lead", ProviderIntro: template.HTML("<p>Sample intro</p>"),
+		CSRF: "sample", Action: "/_checkout/pay/sample",
 		ContinueURL: "/", RetryURL: "/_checkout/pay/sample",
 		StatusURL: "/_checkout/status/sample", EventsURL: "/_checkout/events/sample",
 		Message: "Sample message", HTTPStatus: 400,

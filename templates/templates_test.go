@@ -17,7 +17,7 @@ import (
 	"github.com/caddy-checkout/checkout/templates"
 )
 
-var pageNames = []string{"pay", "sandbox", "paid", "failed", "cancelled", "expired", "already_paid", "processing", "error"}
+var pageNames = []string{"pay", "provider", "paid", "failed", "cancelled", "expired", "already_paid", "processing", "error"}
 
 // now is the fixed clock of these tests.
 var now = time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC)
@@ -34,6 +34,7 @@ func samplePage(name string) templates.Page {
 		ExpiresAt:   now.Add(30 * time.Minute),
 		Providers:   []templates.Choice{{Name: "sandbox", Label: "Sandbox"}, {Name: "stripe", Label: "Card"}},
 		CSRF:        "csrf-token-1",
+		Title:       "A provider's page",
 		Action:      "/_checkout/pay/r_8f3k2",
 		ContinueURL: "/orders/1234567",
 		RetryURL:    "/_checkout/pay/r_8f3k2",
@@ -374,27 +375,25 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
-func TestSandboxPage(t *testing.T) {
+func TestProviderPage(t *testing.T) {
 	s := newSet(t, "")
-	p := samplePage("sandbox")
-	p.Action = "/_checkout/sandbox/r_8f3k2"
+	p := samplePage("provider")
+	p.Title = "Test payment"
+	p.ProviderIntro = template.HTML(`<p class="banner">Sandbox</p>`)
+	p.ProviderHTML = template.HTML(`<form class="outcome" method="post" action="/_checkout/sandbox/r_8f3k2"></form>`)
 	body := render(t, s, "en", http.StatusOK, p).Body.String()
 	for _, want := range []string{
-		`Sandbox — no real money`,
-		`<form class="outcome" method="post" action="/_checkout/sandbox/r_8f3k2">`,
-		`<input type="hidden" name="csrf" value="csrf-token-1">`,
-		`<button type="submit" name="outcome" value="paid" class="button primary">Pay</button>`,
-		`<button type="submit" name="outcome" value="declined" class="button danger">Decline</button>`,
-		`<button type="submit" name="outcome" value="on_hold" class="button">Pay later</button>`,
+		`<title>Test payment · Checkout</title>`,
+		`<p class="banner">Sandbox</p>`,
+		`<form class="outcome" method="post" action="/_checkout/sandbox/r_8f3k2"></form>`,
 		`$1,234.50`,
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("sandbox page lacks %s\n%s", want, body)
+			t.Errorf("provider page lacks %s\n%s", want, body)
 		}
 	}
-	body = render(t, s, "ja", http.StatusOK, p).Body.String()
-	if !strings.Contains(body, "サンドボックス") || !strings.Contains(body, `value="on_hold" class="button">後で支払う</button>`) {
-		t.Errorf("ja sandbox page:\n%s", body)
+	if strings.Index(body, "banner") > strings.Index(body, "$1,234.50") || strings.Index(body, "$1,234.50") > strings.Index(body, `class="outcome"`) {
+		t.Errorf("provider page is not intro, summary, then the provider's part:\n%s", body)
 	}
 }
 
@@ -520,7 +519,7 @@ func TestBrokenOverride(t *testing.T) {
 		{"fail/escape", "paid.html", `{{define "content"}}<a href="{{.ContinueURL}}>x</a>{{end}}`, []string{"paid.html"}},
 		{"fail/no-content", "failed.html", `<p>forgot the define</p>`, []string{"failed.html", "content"}},
 		{"fail/unknown-func", "pay.html", `{{define "content"}}{{money .Amount}}{{end}}`, []string{"pay.html", "money"}},
-		{"fail/unknown-key", "sandbox.html", `{{define "content"}}{{if .Late}}{{t "sandbox.typo"}}{{end}}{{end}}`, []string{"sandbox.html", "sandbox.typo"}},
+		{"fail/unknown-key", "provider.html", `{{define "content"}}{{if .Late}}{{t "provider.typo"}}{{end}}{{end}}`, []string{"provider.html", "provider.typo"}},
 		{"fail/layout", "layout.html", `{{define "layout"}}<html>{{template "content" .}}{{end`, []string{"layout.html"}},
 		{"fail/messages-json", "messages.ja.json", `{"brand": }`, []string{"messages.ja.json"}},
 		{"fail/messages-key", "messages.en.json", `{"brnad": "Pay"}`, []string{"messages.en.json", "brnad"}},

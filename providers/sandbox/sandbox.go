@@ -55,7 +55,7 @@ func (*Sandbox) Label(locale string) string {
 
 // Setup implements provider.Setuper.
 func (s *Sandbox) Setup(env provider.Env) error {
-	if env.Secret == nil || env.Webhook == nil || env.Lookup == nil || env.Render == nil {
+	if env.Secret == nil || env.Webhook == nil || env.Lookup == nil || env.Render == nil || env.Locale == nil {
 		return fmt.Errorf("sandbox: incomplete site environment")
 	}
 	s.env = env
@@ -115,11 +115,18 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		s.env.Render(w, r, http.StatusOK, "sandbox", templates.Page{
-			Ref: ref, OrderID: o.ID, Description: o.Description, Amount: pay.Amount, Status: string(o.Status),
-			ExpiresAt: o.Deadline(), CSRF: s.env.CSRFToken(ref), Action: s.env.BasePath + "/" + Name + "/" + ref,
-			RetryURL: s.env.BasePath + "/pay/" + ref,
-		})
+		held := o.Status == order.OnHold
+		p := templates.Page{Ref: ref, OrderID: o.ID, Description: o.Description, Amount: pay.Amount, Status: string(o.Status),
+			RetryURL: s.env.BasePath + "/pay/" + ref}
+		if held {
+			p.ExpiresAt = o.Deadline()
+		}
+		p, err := page(p, s.env.Locale(r), s.env.BasePath+"/"+Name+"/"+ref, s.env.CSRFToken(ref), held)
+		if err != nil {
+			s.env.Render(w, r, http.StatusInternalServerError, "error", templates.Page{MessageKey: "error.internal"})
+			return
+		}
+		s.env.Render(w, r, http.StatusOK, "provider", p)
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		if !s.env.VerifyCSRF(r, ref) {
