@@ -168,6 +168,9 @@ func loadFiles(dir string) (map[string]source, error) {
 			continue
 		}
 		p := filepath.Join(dir, name)
+		if name == "sandbox.html" {
+			return nil, fmt.Errorf("%s: the sandbox's page is the sandbox provider's own now (translated by it, inside provider.html); remove this file, or replace provider.html", p)
+		}
 		if _, ok := files[name]; !ok {
 			switch path.Ext(name) {
 			case ".html", ".css", ".js", ".json":
