@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/payments"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
@@ -94,6 +95,7 @@ type Site struct {
 	log       *zap.Logger
 	now       func() time.Time
 	hub       *hub
+	pay       *payments.Site
 	brand     templates.Brand
 	// currencies are the site's: the built-in ones and the tokens its
 	// providers registered at Setup.
@@ -172,6 +174,14 @@ func New(cfg Config) (*Site, error) {
 		}
 		s.providers[p.Name()] = p
 	}
+	var err error
+	if s.pay, err = payments.New(payments.Config{
+		Site: cfg.Site, BasePath: cfg.BasePath, PublicURL: cfg.PublicURL, Callback: cfg.Callback,
+		Expire: cfg.Expire, Providers: cfg.Providers, Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now, Wake: cfg.Wake,
+		Observer: cfg.Observer, OnChange: s.hub.publish,
+	}); err != nil {
+		return nil, err
+	}
 	s.brand = brandPage(cfg.BasePath, cfg.Brand)
 	s.currencies = new(money.Currencies)
 	s.routes = s.buildMux()
@@ -191,7 +201,7 @@ func (s *Site) Env() provider.Env {
 			o, _, err := s.Apply(ctx, cause, f)
 			return o, err
 		},
-		Lookup:  s.lookup,
+		Lookup:  s.pay.Lookup,
 		Locale:  s.cfg.Pages.Locale,
 		Webhook: s.routes,
 		Now:     s.now,

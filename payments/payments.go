@@ -1,7 +1,11 @@
-// The site's payment logic behind the routes: receiving orders, starting
-// providers, and applying verified findings to orders together with the
-// shop callback for each change, in one durable transaction.
-package handlers
+// Package payments is one site's payment logic, apart from HTTP: it
+// receives the shop's orders, starts providers, applies what providers
+// verified (findings) to orders together with the shop's callbacks and the
+// providers' own messages, in one durable transaction, expires orders,
+// reconciles stale attempts and refunds. The handlers package serves the
+// routes around it: data flows intake → payments → provider → payments →
+// notify (through the store's outbox).
+package payments
 
 import (
 	"context"
@@ -9,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -167,7 +170,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			s.cfg.Wake()
 		}
 		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
-		s.hub.publish(o)
+		s.cfg.OnChange(o)
 		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin || cause == order.ByConfig) {
 			// Ended here, not at the provider: stop the providers taking
 			// money for it.
@@ -179,7 +182,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		s.log.Info("payment attempt failed; the order stays payable",
 			zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", providerOf(o, f.Ref)),
 			zap.String("cause", string(cause)), zap.Int("attempt", out.Event.Attempt))
-		s.hub.publish(o)
+		s.cfg.OnChange(o)
 	} else if out.Err != nil {
 		s.log.Warn("provider evidence changed nothing",
 			zap.String("site", o.Site), zap.String("order", o.ID),
@@ -247,7 +250,7 @@ func (s *Site) close(ctx context.Context, o *order.Order, att *order.Attempt, wh
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
-	if err := c.Close(ctx, s.payment(nil, o, att, att.Provider)); err != nil {
+	if err := c.Close(ctx, s.Payment(Origin{}, o, att, att.Provider)); err != nil {
 		s.log.Warn("closing the provider's attempt", zap.String("site", o.Site), zap.String("order", o.ID),
 			zap.String("provider", att.Provider), zap.String("why", why), zap.Error(err))
 	}
@@ -378,8 +381,9 @@ func (s *Site) callbackData(o *order.Order) CallbackData {
 	return d
 }
 
-// payment is what a provider is told about the current attempt.
-func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov string) provider.Payment {
+// Payment is what a provider is told about an attempt; org is the
+// request it is for (the URLs in it are the customer's).
+func (s *Site) Payment(org Origin, o *order.Order, att *order.Attempt, prov string) provider.Payment {
 	return provider.Payment{
 		Site:         o.Site,
 		OrderID:      o.ID,
@@ -393,21 +397,21 @@ func (s *Site) payment(r *http.Request, o *order.Order, att *order.Attempt, prov
 		ProviderData: att.ProviderData,
 		Transaction:  o.Transaction,
 		Received:     att.Received,
-		Locale:       s.cfg.Pages.Locale(r),
-		ReturnURL:    s.url(r, "/return/"+prov+"/"+att.Ref),
-		CancelURL:    s.url(r, "/pay/"+att.Ref),
-		WebhookURL:   s.url(r, "/webhook/"+prov),
+		Locale:       org.Locale,
+		ReturnURL:    s.url(org, "/return/"+prov+"/"+att.Ref),
+		CancelURL:    s.url(org, "/pay/"+att.Ref),
+		WebhookURL:   s.url(org, "/webhook/"+prov),
 	}
 }
 
-// lookup finds an attempt by our reference, for providers.
-func (s *Site) lookup(ctx context.Context, ref string) (*order.Order, provider.Payment, error) {
+// Lookup finds an attempt by our reference, for providers.
+func (s *Site) Lookup(ctx context.Context, ref string) (*order.Order, provider.Payment, error) {
 	o, err := s.cfg.Store.ByRef(ctx, ref)
 	if err != nil {
 		return nil, provider.Payment{}, err
 	}
 	att := o.Attempt(ref)
-	return o, s.payment(nil, o, att, att.Provider), nil
+	return o, s.Payment(Origin{}, o, att, att.Provider), nil
 }
 
 // needsRetry reports whether paying the current attempt with provider
@@ -417,11 +421,11 @@ func needsRetry(att *order.Attempt, name string) bool {
 	return att.Failed || (!att.StartedAt.IsZero() && att.Provider != name)
 }
 
-// start asks a provider to take the current attempt and records the
+// Start asks a provider to take the current attempt and records the
 // choice. When the current attempt failed or belongs to another provider,
 // a new attempt of the same generation is made first and the earlier one
 // is closed at its provider. It returns the order as it now stands.
-func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name string) (provider.Start, *order.Order, error) {
+func (s *Site) Start(ctx context.Context, org Origin, o *order.Order, name string) (provider.Start, *order.Order, error) {
 	p, ok := s.providers[name]
 	if !ok {
 		return provider.Start{}, o, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, name)
@@ -454,7 +458,7 @@ func (s *Site) start(ctx context.Context, r *http.Request, o *order.Order, name 
 		}
 	}
 	att := o.Current()
-	pay := s.payment(r, o, att, name)
+	pay := s.Payment(org, o, att, name)
 	if att.Provider != name {
 		// Another provider was chosen before: its reference is not this one's.
 		pay.ProviderRef = ""
@@ -576,7 +580,7 @@ func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (b
 	if !ok {
 		return false, nil
 	}
-	f, err := c.Check(ctx, s.payment(nil, o, att, att.Provider))
+	f, err := c.Check(ctx, s.Payment(Origin{}, o, att, att.Provider))
 	if err != nil {
 		return false, err
 	}
@@ -588,4 +592,43 @@ func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (b
 	}
 	_, out, err := s.Apply(ctx, order.ByReconcile, f)
 	return out.Changed, err
+}
+
+// Refund refunds a paid order in full through the provider that took the
+// payment. Repeating it is safe: the provider is asked under the same
+// idempotency key, and the order is refunded once.
+func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
+	o, err := s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id})
+	if err != nil {
+		return nil, err
+	}
+	if o.Status == order.Refunded {
+		return o, nil
+	}
+	if o.Status != order.Paid {
+		return nil, fmt.Errorf("%w: the order is %s; only a paid order can be refunded", provider.ErrNotRefundable, o.Status)
+	}
+	att := o.PaidAttempt()
+	if att == nil {
+		return nil, fmt.Errorf("%w: no record of the attempt that paid it", provider.ErrNotRefundable)
+	}
+	p, ok := s.providers[o.PaidWith]
+	rf, can := p.(provider.Refunder)
+	if !ok || !can {
+		return nil, fmt.Errorf("%w: provider %q cannot refund through the admin API; refund it with the provider and the order follows its webhook", provider.ErrNotRefundable, o.PaidWith)
+	}
+	f, err := rf.Refund(ctx, s.Payment(Origin{}, o, att, o.PaidWith))
+	if err != nil {
+		s.log.Error("refunding order", zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", o.PaidWith), zap.Error(err))
+		return nil, err
+	}
+	f.Ref = att.Ref
+	o, out, err := s.Apply(ctx, order.ByAdmin, f)
+	if err != nil {
+		return nil, err
+	}
+	if out.Err != nil {
+		return o, fmt.Errorf("the provider refunded, but the order refused the change: %w", out.Err)
+	}
+	return o, nil
 }
