@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/cyclostest"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -24,7 +25,7 @@ import (
 )
 
 type cyclosEnv struct {
-	*testEnv
+	*handlerstest.Env
 	fake *cyclostest.Server
 	prov *cyclos.Cyclos
 }
@@ -40,7 +41,7 @@ type cyclosOption struct {
 func newCyclosEnv(t *testing.T, opts ...cyclosOption) *cyclosEnv {
 	t.Helper()
 	ce := &cyclosEnv{}
-	ce.testEnv = newEnv(t, func(c *handlers.Config) {
+	ce.Env = handlerstest.New(t, func(c *handlers.Config) {
 		now := c.Now
 		fakeOpts := []cyclostest.Option{cyclostest.WithClock(func() time.Time { return now() })}
 		for _, o := range opts {
@@ -65,55 +66,55 @@ func newCyclosEnv(t *testing.T, opts ...cyclosOption) *cyclosEnv {
 // buyCyclos has the demo shop announce an order and returns where the
 // customer is sent to approve the ticket, and the ticket number.
 func (ce *cyclosEnv) buyCyclos(c *http.Client, product string) (approve, ticket string) {
-	ce.t.Helper()
-	r := ce.post(c, "/buy", url.Values{"product": {product}})
-	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, ce.fake.URL+"/") {
-		ce.t.Fatalf("buy: %d %q, want 303 to Cyclos:\n%s", r.code, r.location, r.body)
+	ce.T.Helper()
+	r := ce.Post(c, "/buy", url.Values{"product": {product}})
+	if r.Code != http.StatusSeeOther || !strings.HasPrefix(r.Location, ce.fake.URL+"/") {
+		ce.T.Fatalf("buy: %d %q, want 303 to Cyclos:\n%s", r.Code, r.Location, r.Body)
 	}
-	return r.location, r.location[strings.LastIndex(r.location, "/")+1:]
+	return r.Location, r.Location[strings.LastIndex(r.Location, "/")+1:]
 }
 
 func (ce *cyclosEnv) refOfTicket(ticket string) string {
-	ce.t.Helper()
+	ce.T.Helper()
 	tk, ok := ce.fake.Ticket(ticket)
 	if !ok {
-		ce.t.Fatalf("no ticket %s at Cyclos", ticket)
+		ce.T.Fatalf("no ticket %s at Cyclos", ticket)
 	}
 	return tk.OrderID
 }
 
 // approveOnPage is the customer approving on Cyclos's page; it returns
 // where Cyclos sends the browser.
-func (ce *cyclosEnv) approveOnPage(c *http.Client, page, login, password string) resp {
-	ce.t.Helper()
-	if r := ce.get(c, page); r.code != http.StatusOK {
-		ce.t.Fatalf("Cyclos page: %d", r.code)
+func (ce *cyclosEnv) approveOnPage(c *http.Client, page, login, password string) handlerstest.Resp {
+	ce.T.Helper()
+	if r := ce.Get(c, page); r.Code != http.StatusOK {
+		ce.T.Fatalf("Cyclos page: %d", r.Code)
 	}
-	return ce.post(c, page, url.Values{"username": {login}, "password": {password}, "action": {"approve"}})
+	return ce.Post(c, page, url.Values{"username": {login}, "password": {password}, "action": {"approve"}})
 }
 
 func TestCyclosPaidEndToEnd(t *testing.T) {
 	ce := newCyclosEnv(t)
 	for round := 0; round < 5; round++ { // webhook and success redirect race each time
-		c := ce.client()
+		c := ce.Client()
 		page, ticket := ce.buyCyclos(c, "mug")
 		ref := ce.refOfTicket(ticket)
 		back := ce.approveOnPage(c, page, "alice", "alice-pw")
-		want := ce.srv.URL + "/_checkout/return/cyclos/" + ref + "?"
-		if back.code != http.StatusSeeOther || !strings.HasPrefix(back.location, want) ||
-			!strings.Contains(back.location, "ticketNumber="+ticket) || !strings.Contains(back.location, "orderId="+ref) {
-			t.Fatalf("after approving: %d %q, want the success URL with orderId and ticketNumber", back.code, back.location)
+		want := ce.Srv.URL + "/_checkout/return/cyclos/" + ref + "?"
+		if back.Code != http.StatusSeeOther || !strings.HasPrefix(back.Location, want) ||
+			!strings.Contains(back.Location, "ticketNumber="+ticket) || !strings.Contains(back.Location, "orderId="+ref) {
+			t.Fatalf("after approving: %d %q, want the success URL with orderId and ticketNumber", back.Code, back.Location)
 		}
-		ret := ce.get(c, back.location)
-		if ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "checkout_token=") {
-			t.Fatalf("return: %d %q\n%s", ret.code, ret.location, ret.body)
+		ret := ce.Get(c, back.Location)
+		if ret.Code != http.StatusSeeOther || !strings.Contains(ret.Location, "checkout_token=") {
+			t.Fatalf("return: %d %q\n%s", ret.Code, ret.Location, ret.Body)
 		}
-		thanks := ce.get(c, ret.location)
-		if !strings.Contains(thanks.body, "<strong>paid</strong>: 12.50 USD") {
-			t.Fatalf("shop did not see verified paid headers:\n%s", thanks.body)
+		thanks := ce.Get(c, ret.Location)
+		if !strings.Contains(thanks.Body, "<strong>paid</strong>: 12.50 USD") {
+			t.Fatalf("shop did not see verified paid headers:\n%s", thanks.Body)
 		}
 		ce.fake.WaitWebhooks()
-		o := ce.orderByRef(ref)
+		o := ce.OrderByRef(ref)
 		tk, _ := ce.fake.Ticket(ticket)
 		if o.Status != order.Paid || o.PaidWith != "cyclos" || o.Transaction == "" || o.Transaction != tk.TransactionNumber {
 			t.Fatalf("order %s via %q txn %q (Cyclos transaction %q)", o.Status, o.PaidWith, o.Transaction, tk.TransactionNumber)
@@ -125,7 +126,7 @@ func TestCyclosPaidEndToEnd(t *testing.T) {
 	if b := ce.fake.Balance("alice"); b != "37.50" {
 		t.Fatalf("alice has %s, want 37.50", b)
 	}
-	types := ce.callbackTypes()
+	types := ce.CallbackTypes()
 	if len(types) != 5 {
 		t.Fatalf("callbacks %v, want one order.paid per order", types)
 	}
@@ -145,32 +146,32 @@ func TestCyclosTicketRequest(t *testing.T) {
 		},
 	})
 	ce.fake.AddUser("bob@example.com", "bob-pw", "50.00")
-	r := ce.api(http.MethodPost, "/_checkout/api/orders", ce.secretText,
+	r := ce.API(http.MethodPost, "/_checkout/api/orders", ce.SecretText,
 		`{"order_id":"T-1","amount":"20.00","currency":"USD","description":"Tea","email":"bob@example.com","expires_in":"2h"}`)
-	if r.code != http.StatusCreated {
-		t.Fatalf("api: %d %s", r.code, r.body)
+	if r.Code != http.StatusCreated {
+		t.Fatalf("api: %d %s", r.Code, r.Body)
 	}
-	o, err := ce.store.Get(context.Background(), order.Key{Site: "shop", ID: "T-1"})
+	o, err := ce.Store.Get(context.Background(), order.Key{Site: "shop", ID: "T-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ref := o.Current().Ref
-	c := ce.client()
-	page := ce.get(c, "/_checkout/pay/"+ref)
-	next := ce.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
+	c := ce.Client()
+	page := ce.Get(c, "/_checkout/pay/"+ref)
+	next := ce.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"cyclos"}}, "Origin", ce.Srv.URL)
 	tickets := ce.fake.Tickets()
 	if len(tickets) != 1 {
 		t.Fatalf("%d tickets", len(tickets))
 	}
 	tk := tickets[0]
-	if !strings.Contains(next.location, tk.Number) {
-		t.Fatalf("customer sent to %q, not to ticket %s", next.location, tk.Number)
+	if !strings.Contains(next.Location, tk.Number) {
+		t.Fatalf("customer sent to %q, not to ticket %s", next.Location, tk.Number)
 	}
 	if tk.Amount != "20.00" || tk.OrderID != ref || tk.Payer != "bob@example.com" || tk.Type != "member.webshop" ||
-		tk.SuccessURL != ce.srv.URL+"/_checkout/return/cyclos/"+ref ||
-		tk.SuccessWebhook != ce.srv.URL+"/_checkout/webhook/cyclos" ||
-		tk.CancelURL != ce.srv.URL+"/_checkout/cyclos/cancel/"+ref ||
-		tk.CustomValues["invoice_nr"] != "INV-T-1" || tk.CustomValues["date"] != ce.clock.Now().UTC().Format(time.RFC3339) {
+		tk.SuccessURL != ce.Srv.URL+"/_checkout/return/cyclos/"+ref ||
+		tk.SuccessWebhook != ce.Srv.URL+"/_checkout/webhook/cyclos" ||
+		tk.CancelURL != ce.Srv.URL+"/_checkout/cyclos/cancel/"+ref ||
+		tk.CustomValues["invoice_nr"] != "INV-T-1" || tk.CustomValues["date"] != ce.Clock.Now().UTC().Format(time.RFC3339) {
 		t.Fatalf("ticket %+v", tk)
 	}
 	if d := tk.ExpiresAt.Sub(o.ExpiresAt); d < 0 || d > time.Second {
@@ -182,10 +183,10 @@ func TestCyclosTicketRequest(t *testing.T) {
 		}
 	}
 	// Coming back to the pay page and choosing Cyclos again reuses the ticket.
-	page = ce.get(c, "/_checkout/pay/"+ref)
-	again := ce.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
-	if again.location != next.location || len(ce.fake.Tickets()) != 1 {
-		t.Fatalf("second choice went to %q with %d tickets", again.location, len(ce.fake.Tickets()))
+	page = ce.Get(c, "/_checkout/pay/"+ref)
+	again := ce.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"cyclos"}}, "Origin", ce.Srv.URL)
+	if again.Location != next.Location || len(ce.fake.Tickets()) != 1 {
+		t.Fatalf("second choice went to %q with %d tickets", again.Location, len(ce.fake.Tickets()))
 	}
 }
 
@@ -194,12 +195,12 @@ func TestCyclos412ServerAndBasicAuth(t *testing.T) {
 		fake: []cyclostest.Option{cyclostest.WithVersion("4.12")},
 		prov: func(p *cyclos.Cyclos) { p.AccessClientToken, p.Username, p.Password = "", "shop", "1234" },
 	})
-	c := ce.client()
+	c := ce.Client()
 	page, ticket := ce.buyCyclos(c, "tee")
 	if page != ce.fake.URL+"/pay/"+ticket {
 		t.Fatalf("customer sent to %q, want the classic <root>/pay/<ticket>", page)
 	}
-	ce.buyCyclos(ce.client(), "mug")
+	ce.buyCyclos(ce.Client(), "mug")
 	var paths []string
 	for _, rq := range ce.fake.Requests() {
 		if rq.Method == http.MethodPost {
@@ -215,7 +216,7 @@ func TestCyclos412ServerAndBasicAuth(t *testing.T) {
 	if _, err := ce.fake.Approve(ticket, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != order.Paid {
+	if o := ce.OrderByRef(ce.refOfTicket(ticket)); o.Status != order.Paid {
 		t.Fatalf("after approval on a 4.12 server: %s", o.Status)
 	}
 }
@@ -223,30 +224,30 @@ func TestCyclos412ServerAndBasicAuth(t *testing.T) {
 func TestCyclosInsufficientBalance(t *testing.T) {
 	ce := newCyclosEnv(t)
 	ce.fake.AddUser("carol", "carol-pw", "5.00")
-	c := ce.client()
+	c := ce.Client()
 	page, ticket := ce.buyCyclos(c, "tee") // 25.00
 	r := ce.approveOnPage(c, page, "carol", "carol-pw")
-	if r.code == http.StatusSeeOther {
-		t.Fatalf("approval without the balance went on to %q", r.location)
+	if r.Code == http.StatusSeeOther {
+		t.Fatalf("approval without the balance went on to %q", r.Location)
 	}
-	if !strings.Contains(strings.ToLower(r.body), "balance") {
-		t.Fatalf("Cyclos's page does not say why:\n%s", r.body)
+	if !strings.Contains(strings.ToLower(r.Body), "balance") {
+		t.Fatalf("Cyclos's page does not say why:\n%s", r.Body)
 	}
 	ce.fake.WaitWebhooks()
-	if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != order.Pending || ce.fake.Payments() != 0 || len(ce.deliveries()) != 0 {
-		t.Fatalf("order %s, %d payments, %d callbacks", o.Status, ce.fake.Payments(), len(ce.deliveries()))
+	if o := ce.OrderByRef(ce.refOfTicket(ticket)); o.Status != order.Pending || ce.fake.Payments() != 0 || len(ce.Deliveries()) != 0 {
+		t.Fatalf("order %s, %d payments, %d callbacks", o.Status, ce.fake.Payments(), len(ce.Deliveries()))
 	}
 }
 
 func TestCyclosCallbacksAreOnlyHints(t *testing.T) {
 	ce := newCyclosEnv(t)
-	_, ticket := ce.buyCyclos(ce.client(), "mug")
+	_, ticket := ce.buyCyclos(ce.Client(), "mug")
 	ref := ce.refOfTicket(ticket)
-	_, other := ce.buyCyclos(ce.client(), "tee")
+	_, other := ce.buyCyclos(ce.Client(), "tee")
 	otherRef := ce.refOfTicket(other)
 	hook := func(method string, q url.Values) int {
-		req, _ := http.NewRequest(method, ce.srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
-		return ce.do(nil, req).code
+		req, _ := http.NewRequest(method, ce.Srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
+		return ce.Do(nil, req).Code
 	}
 	for name, q := range map[string]url.Values{
 		"unknown ticket":            {"orderId": {ref}, "ticketNumber": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
@@ -263,16 +264,16 @@ func TestCyclosCallbacksAreOnlyHints(t *testing.T) {
 	if code := hook(http.MethodPost, url.Values{"orderId": {ref}}); code != http.StatusBadRequest {
 		t.Errorf("webhook without ticketNumber: %d, want 400", code)
 	}
-	r := ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+other)
-	if r.code != http.StatusBadRequest {
-		t.Errorf("return with another order's ticket: %d, want 400", r.code)
+	r := ce.Get(ce.Client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+other)
+	if r.Code != http.StatusBadRequest {
+		t.Errorf("return with another order's ticket: %d, want 400", r.Code)
 	}
-	r = ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+ticket)
-	if r.code != http.StatusOK || strings.Contains(r.location, "checkout_token") {
-		t.Errorf("return while the ticket is open: %d %q, want the processing page", r.code, r.location)
+	r = ce.Get(ce.Client(), "/_checkout/return/cyclos/"+ref+"?orderId="+ref+"&ticketNumber="+ticket)
+	if r.Code != http.StatusOK || strings.Contains(r.Location, "checkout_token") {
+		t.Errorf("return while the ticket is open: %d %q, want the processing page", r.Code, r.Location)
 	}
 	for _, rf := range []string{ref, otherRef} {
-		if o := ce.orderByRef(rf); o.Status != order.Pending {
+		if o := ce.OrderByRef(rf); o.Status != order.Pending {
 			t.Fatalf("an unverified callback moved an order to %s", o.Status)
 		}
 	}
@@ -283,7 +284,7 @@ func TestCyclosCallbacksAreOnlyHints(t *testing.T) {
 
 func TestCyclosWebhookAndSuccessTogetherPayOnce(t *testing.T) {
 	ce := newCyclosEnv(t, cyclosOption{fake: []cyclostest.Option{cyclostest.WithWebhookMethod(http.MethodGet)}})
-	_, ticket := ce.buyCyclos(ce.client(), "mug")
+	_, ticket := ce.buyCyclos(ce.Client(), "mug")
 	ref := ce.refOfTicket(ticket)
 	if err := ce.fake.ApproveNoCallbacks(ticket, "alice"); err != nil {
 		t.Fatal(err)
@@ -296,10 +297,10 @@ func TestCyclosWebhookAndSuccessTogetherPayOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if i%2 == 0 {
-				req, _ := http.NewRequest(http.MethodPost, ce.srv.URL+"/_checkout/webhook/cyclos"+q, nil)
-				codes[i] = ce.do(nil, req).code
+				req, _ := http.NewRequest(http.MethodPost, ce.Srv.URL+"/_checkout/webhook/cyclos"+q, nil)
+				codes[i] = ce.Do(nil, req).Code
 			} else {
-				codes[i] = ce.get(ce.client(), "/_checkout/return/cyclos/"+ref+q).code
+				codes[i] = ce.Get(ce.Client(), "/_checkout/return/cyclos/"+ref+q).Code
 			}
 		}()
 	}
@@ -312,64 +313,64 @@ func TestCyclosWebhookAndSuccessTogetherPayOnce(t *testing.T) {
 	if ce.fake.Payments() != 1 {
 		t.Fatalf("%d payments", ce.fake.Payments())
 	}
-	if types := ce.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+	if types := ce.CallbackTypes(); len(types) != 1 || types[0] != "order.paid" {
 		t.Fatalf("callbacks %v, want one order.paid", types)
 	}
 }
 
 func TestCyclosCustomerCancels(t *testing.T) {
 	ce := newCyclosEnv(t)
-	c := ce.client()
+	c := ce.Client()
 	page, ticket := ce.buyCyclos(c, "mug")
 	ref := ce.refOfTicket(ticket)
-	ce.get(c, page)
-	r := ce.post(c, page, url.Values{"action": {"cancel"}})
-	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.location, ce.srv.URL+"/_checkout/cyclos/cancel/"+ref) {
-		t.Fatalf("cancel at Cyclos: %d %q", r.code, r.location)
+	ce.Get(c, page)
+	r := ce.Post(c, page, url.Values{"action": {"cancel"}})
+	if r.Code != http.StatusSeeOther || !strings.HasPrefix(r.Location, ce.Srv.URL+"/_checkout/cyclos/cancel/"+ref) {
+		t.Fatalf("cancel at Cyclos: %d %q", r.Code, r.Location)
 	}
-	back := ce.get(c, r.location)
-	if back.code != http.StatusSeeOther {
-		t.Fatalf("our cancel route: %d\n%s", back.code, back.body)
+	back := ce.Get(c, r.Location)
+	if back.Code != http.StatusSeeOther {
+		t.Fatalf("our cancel route: %d\n%s", back.Code, back.Body)
 	}
-	end := ce.get(c, back.location)
-	if o := ce.orderByRef(ref); o.Status != order.Cancelled || !strings.Contains(end.body, "cancelled") {
-		t.Fatalf("order %s after the customer cancelled; page:\n%s", o.Status, end.body)
+	end := ce.Get(c, back.Location)
+	if o := ce.OrderByRef(ref); o.Status != order.Cancelled || !strings.Contains(end.Body, "cancelled") {
+		t.Fatalf("order %s after the customer cancelled; page:\n%s", o.Status, end.Body)
 	}
 	if tk, _ := ce.fake.Ticket(ticket); tk.Status != "canceled" {
 		t.Fatalf("ticket %s at Cyclos", tk.Status)
 	}
-	if types := ce.callbackTypes(); len(types) != 1 || types[0] != "order.cancelled" {
+	if types := ce.CallbackTypes(); len(types) != 1 || types[0] != "order.cancelled" {
 		t.Fatalf("callbacks %v", types)
 	}
 }
 
 func TestCyclosReconciler(t *testing.T) {
 	ce := newCyclosEnv(t)
-	_, lost := ce.buyCyclos(ce.client(), "mug")
-	_, cancelled := ce.buyCyclos(ce.client(), "tee")
-	_, open := ce.buyCyclos(ce.client(), "mug")
+	_, lost := ce.buyCyclos(ce.Client(), "mug")
+	_, cancelled := ce.buyCyclos(ce.Client(), "tee")
+	_, open := ce.buyCyclos(ce.Client(), "mug")
 	if err := ce.fake.ApproveNoCallbacks(lost, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if err := ce.fake.AdminCancel(cancelled); err != nil {
 		t.Fatal(err)
 	}
-	ce.clock.Add(11 * time.Minute)
-	if n, err := ce.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 2 {
+	ce.Clock.Add(11 * time.Minute)
+	if n, err := ce.Site().Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 2 {
 		t.Fatalf("reconcile: %d changed, %v; want 2", n, err)
 	}
 	for ticket, want := range map[string]order.State{lost: order.Paid, cancelled: order.Cancelled, open: order.Pending} {
-		if o := ce.orderByRef(ce.refOfTicket(ticket)); o.Status != want {
+		if o := ce.OrderByRef(ce.refOfTicket(ticket)); o.Status != want {
 			t.Errorf("ticket %s: order %s, want %s", ticket, o.Status, want)
 		}
 	}
 	// The open one runs out of time with its ticket (both end at the
 	// order's deadline): the order expires.
-	ce.clock.Add(30 * time.Minute)
-	if _, err := ce.site.Expire(context.Background(), 100); err != nil {
+	ce.Clock.Add(30 * time.Minute)
+	if _, err := ce.Site().Expire(context.Background(), 100); err != nil {
 		t.Fatal(err)
 	}
-	if o := ce.orderByRef(ce.refOfTicket(open)); o.Status != order.Expired {
+	if o := ce.OrderByRef(ce.refOfTicket(open)); o.Status != order.Expired {
 		t.Fatalf("after its deadline: %s", o.Status)
 	}
 }
@@ -377,16 +378,16 @@ func TestCyclosReconciler(t *testing.T) {
 func TestCyclosNewAmountCancelsTheOldTicket(t *testing.T) {
 	ce := newCyclosEnv(t)
 	announce := func(amount string) {
-		r := ce.api(http.MethodPost, "/_checkout/api/orders", ce.secretText, `{"order_id":"N-1","amount":"`+amount+`","currency":"USD","provider":"cyclos"}`)
-		if r.code != http.StatusCreated && r.code != http.StatusOK {
-			t.Fatalf("api: %d %s", r.code, r.body)
+		r := ce.API(http.MethodPost, "/_checkout/api/orders", ce.SecretText, `{"order_id":"N-1","amount":"`+amount+`","currency":"USD","provider":"cyclos"}`)
+		if r.Code != http.StatusCreated && r.Code != http.StatusOK {
+			t.Fatalf("api: %d %s", r.Code, r.Body)
 		}
 	}
 	announce("10.00")
-	o, _ := ce.store.Get(context.Background(), order.Key{Site: "shop", ID: "N-1"})
-	c := ce.client()
-	page := ce.get(c, "/_checkout/pay/"+o.Current().Ref)
-	ce.post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"cyclos"}}, "Origin", ce.srv.URL)
+	o, _ := ce.Store.Get(context.Background(), order.Key{Site: "shop", ID: "N-1"})
+	c := ce.Client()
+	page := ce.Get(c, "/_checkout/pay/"+o.Current().Ref)
+	ce.Post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"cyclos"}}, "Origin", ce.Srv.URL)
 	old := ce.fake.Tickets()[0].Number
 	announce("12.00")
 	if tk, _ := ce.fake.Ticket(old); tk.Status != "canceled" {
@@ -405,14 +406,14 @@ func TestCyclosErrorsAreClearAndSecretsStayOut(t *testing.T) {
 		prov: func(p *cyclos.Cyclos) { p.CustomValues = map[string]string{"no_such_field": "{order_id}"} },
 		site: func(c *handlers.Config) { c.Logger = bufferLogger(&logs, &mu) },
 	})
-	r := ce.post(ce.client(), "/buy", url.Values{"product": {"mug"}})
-	if r.code != http.StatusBadGateway || !strings.Contains(r.body, "Cyclos refused to set up this payment") {
-		t.Fatalf("a ticket Cyclos refuses: %d, want 502 with a clear page:\n%s", r.code, r.body)
+	r := ce.Post(ce.Client(), "/buy", url.Values{"product": {"mug"}})
+	if r.Code != http.StatusBadGateway || !strings.Contains(r.Body, "Cyclos refused to set up this payment") {
+		t.Fatalf("a ticket Cyclos refuses: %d, want 502 with a clear page:\n%s", r.Code, r.Body)
 	}
 	ce.fake.FailNext(1, http.StatusInternalServerError)
-	r = ce.post(ce.client(), "/buy", url.Values{"product": {"mug"}})
-	if r.code != http.StatusServiceUnavailable {
-		t.Fatalf("Cyclos failing: %d, want 503", r.code)
+	r = ce.Post(ce.Client(), "/buy", url.Values{"product": {"mug"}})
+	if r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("Cyclos failing: %d, want 503", r.Code)
 	}
 	mu.Lock()
 	out := logs.String()
@@ -432,8 +433,8 @@ func TestCyclosErrorsAreClearAndSecretsStayOut(t *testing.T) {
 func TestCyclosPaymentRefusedAtProcessFailsTheAttempt(t *testing.T) {
 	ce := newCyclosEnv(t)
 	ce.fake.AddUser("carol", "carol-pw", "30.00")
-	_, first := ce.buyCyclos(ce.client(), "tee")  // 25.00
-	_, second := ce.buyCyclos(ce.client(), "tee") // 25.00
+	_, first := ce.buyCyclos(ce.Client(), "tee")  // 25.00
+	_, second := ce.buyCyclos(ce.Client(), "tee") // 25.00
 	// Approving moves no money, so both approvals fit carol's balance;
 	// only one payment does.
 	for _, tk := range []string{first, second} {
@@ -443,19 +444,19 @@ func TestCyclosPaymentRefusedAtProcessFailsTheAttempt(t *testing.T) {
 	}
 	for _, tk := range []string{first, second} {
 		q := url.Values{"orderId": {ce.refOfTicket(tk)}, "ticketNumber": {tk}}
-		req, _ := http.NewRequest(http.MethodPost, ce.srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
-		if code := ce.do(nil, req).code; code != http.StatusOK {
+		req, _ := http.NewRequest(http.MethodPost, ce.Srv.URL+"/_checkout/webhook/cyclos?"+q.Encode(), nil)
+		if code := ce.Do(nil, req).Code; code != http.StatusOK {
 			t.Fatalf("webhook for %s: %d", tk, code)
 		}
 	}
-	o1, o2 := ce.orderByRef(ce.refOfTicket(first)), ce.orderByRef(ce.refOfTicket(second))
+	o1, o2 := ce.OrderByRef(ce.refOfTicket(first)), ce.OrderByRef(ce.refOfTicket(second))
 	if o1.Status != order.Paid || o2.Status != order.Pending || !o2.Current().Failed || !strings.Contains(o2.History[len(o2.History)-1].Note, "insufficientBalance") {
 		t.Fatalf("orders %s and %s (%+v)", o1.Status, o2.Status, o2.History[len(o2.History)-1])
 	}
 	if b := ce.fake.Balance("carol"); b != "5.00" || ce.fake.Payments() != 1 {
 		t.Fatalf("carol has %s after %d payments", b, ce.fake.Payments())
 	}
-	types := ce.callbackTypes()
+	types := ce.CallbackTypes()
 	slices.Sort(types) // two orders: no order between their callbacks
 	if strings.Join(types, ",") != "order.paid" {
 		t.Fatalf("callbacks %v", types)

@@ -23,6 +23,7 @@ import (
 	"rsc.io/qr"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/chaintest"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -33,7 +34,7 @@ import (
 )
 
 type erc20Env struct {
-	*testEnv
+	*handlerstest.Env
 	chain *chaintest.Chain
 	token common.Address
 	prov  *erc20.ERC20
@@ -48,7 +49,7 @@ func newERC20Env(t *testing.T, configure ...func(*handlers.Config)) *erc20Env {
 	t.Helper()
 	ee := &erc20Env{chain: chaintest.New(t)}
 	ee.token = ee.chain.DeployToken("0xBTC", 8, new(big.Int).Mul(big.NewInt(21_000_000), big.NewInt(1e8)))
-	ee.testEnv = newEnv(t, func(c *handlers.Config) {
+	ee.Env = handlerstest.New(t, func(c *handlers.Config) {
 		ee.prov = newERC20Provider(ee.chain, ee.token)
 		c.Providers = []provider.Provider{ee.prov}
 		for _, f := range configure {
@@ -68,7 +69,7 @@ func newERC20Provider(chain *chaintest.Chain, token common.Address) *erc20.ERC20
 // pay sends amount of the token to addr and mines it to the confirmation
 // depth, then polls.
 func (ee *erc20Env) pay(addr common.Address, amount string) common.Hash {
-	ee.t.Helper()
+	ee.T.Helper()
 	tx := ee.chain.Transfer(ee.token, 0, addr, units(amount))
 	ee.chain.Commit()
 	ee.chain.Mine(confirmations)
@@ -77,10 +78,10 @@ func (ee *erc20Env) pay(addr common.Address, amount string) common.Hash {
 }
 
 func (ee *erc20Env) poll() erc20.PollResult {
-	ee.t.Helper()
+	ee.T.Helper()
 	res, err := ee.prov.PollOnce(context.Background())
 	if err != nil {
-		ee.t.Fatal(err)
+		ee.T.Fatal(err)
 	}
 	return res
 }
@@ -96,22 +97,22 @@ func units(s string) *big.Int {
 // customer open the erc20 pay page; it returns the attempt's reference
 // and receiving address.
 func (ee *erc20Env) order(id, amount string) (string, common.Address) {
-	ee.t.Helper()
-	r := ee.api(http.MethodPost, "/_checkout/api/orders", ee.secretText,
+	ee.T.Helper()
+	r := ee.API(http.MethodPost, "/_checkout/api/orders", ee.SecretText,
 		`{"order_id":"`+id+`","amount":"`+amount+`","currency":"0xBTC","provider":"erc20"}`)
-	if r.code != http.StatusCreated {
-		ee.t.Fatalf("api: %d %s", r.code, r.body)
+	if r.Code != http.StatusCreated {
+		ee.T.Fatalf("api: %d %s", r.Code, r.Body)
 	}
-	o, err := ee.store.Get(context.Background(), order.Key{Site: "shop", ID: id})
+	o, err := ee.Store.Get(context.Background(), order.Key{Site: "shop", ID: id})
 	if err != nil {
-		ee.t.Fatal(err)
+		ee.T.Fatal(err)
 	}
 	ref := o.Current().Ref
-	page := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
-	o = ee.orderByRef(ref)
+	page := ee.Get(ee.Client(), "/_checkout/pay/"+ref+"?provider=erc20")
+	o = ee.OrderByRef(ref)
 	addr := o.Current().ProviderRef
-	if page.code != http.StatusOK || addr == "" || !strings.Contains(page.body, addr) || !strings.Contains(page.body, amount+" 0xBTC") {
-		ee.t.Fatalf("pay page: %d, address %q\n%s", page.code, addr, page.body)
+	if page.Code != http.StatusOK || addr == "" || !strings.Contains(page.Body, addr) || !strings.Contains(page.Body, amount+" 0xBTC") {
+		ee.T.Fatalf("pay page: %d, address %q\n%s", page.Code, addr, page.Body)
 	}
 	return ref, common.HexToAddress(addr)
 }
@@ -131,15 +132,15 @@ func TestERC20AddressesComeFromTheXpub(t *testing.T) {
 	}
 	// The same attempt keeps its address.
 	ref, _ := ee.order("A-2", "3")
-	before := ee.orderByRef(ref).Current().ProviderRef
-	ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
-	if after := ee.orderByRef(ref).Current().ProviderRef; after != before {
+	before := ee.OrderByRef(ref).Current().ProviderRef
+	ee.Get(ee.Client(), "/_checkout/pay/"+ref+"?provider=erc20")
+	if after := ee.OrderByRef(ref).Current().ProviderRef; after != before {
 		t.Fatalf("the attempt's address changed from %s to %s", before, after)
 	}
 	// The QR code of the payment URI is served as a PNG.
-	r := ee.get(ee.client(), "/_checkout/erc20/qr/"+ref+".png")
-	if r.code != http.StatusOK || r.header.Get("Content-Type") != "image/png" || !strings.HasPrefix(r.body, "\x89PNG") {
-		t.Fatalf("QR: %d %s", r.code, r.header.Get("Content-Type"))
+	r := ee.Get(ee.Client(), "/_checkout/erc20/qr/"+ref+".png")
+	if r.Code != http.StatusOK || r.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(r.Body, "\x89PNG") {
+		t.Fatalf("QR: %d %s", r.Code, r.Header.Get("Content-Type"))
 	}
 }
 
@@ -150,23 +151,23 @@ func TestERC20PaidAtExactlyNConfirmations(t *testing.T) {
 	ee.chain.Commit()
 	for conf := 1; conf < confirmations; conf++ {
 		ee.poll()
-		if o := ee.orderByRef(ref); o.Status != order.Pending {
+		if o := ee.OrderByRef(ref); o.Status != order.Pending {
 			t.Fatalf("at %d confirmations: %s", conf, o.Status)
 		}
-		status := ee.get(ee.client(), "/_checkout/status/"+ref)
-		if !strings.Contains(status.body, "seen") {
-			t.Fatalf("live status at %d confirmations does not say seen:\n%s", conf, status.body)
+		status := ee.Get(ee.Client(), "/_checkout/status/"+ref)
+		if !strings.Contains(status.Body, "seen") {
+			t.Fatalf("live status at %d confirmations does not say seen:\n%s", conf, status.Body)
 		}
 		ee.chain.Mine(1)
 	}
 	ee.poll()
-	o := ee.orderByRef(ref)
+	o := ee.OrderByRef(ref)
 	if o.Status != order.Paid || o.Transaction != tx.Hex() || o.PaidWith != "erc20" {
 		t.Fatalf("at %d confirmations: %s txn %q", confirmations, o.Status, o.Transaction)
 	}
 	ee.chain.Mine(5)
 	ee.poll()
-	if types := ee.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+	if types := ee.CallbackTypes(); len(types) != 1 || types[0] != "order.paid" {
 		t.Fatalf("callbacks %v", types)
 	}
 }
@@ -178,7 +179,7 @@ func TestERC20ReorgDropsThePayment(t *testing.T) {
 	ee.chain.Transfer(ee.token, 0, addr, units("1"))
 	ee.chain.Commit()
 	ee.poll()
-	if !strings.Contains(ee.get(ee.client(), "/_checkout/status/"+ref).body, "seen") {
+	if !strings.Contains(ee.Get(ee.Client(), "/_checkout/status/"+ref).Body, "seen") {
 		t.Fatal("the transfer was not seen")
 	}
 	ee.chain.Fork(parent)
@@ -189,10 +190,10 @@ func TestERC20ReorgDropsThePayment(t *testing.T) {
 	}
 	ee.chain.Mine(confirmations + 2)
 	ee.poll()
-	if o := ee.orderByRef(ref); o.Status != order.Pending || len(ee.deliveries()) != 0 {
+	if o := ee.OrderByRef(ref); o.Status != order.Pending || len(ee.Deliveries()) != 0 {
 		t.Fatalf("a reorged-out payment made the order %s", o.Status)
 	}
-	if strings.Contains(ee.get(ee.client(), "/_checkout/status/"+ref).body, "seen") {
+	if strings.Contains(ee.Get(ee.Client(), "/_checkout/status/"+ref).Body, "seen") {
 		t.Fatal("the reorged-out transfer is still shown as seen")
 	}
 }
@@ -206,7 +207,7 @@ func TestERC20OnlyTheTokensSuccessfulTransfersCount(t *testing.T) {
 	ee.chain.Commit()
 	ee.chain.Mine(confirmations + 1)
 	ee.poll()
-	if o := ee.orderByRef(ref); o.Status != order.Pending {
+	if o := ee.OrderByRef(ref); o.Status != order.Pending {
 		t.Fatalf("a look-alike token or a failed transfer made the order %s", o.Status)
 	}
 }
@@ -215,18 +216,18 @@ func TestERC20PartialPaymentsAddUpAndOverpaymentIsFlagged(t *testing.T) {
 	ee := newERC20Env(t)
 	ref, addr := ee.order("S-1", "2")
 	ee.pay(addr, "0.5")
-	o := ee.orderByRef(ref)
+	o := ee.OrderByRef(ref)
 	if o.Status != order.OnHold || o.Current().Received.String() != "0.50000000" {
 		t.Fatalf("after 0.5 of 2: %s, received %s", o.Status, o.Current().Received)
 	}
 	ee.pay(addr, "1.5")
-	if o := ee.orderByRef(ref); o.Status != order.Paid {
+	if o := ee.OrderByRef(ref); o.Status != order.Paid {
 		t.Fatalf("after 0.5 + 1.5 of 2: %s", o.Status)
 	}
 
 	ref2, addr2 := ee.order("S-2", "1")
 	ee.pay(addr2, "1.25")
-	if o := ee.orderByRef(ref2); o.Status != order.Paid || !slices.Contains(o.Flags, "overpaid") {
+	if o := ee.OrderByRef(ref2); o.Status != order.Paid || !slices.Contains(o.Flags, "overpaid") {
 		t.Fatalf("1.25 for 1: %s flags %v", o.Status, o.Flags)
 	}
 }
@@ -238,7 +239,7 @@ func TestERC20RestartBetweenSeenAndPaid(t *testing.T) {
 	ee.chain.Commit()
 	ee.poll() // seen; then the process dies
 	restarted := newERC20Provider(ee.chain, ee.token)
-	if err := restarted.Setup(ee.site.Env()); err != nil {
+	if err := restarted.Setup(ee.Site().Env()); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Watcher().Load(context.Background()); err != nil {
@@ -251,7 +252,7 @@ func TestERC20RestartBetweenSeenAndPaid(t *testing.T) {
 		}
 		ee.chain.Mine(1)
 	}
-	o := ee.orderByRef(ref)
+	o := ee.OrderByRef(ref)
 	applied := 0
 	for _, h := range o.History {
 		if h.Applied && h.To == order.Paid {
@@ -266,28 +267,28 @@ func TestERC20RestartBetweenSeenAndPaid(t *testing.T) {
 func TestERC20PaymentAfterExpiryIsPaidLate(t *testing.T) {
 	ee := newERC20Env(t)
 	ref, addr := ee.order("E-1", "1")
-	ee.clock.Add(31 * 60e9)
-	if _, err := ee.site.Expire(context.Background(), 10); err != nil {
+	ee.Clock.Add(31 * 60e9)
+	if _, err := ee.Site().Expire(context.Background(), 10); err != nil {
 		t.Fatal(err)
 	}
-	if o := ee.orderByRef(ref); o.Status != order.Expired {
+	if o := ee.OrderByRef(ref); o.Status != order.Expired {
 		t.Fatalf("not expired: %s", o.Status)
 	}
 	ee.pay(addr, "1")
-	if o := ee.orderByRef(ref); o.Status != order.Paid || !o.Late {
+	if o := ee.OrderByRef(ref); o.Status != order.Paid || !o.Late {
 		t.Fatalf("a payment after expiry: %s late %v", o.Status, o.Late)
 	}
 }
 
 // rpc posts a JSON-RPC body to the 0xBTCpay endpoint.
 func (ee *erc20Env) rpc(body string) (int, map[string]any) {
-	ee.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, ee.srv.URL+"/_checkout/", strings.NewReader(body))
+	ee.T.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ee.Srv.URL+"/_checkout/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	r := ee.do(nil, req)
+	r := ee.Do(nil, req)
 	var out map[string]any
-	_ = json.Unmarshal([]byte(r.body), &out)
-	return r.code, out
+	_ = json.Unmarshal([]byte(r.Body), &out)
+	return r.Code, out
 }
 
 func TestOxbtcpayAPIEndToEnd(t *testing.T) {
@@ -316,10 +317,10 @@ func TestOxbtcpayAPIEndToEnd(t *testing.T) {
 		t.Fatalf("result %v: want a 16-hex id and a lower-case address", result)
 	}
 	status := func() map[string]any {
-		r := ee.get(ee.client(), "/_checkout/"+id+"/status.json")
+		r := ee.Get(ee.Client(), "/_checkout/"+id+"/status.json")
 		var v map[string]any
-		if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &v) != nil {
-			t.Fatalf("status.json: %d %s", r.code, r.body)
+		if r.Code != http.StatusOK || json.Unmarshal([]byte(r.Body), &v) != nil {
+			t.Fatalf("status.json: %d %s", r.Code, r.Body)
 		}
 		return v
 	}
@@ -340,7 +341,7 @@ func TestOxbtcpayAPIEndToEnd(t *testing.T) {
 	}
 	// The postback goes through the outbox: signed, with 0xBTCpay's body.
 	for i := 0; i < 3; i++ {
-		if err := ee.notifier.Tick(context.Background()); err != nil {
+		if err := ee.Notifier.Tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -353,7 +354,7 @@ func TestOxbtcpayAPIEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(bodies[0]), &pb); err != nil || pb["id"] != id || pb["data"] != `{"order_id":"444"}` || pb["tx_hash"] != tx.Hex() {
 		t.Fatalf("postback body %s", bodies[0])
 	}
-	if _, err := ee.secret.VerifyWebhook(postbacks[0].Header, []byte(bodies[0]), ee.clock.Now()); err != nil {
+	if _, err := ee.Secret.VerifyWebhook(postbacks[0].Header, []byte(bodies[0]), ee.Clock.Now()); err != nil {
 		t.Fatalf("postback signature: %v", err)
 	}
 }
@@ -384,11 +385,11 @@ func TestOxbtcpayAPIErrors(t *testing.T) {
 			t.Errorf("%s: %d %v, want HTTP 200 error %v %q with id null", c.body, code, res, c.code, c.msg)
 		}
 	}
-	if n := ee.orderCount(); n != 0 {
+	if n := orderCount(ee.Env); n != 0 {
 		t.Fatalf("bad requests stored %d orders", n)
 	}
-	if r := ee.get(ee.client(), "/_checkout/0123456789abcdef/status.json"); r.code != http.StatusNotFound || r.body != "not found" {
-		t.Fatalf("unknown id: %d %q", r.code, r.body)
+	if r := ee.Get(ee.Client(), "/_checkout/0123456789abcdef/status.json"); r.Code != http.StatusNotFound || r.Body != "not found" {
+		t.Fatalf("unknown id: %d %q", r.Code, r.Body)
 	}
 	// Callers outside api_allow are refused, as by 0xBTCpay's IP whitelist.
 	far := newERC20Env(t, func(c *handlers.Config) { c.APIAllow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} })
@@ -399,22 +400,22 @@ func TestOxbtcpayAPIErrors(t *testing.T) {
 
 func TestERC20IsOfferedOnlyForItsToken(t *testing.T) {
 	ee := newERC20Env(t, func(c *handlers.Config) { c.Providers = append(c.Providers, &sandbox.Sandbox{}) })
-	c := ee.client()
+	c := ee.Client()
 	// The demo shop sells in USD: only the sandbox takes it, so the
 	// customer goes straight there.
-	r := ee.post(c, "/buy", url.Values{"product": {"mug"}})
-	if r.code != http.StatusSeeOther || !strings.Contains(r.location, "/_checkout/sandbox/") {
-		t.Fatalf("a USD order: %d %q, want straight to the sandbox", r.code, r.location)
+	r := ee.Post(c, "/buy", url.Values{"product": {"mug"}})
+	if r.Code != http.StatusSeeOther || !strings.Contains(r.Location, "/_checkout/sandbox/") {
+		t.Fatalf("a USD order: %d %q, want straight to the sandbox", r.Code, r.Location)
 	}
 	// A 0xBTC order offers both.
-	ee.api(http.MethodPost, "/_checkout/api/orders", ee.secretText, `{"order_id":"B-1","amount":"1","currency":"0xBTC"}`)
-	o, err := ee.store.Get(context.Background(), order.Key{Site: "shop", ID: "B-1"})
+	ee.API(http.MethodPost, "/_checkout/api/orders", ee.SecretText, `{"order_id":"B-1","amount":"1","currency":"0xBTC"}`)
+	o, err := ee.Store.Get(context.Background(), order.Key{Site: "shop", ID: "B-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := ee.get(c, "/_checkout/pay/"+o.Current().Ref)
-	if !strings.Contains(page.body, `value="erc20"`) || !strings.Contains(page.body, `value="sandbox"`) {
-		t.Fatalf("the 0xBTC order's pay page does not offer both:\n%s", page.body)
+	page := ee.Get(c, "/_checkout/pay/"+o.Current().Ref)
+	if !strings.Contains(page.Body, `value="erc20"`) || !strings.Contains(page.Body, `value="sandbox"`) {
+		t.Fatalf("the 0xBTC order's pay page does not offer both:\n%s", page.Body)
 	}
 }
 
@@ -422,37 +423,37 @@ func TestERC20PartPaymentAsksForTheRestAndLateHalvesAddUp(t *testing.T) {
 	ee := newERC20Env(t)
 	ref, addr := ee.order("H-1", "2")
 	ee.pay(addr, "0.5")
-	page := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20")
-	if !strings.Contains(page.body, "0.5 0xBTC of 2 0xBTC has arrived") || !strings.Contains(page.body, "uint256=150000000") {
-		t.Fatalf("the page after a part payment does not ask for the remaining 1.5:\n%s", page.body)
+	page := ee.Get(ee.Client(), "/_checkout/pay/"+ref+"?provider=erc20")
+	if !strings.Contains(page.Body, "0.5 0xBTC of 2 0xBTC has arrived") || !strings.Contains(page.Body, "uint256=150000000") {
+		t.Fatalf("the page after a part payment does not ask for the remaining 1.5:\n%s", page.Body)
 	}
 	// The QR code asks for the rest too, under a URL that names it, and is
 	// never kept by the browser.
-	if !strings.Contains(page.body, "/qr/"+ref+".png?due=150000000") {
-		t.Fatalf("the QR link does not name the amount due:\n%s", page.body)
+	if !strings.Contains(page.Body, "/qr/"+ref+".png?due=150000000") {
+		t.Fatalf("the QR link does not name the amount due:\n%s", page.Body)
 	}
-	qrResp := ee.get(ee.client(), "/_checkout/erc20/qr/"+ref+".png?due=150000000")
+	qrResp := ee.Get(ee.Client(), "/_checkout/erc20/qr/"+ref+".png?due=150000000")
 	want, err := qr.Encode(erc20.PaymentURI(ee.token, ee.prov.ChainID, addr, big.NewInt(150_000_000)), qr.M)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want.Scale = 8
-	if qrResp.body != string(want.PNG()) || qrResp.header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("the QR code does not encode the remaining 1.5 (or may be cached: %q)", qrResp.header.Get("Cache-Control"))
+	if qrResp.Body != string(want.PNG()) || qrResp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("the QR code does not encode the remaining 1.5 (or may be cached: %q)", qrResp.Header.Get("Cache-Control"))
 	}
-	if ja := ee.get(ee.client(), "/_checkout/pay/"+ref+"?provider=erc20", "Accept-Language", "ja"); !strings.Contains(ja.body, "残りの 1.5 0xBTC") {
-		t.Fatalf("the Japanese page does not ask for the rest in Japanese:\n%s", ja.body)
+	if ja := ee.Get(ee.Client(), "/_checkout/pay/"+ref+"?provider=erc20", "Accept-Language", "ja"); !strings.Contains(ja.Body, "残りの 1.5 0xBTC") {
+		t.Fatalf("the Japanese page does not ask for the rest in Japanese:\n%s", ja.Body)
 	}
 	// Another order: both halves arrive after it expired.
 	ref2, addr2 := ee.order("H-2", "1")
-	ee.clock.Add(31 * 60e9)
-	if _, err := ee.site.Expire(context.Background(), 10); err != nil {
+	ee.Clock.Add(31 * 60e9)
+	if _, err := ee.Site().Expire(context.Background(), 10); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
 		ee.pay(addr2, "0.5")
 	}
-	if o := ee.orderByRef(ref2); o.Status != order.Paid || !o.Late {
+	if o := ee.OrderByRef(ref2); o.Status != order.Paid || !o.Late {
 		t.Fatalf("two halves after expiry: %s late %v, received %s", o.Status, o.Late, o.Current().Received)
 	}
 }
@@ -481,7 +482,7 @@ func TestFailingPostbackDoesNotHoldUpTheShopsCallbacks(t *testing.T) {
 	ee.chain.Commit()
 	ee.chain.Mine(confirmations)
 	ee.poll()
-	if got := strings.Join(ee.callbackTypes(), ","); got != "order.paid" {
+	if got := strings.Join(ee.CallbackTypes(), ","); got != "order.paid" {
 		t.Fatalf("shop callbacks while the postback fails: %q, want order.paid", got)
 	}
 	mu.Lock()
@@ -489,7 +490,7 @@ func TestFailingPostbackDoesNotHoldUpTheShopsCallbacks(t *testing.T) {
 	if failures == 0 {
 		t.Fatal("the postback was never tried")
 	}
-	ds := ee.deliveries()
+	ds := ee.Deliveries()
 	var postback *store.Delivery
 	for _, d := range ds {
 		if d.Type == "0xbtcpay.postback" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -22,40 +23,40 @@ import (
 )
 
 func TestSandboxPaidEndToEnd(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "mug")
-	ret := e.paySandbox(c, sb, "paid")
-	if ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "/_checkout/return/sandbox/") {
-		t.Fatalf("after Pay: %d %q", ret.code, ret.location)
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "mug")
+	ret := e.PaySandbox(c, sb, "paid")
+	if ret.Code != http.StatusSeeOther || !strings.Contains(ret.Location, "/_checkout/return/sandbox/") {
+		t.Fatalf("after Pay: %d %q", ret.Code, ret.Location)
 	}
-	back := e.get(c, ret.location)
-	if back.code != http.StatusSeeOther || !strings.HasPrefix(back.location, "/orders/") || !strings.Contains(back.location, "checkout_token=") {
-		t.Fatalf("return: %d %q, want 303 to the success page with a token", back.code, back.location)
+	back := e.Get(c, ret.Location)
+	if back.Code != http.StatusSeeOther || !strings.HasPrefix(back.Location, "/orders/") || !strings.Contains(back.Location, "checkout_token=") {
+		t.Fatalf("return: %d %q, want 303 to the success page with a token", back.Code, back.Location)
 	}
-	thanks := e.get(c, back.location)
-	if !strings.Contains(thanks.body, "<strong>paid</strong>: 12.50 USD") {
-		t.Fatalf("shop did not see verified paid headers:\n%s", thanks.body)
+	thanks := e.Get(c, back.Location)
+	if !strings.Contains(thanks.Body, "<strong>paid</strong>: 12.50 USD") {
+		t.Fatalf("shop did not see verified paid headers:\n%s", thanks.Body)
 	}
 	// The token is single-use: the same URL again reaches the shop without headers.
-	echo := e.get(c, strings.Replace(back.location, "/thanks", "/thanks", 1))
-	if strings.Contains(echo.body, "12.50 USD (transaction") {
+	echo := e.Get(c, strings.Replace(back.Location, "/thanks", "/thanks", 1))
+	if strings.Contains(echo.Body, "12.50 USD (transaction") {
 		t.Fatalf("return token worked twice")
 	}
 	// Nor after a reload or restart, while it has not expired.
-	e.reload()
-	if again := e.get(c, back.location); strings.Contains(again.body, "12.50 USD (transaction") {
-		t.Fatalf("return token worked again after a reload:\n%s", again.body)
+	e.Reload()
+	if again := e.Get(c, back.Location); strings.Contains(again.Body, "12.50 USD (transaction") {
+		t.Fatalf("return token worked again after a reload:\n%s", again.Body)
 	}
-	o := e.orderByRef(refOf(sb))
+	o := e.OrderByRef(handlerstest.RefOf(sb))
 	if o.Status != order.Paid || o.Transaction == "" || o.PaidWith != "sandbox" {
 		t.Fatalf("order = %s via %q txn %q", o.Status, o.PaidWith, o.Transaction)
 	}
 	// One callback, delivered, signed, with the SPEC's body.
-	if err := e.notifier.Tick(context.Background()); err != nil {
+	if err := e.Notifier.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cbs := e.shop.Callbacks()
+	cbs := e.Shop.Callbacks()
 	if len(cbs) != 1 {
 		t.Fatalf("shop got %d callbacks, want 1", len(cbs))
 	}
@@ -82,41 +83,41 @@ func TestSandboxPaidEndToEnd(t *testing.T) {
 // generation, which pays the order. The shop hears of the payment only,
 // and the order's history keeps the decline.
 func TestSandboxDeclineThenTryAgain(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "tee")
-	first := refOf(sb)
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "tee")
+	first := handlerstest.RefOf(sb)
 	// The sandbox's own page, in the customer's language.
-	if ja := e.get(c, sb, "Accept-Language", "ja"); !strings.Contains(ja.body, "<h1>テスト決済</h1>") || !strings.Contains(ja.body, ">後で支払う</button>") || strings.Contains(ja.body, "Pay later") {
-		t.Fatalf("the Japanese sandbox page:\n%s", ja.body)
+	if ja := e.Get(c, sb, "Accept-Language", "ja"); !strings.Contains(ja.Body, "<h1>テスト決済</h1>") || !strings.Contains(ja.Body, ">後で支払う</button>") || strings.Contains(ja.Body, "Pay later") {
+		t.Fatalf("the Japanese sandbox page:\n%s", ja.Body)
 	}
-	ret := e.paySandbox(c, sb, "declined")
-	back := e.get(c, ret.location)
-	if back.code != http.StatusSeeOther || back.location != "/_checkout/pay/"+first {
-		t.Fatalf("return after decline: %d %q, want 303 to the pay page", back.code, back.location)
+	ret := e.PaySandbox(c, sb, "declined")
+	back := e.Get(c, ret.Location)
+	if back.Code != http.StatusSeeOther || back.Location != "/_checkout/pay/"+first {
+		t.Fatalf("return after decline: %d %q, want 303 to the pay page", back.Code, back.Location)
 	}
-	o := e.orderByRef(first)
+	o := e.OrderByRef(first)
 	if o.Status != order.Pending || !o.Current().Failed {
 		t.Fatalf("declined: order %s, attempt failed=%v; want pending with a failed attempt", o.Status, o.Current().Failed)
 	}
-	page := e.get(c, back.location)
-	if page.code != http.StatusOK || !strings.Contains(page.body, "did not go through") ||
-		!strings.Contains(page.body, `name="provider" value="sandbox"`) {
-		t.Fatalf("pay page after decline: %d, want the decline said and a way to try again:\n%s", page.code, page.body)
+	page := e.Get(c, back.Location)
+	if page.Code != http.StatusOK || !strings.Contains(page.Body, "did not go through") ||
+		!strings.Contains(page.Body, `name="provider" value="sandbox"`) {
+		t.Fatalf("pay page after decline: %d, want the decline said and a way to try again:\n%s", page.Code, page.Body)
 	}
 	// The sandbox page of the declined attempt cannot be paid any more.
-	if r := e.get(c, sb); r.code != http.StatusSeeOther {
-		t.Fatalf("declined attempt's sandbox page: %d, want a redirect to the pay page", r.code)
+	if r := e.Get(c, sb); r.Code != http.StatusSeeOther {
+		t.Fatalf("declined attempt's sandbox page: %d, want a redirect to the pay page", r.Code)
 	}
-	again := e.post(c, "/_checkout/pay/"+first, url.Values{"csrf": {csrfOf(t, page.body)}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
-	if again.code != http.StatusSeeOther || !strings.Contains(again.location, "/_checkout/sandbox/") || refOf(again.location) == first {
-		t.Fatalf("try again: %d %q, want the sandbox page of a new attempt", again.code, again.location)
+	again := e.Post(c, "/_checkout/pay/"+first, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	if again.Code != http.StatusSeeOther || !strings.Contains(again.Location, "/_checkout/sandbox/") || handlerstest.RefOf(again.Location) == first {
+		t.Fatalf("try again: %d %q, want the sandbox page of a new attempt", again.Code, again.Location)
 	}
-	ret = e.paySandbox(c, again.location, "paid")
-	if back := e.get(c, ret.location); back.code != http.StatusSeeOther || !strings.Contains(back.location, "checkout_token=") {
-		t.Fatalf("return after paying the new attempt: %d %q", back.code, back.location)
+	ret = e.PaySandbox(c, again.Location, "paid")
+	if back := e.Get(c, ret.Location); back.Code != http.StatusSeeOther || !strings.Contains(back.Location, "checkout_token=") {
+		t.Fatalf("return after paying the new attempt: %d %q", back.Code, back.Location)
 	}
-	o = e.orderByRef(first)
+	o = e.OrderByRef(first)
 	if o.Status != order.Paid || len(o.Attempts) != 2 || o.Attempts[1].Generation != 1 || o.Late {
 		t.Fatalf("order %s with %d attempts (%+v), want paid by a second attempt of generation 1", o.Status, len(o.Attempts), o.Attempts)
 	}
@@ -127,7 +128,7 @@ func TestSandboxDeclineThenTryAgain(t *testing.T) {
 	if !declined {
 		t.Fatalf("the decline is not in the history: %+v", o.History)
 	}
-	if got := strings.Join(e.callbackTypes(), ","); got != "order.paid" {
+	if got := strings.Join(e.CallbackTypes(), ","); got != "order.paid" {
 		t.Fatalf("callbacks %s, want only order.paid (a decline tells the shop nothing)", got)
 	}
 }
@@ -138,42 +139,42 @@ func TestSandboxDeclineThenTryAgain(t *testing.T) {
 func TestSandboxPayLaterHoldsForDays(t *testing.T) {
 	for _, settle := range []string{"paid", "expired"} {
 		t.Run(settle, func(t *testing.T) {
-			e := newEnv(t)
-			c := e.client()
-			sb := e.buy(c, "tea")
-			ret := e.paySandbox(c, sb, "on_hold")
-			page := e.get(c, ret.location)
-			hold := e.clock.Now().Add(sandbox.HoldFor).UTC()
-			if page.code != http.StatusOK || !strings.Contains(page.body, `http-equiv="refresh"`) ||
-				!strings.Contains(page.body, hold.Format(time.RFC3339)) {
-				t.Fatalf("pay later: %d, want the processing page with the hold deadline %s:\n%s", page.code, hold.Format(time.RFC3339), page.body)
+			e := handlerstest.New(t)
+			c := e.Client()
+			sb := e.Buy(c, "tea")
+			ret := e.PaySandbox(c, sb, "on_hold")
+			page := e.Get(c, ret.Location)
+			hold := e.Clock.Now().Add(sandbox.HoldFor).UTC()
+			if page.Code != http.StatusOK || !strings.Contains(page.Body, `http-equiv="refresh"`) ||
+				!strings.Contains(page.Body, hold.Format(time.RFC3339)) {
+				t.Fatalf("pay later: %d, want the processing page with the hold deadline %s:\n%s", page.Code, hold.Format(time.RFC3339), page.Body)
 			}
-			if o := e.orderByRef(refOf(sb)); o.Status != order.OnHold || !o.HoldUntil.Equal(hold) {
+			if o := e.OrderByRef(handlerstest.RefOf(sb)); o.Status != order.OnHold || !o.HoldUntil.Equal(hold) {
 				t.Fatalf("pay later: order %s held until %s, want on_hold until %s", o.Status, o.HoldUntil, hold)
 			}
 			// Past the pending expiry, the hold keeps the order.
-			e.clock.Add(2 * time.Hour)
-			if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 0 {
+			e.Clock.Add(2 * time.Hour)
+			if n, err := e.Site().Expire(context.Background(), 100); err != nil || n != 0 {
 				t.Fatalf("Expire 2h into a 3-day hold = %d, %v; want nothing expired", n, err)
 			}
 			// Back to the present: the demo shop checks callback
 			// timestamps against its own clock.
-			e.clock.Add(-2 * time.Hour)
+			e.Clock.Add(-2 * time.Hour)
 			// The tester settles the hold on the same sandbox page.
-			sp := e.get(c, sb)
-			if !strings.Contains(sp.body, `value="expired"`) || strings.Contains(sp.body, `value="declined"`) {
-				t.Fatalf("sandbox page of a held payment does not offer to settle it:\n%s", sp.body)
+			sp := e.Get(c, sb)
+			if !strings.Contains(sp.Body, `value="expired"`) || strings.Contains(sp.Body, `value="declined"`) {
+				t.Fatalf("sandbox page of a held payment does not offer to settle it:\n%s", sp.Body)
 			}
-			ret = e.paySandbox(c, sb, settle)
-			if ret.code != http.StatusSeeOther {
-				t.Fatalf("settling %s: %d", settle, ret.code)
+			ret = e.PaySandbox(c, sb, settle)
+			if ret.Code != http.StatusSeeOther {
+				t.Fatalf("settling %s: %d", settle, ret.Code)
 			}
 			want := map[string]order.State{"paid": order.Paid, "expired": order.Expired}[settle]
-			o := e.orderByRef(refOf(sb))
+			o := e.OrderByRef(handlerstest.RefOf(sb))
 			if o.Status != want || o.Late {
 				t.Fatalf("settled %s: order %s late=%v, want %s on time", settle, o.Status, o.Late, want)
 			}
-			if got := strings.Join(e.callbackTypes(), ","); got != "order.pending,order."+string(want) {
+			if got := strings.Join(e.CallbackTypes(), ","); got != "order.pending,order."+string(want) {
 				t.Fatalf("callbacks %s, want order.pending then order.%s", got, want)
 			}
 		})
@@ -183,33 +184,33 @@ func TestSandboxPayLaterHoldsForDays(t *testing.T) {
 // TestHeldOrderExpiresAtTheHoldDeadline: once the hold lapses unpaid, the
 // expiry worker ends the order and tells the shop.
 func TestHeldOrderExpiresAtTheHoldDeadline(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "tea")
-	e.paySandbox(c, sb, "on_hold")
-	e.clock.Add(sandbox.HoldFor - time.Minute)
-	if n, _ := e.site.Expire(context.Background(), 100); n != 0 {
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "tea")
+	e.PaySandbox(c, sb, "on_hold")
+	e.Clock.Add(sandbox.HoldFor - time.Minute)
+	if n, _ := e.Site().Expire(context.Background(), 100); n != 0 {
 		t.Fatalf("expired %d orders a minute before the hold deadline", n)
 	}
-	e.clock.Add(2 * time.Minute)
-	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 1 {
+	e.Clock.Add(2 * time.Minute)
+	if n, err := e.Site().Expire(context.Background(), 100); err != nil || n != 1 {
 		t.Fatalf("Expire after the hold deadline = %d, %v; want 1", n, err)
 	}
-	if o := e.orderByRef(refOf(sb)); o.Status != order.Expired {
+	if o := e.OrderByRef(handlerstest.RefOf(sb)); o.Status != order.Expired {
 		t.Fatalf("order %s after its hold lapsed, want expired", o.Status)
 	}
 }
 
 func TestConcurrentIdenticalWebhooksOneTransition(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	ref := refOf(e.buy(c, "mug"))
+	e := handlerstest.New(t)
+	c := e.Client()
+	ref := handlerstest.RefOf(e.Buy(c, "mug"))
 	body := fmt.Sprintf(`{"id":"evt_same","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"t1"}`, ref)
 	var wg sync.WaitGroup
 	codes := make([]int, 100)
 	reqs := make([]*http.Request, 100)
 	for i := range reqs {
-		reqs[i] = e.signedWebhook("evt_same", body)
+		reqs[i] = e.SignedWebhook("evt_same", body)
 	}
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
@@ -230,7 +231,7 @@ func TestConcurrentIdenticalWebhooksOneTransition(t *testing.T) {
 			t.Fatalf("request %d: %d, want 200 (duplicates are acknowledged)", i, code)
 		}
 	}
-	o := e.orderByRef(ref)
+	o := e.OrderByRef(ref)
 	moves := 0
 	for _, ev := range o.History {
 		if ev.Applied && ev.To == order.Paid {
@@ -240,78 +241,78 @@ func TestConcurrentIdenticalWebhooksOneTransition(t *testing.T) {
 	if o.Status != order.Paid || moves != 1 {
 		t.Fatalf("status %s with %d paid transitions, want 1", o.Status, moves)
 	}
-	if ds := e.deliveries(); len(ds) != 1 {
+	if ds := e.Deliveries(); len(ds) != 1 {
 		t.Fatalf("%d callbacks in the outbox, want 1", len(ds))
 	}
-	_ = e.notifier.Tick(context.Background())
-	if n := len(e.shop.Callbacks()); n != 1 {
+	_ = e.Notifier.Tick(context.Background())
+	if n := len(e.Shop.Callbacks()); n != 1 {
 		t.Fatalf("shop got %d callbacks, want 1", n)
 	}
 }
 
 func TestBadWebhooksChangeNothing(t *testing.T) {
-	e := newEnv(t)
-	ref := refOf(e.buy(e.client(), "mug"))
+	e := handlerstest.New(t)
+	ref := handlerstest.RefOf(e.Buy(e.Client(), "mug"))
 	good := fmt.Sprintf(`{"id":"evt_1","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"t"}`, ref)
-	other := e.secret // keep the right key for the "stale" case
+	other := e.Secret // keep the right key for the "stale" case
 
 	cases := map[string]struct {
 		req  func() *http.Request
 		want int
 	}{
 		"fail/unsigned": {func() *http.Request {
-			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
+			r, _ := http.NewRequest(http.MethodPost, e.Abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
 			return r
 		}, 401},
 		"fail/tampered-body": {func() *http.Request {
-			r := e.signedWebhook("evt_1", good)
+			r := e.SignedWebhook("evt_1", good)
 			r.Body = ioNop(strings.Replace(good, "12.50", "0.01", 1))
 			r.ContentLength = -1
 			return r
 		}, 401},
 		"fail/stale": {func() *http.Request {
-			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
-			other.SetWebhookHeaders(r.Header, "evt_1", e.clock.Now().Add(-10*time.Minute), []byte(good))
+			r, _ := http.NewRequest(http.MethodPost, e.Abs("/_checkout/webhook/sandbox"), strings.NewReader(good))
+			other.SetWebhookHeaders(r.Header, "evt_1", e.Clock.Now().Add(-10*time.Minute), []byte(good))
 			return r
 		}, 401},
-		"fail/malformed-json": {func() *http.Request { return e.signedWebhook("evt_2", `{"id":`) }, 400},
-		"fail/id-mismatch":    {func() *http.Request { return e.signedWebhook("evt_other", good) }, 400},
+		"fail/malformed-json": {func() *http.Request { return e.SignedWebhook("evt_2", `{"id":`) }, 400},
+		"fail/id-mismatch":    {func() *http.Request { return e.SignedWebhook("evt_other", good) }, 400},
 		"fail/oversized": {func() *http.Request {
 			big := strings.Repeat("x", 300<<10)
-			return e.signedWebhook("evt_3", big)
+			return e.SignedWebhook("evt_3", big)
 		}, 413},
 		"fail/unknown-provider": {func() *http.Request {
-			r, _ := http.NewRequest(http.MethodPost, e.abs("/_checkout/webhook/nope"), strings.NewReader(good))
+			r, _ := http.NewRequest(http.MethodPost, e.Abs("/_checkout/webhook/nope"), strings.NewReader(good))
 			return r
 		}, 404},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := e.do(nil, tc.req())
-			if r.code != tc.want {
-				t.Fatalf("got %d, want %d: %s", r.code, tc.want, r.body)
+			r := e.Do(nil, tc.req())
+			if r.Code != tc.want {
+				t.Fatalf("got %d, want %d: %s", r.Code, tc.want, r.Body)
 			}
-			if !strings.Contains(r.header.Get("Content-Type"), "application/json") {
-				t.Fatalf("webhook errors are JSON, got %q", r.header.Get("Content-Type"))
+			if !strings.Contains(r.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("webhook errors are JSON, got %q", r.Header.Get("Content-Type"))
 			}
 		})
 	}
-	if o := e.orderByRef(ref); o.Status != order.Pending {
+	if o := e.OrderByRef(ref); o.Status != order.Pending {
 		t.Fatalf("bad webhooks moved the order to %s", o.Status)
 	}
-	if n := len(e.deliveries()); n != 0 {
+	if n := len(e.Deliveries()); n != 0 {
 		t.Fatalf("bad webhooks made %d callbacks", n)
 	}
 }
 
 func TestWrongAmountWebhookNeverPaid(t *testing.T) {
-	e := newEnv(t)
-	ref := refOf(e.buy(e.client(), "mug"))
+	e := handlerstest.New(t)
+	ref := handlerstest.RefOf(e.Buy(e.Client(), "mug"))
 	body := fmt.Sprintf(`{"id":"evt_x","type":"payment.paid","ref":%q,"amount":"1.00","currency":"USD","transaction":"t"}`, ref)
-	if r := e.do(nil, e.signedWebhook("evt_x", body)); r.code != 200 {
-		t.Fatalf("signed webhook: %d", r.code)
+	if r := e.Do(nil, e.SignedWebhook("evt_x", body)); r.Code != 200 {
+		t.Fatalf("signed webhook: %d", r.Code)
 	}
-	o := e.orderByRef(ref)
+	o := e.OrderByRef(ref)
 	if o.Status != order.Pending {
 		t.Fatalf("under-payment made the order %s", o.Status)
 	}
@@ -328,10 +329,10 @@ type nopCloser struct{ *strings.Reader }
 func (nopCloser) Close() error { return nil }
 
 func TestHeaderIntakeIdempotentAndNewAttempt(t *testing.T) {
-	e := newEnv(t)
+	e := handlerstest.New(t)
 	amount := "10.00"
 	var mu sync.Mutex
-	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		w.Header().Set("X-Checkout-Order", "A-1")
@@ -341,46 +342,46 @@ func TestHeaderIntakeIdempotentAndNewAttempt(t *testing.T) {
 		w.Header().Set("X-Checkout-Secret-Thing", "never to the client")
 		w.Write([]byte("upstream body must not reach the customer"))
 	}))
-	c := e.client()
-	r1 := e.get(c, "/checkout-here")
-	r2 := e.get(c, "/checkout-here")
-	if r1.code != 303 || r1.location != r2.location {
-		t.Fatalf("same order twice: %q then %q", r1.location, r2.location)
+	c := e.Client()
+	r1 := e.Get(c, "/checkout-here")
+	r2 := e.Get(c, "/checkout-here")
+	if r1.Code != 303 || r1.Location != r2.Location {
+		t.Fatalf("same order twice: %q then %q", r1.Location, r2.Location)
 	}
-	for k := range r1.header {
+	for k := range r1.Header {
 		if strings.HasPrefix(strings.ToLower(k), "x-checkout") {
 			t.Fatalf("upstream header %s reached the client", k)
 		}
 	}
-	if strings.Contains(r1.body, "upstream body") {
+	if strings.Contains(r1.Body, "upstream body") {
 		t.Fatal("upstream body was streamed")
 	}
-	o := e.orderByRef(refOf(r1.location))
+	o := e.OrderByRef(handlerstest.RefOf(r1.Location))
 	if o.Description != "Two mugs ☕" || len(o.Attempts) != 1 {
 		t.Fatalf("order %+v", o)
 	}
 	mu.Lock()
 	amount = "12.00"
 	mu.Unlock()
-	r3 := e.get(c, "/checkout-here")
-	if refOf(r3.location) == refOf(r1.location) {
+	r3 := e.Get(c, "/checkout-here")
+	if handlerstest.RefOf(r3.Location) == handlerstest.RefOf(r1.Location) {
 		t.Fatal("a new amount must start a new attempt")
 	}
-	o = e.orderByRef(refOf(r3.location))
+	o = e.OrderByRef(handlerstest.RefOf(r3.Location))
 	if len(o.Attempts) != 2 || o.Amount.String() != "12.00" {
 		t.Fatalf("attempts %d amount %s", len(o.Attempts), o.Amount)
 	}
 	// The old attempt can no longer pay it.
-	body := fmt.Sprintf(`{"id":"evt_old","type":"payment.paid","ref":%q,"amount":"10.00","currency":"USD"}`, refOf(r1.location))
-	if r := e.do(nil, e.signedWebhook("evt_old", body)); r.code != 200 {
-		t.Fatalf("webhook %d", r.code)
+	body := fmt.Sprintf(`{"id":"evt_old","type":"payment.paid","ref":%q,"amount":"10.00","currency":"USD"}`, handlerstest.RefOf(r1.Location))
+	if r := e.Do(nil, e.SignedWebhook("evt_old", body)); r.Code != 200 {
+		t.Fatalf("webhook %d", r.Code)
 	}
-	if st := e.orderByRef(refOf(r1.location)).Status; st != order.Pending {
+	if st := e.OrderByRef(handlerstest.RefOf(r1.Location)).Status; st != order.Pending {
 		t.Fatalf("superseded attempt paid the order: %s", st)
 	}
 	// The old pay page sends the customer to the current attempt.
-	if r := e.get(c, "/_checkout/pay/"+refOf(r1.location)); r.code != 303 || !strings.Contains(r.location, refOf(r3.location)) {
-		t.Fatalf("old pay page: %d %q", r.code, r.location)
+	if r := e.Get(c, "/_checkout/pay/"+handlerstest.RefOf(r1.Location)); r.Code != 303 || !strings.Contains(r.Location, handlerstest.RefOf(r3.Location)) {
+		t.Fatalf("old pay page: %d %q", r.Code, r.Location)
 	}
 }
 
@@ -396,17 +397,17 @@ func TestHeaderIntakeBadUpstreamValues(t *testing.T) {
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e := handlerstest.New(t)
+			e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Checkout-Order", v[0])
 				w.Header().Set("X-Checkout-Amount", v[1])
 				w.Header().Set("X-Checkout-Currency", v[2])
 			}))
-			r := e.get(nil, "/buy-it")
-			if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "cannot be paid here") {
-				t.Fatalf("got %d, want 422 with a clear page:\n%s", r.code, r.body)
+			r := e.Get(nil, "/buy-it")
+			if r.Code != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "cannot be paid here") {
+				t.Fatalf("got %d, want 422 with a clear page:\n%s", r.Code, r.Body)
 			}
-			list, _ := e.store.List(context.Background(), store.ListFilter{})
+			list, _ := e.Store.List(context.Background(), store.ListFilter{})
 			if len(list) != 0 {
 				t.Fatalf("bad upstream values stored %d orders", len(list))
 			}
@@ -415,167 +416,167 @@ func TestHeaderIntakeBadUpstreamValues(t *testing.T) {
 }
 
 func TestClientCheckoutHeadersStripped(t *testing.T) {
-	e := newEnv(t)
+	e := handlerstest.New(t)
 	spellings := []string{"X-Checkout-Status", "x-checkout-status", "X-CHECKOUT-ORDER", "X_Checkout_Status",
 		"X-Checkout_Signature", "x_checkout-amount"}
-	req, _ := http.NewRequest(http.MethodGet, e.abs("/echo"), nil)
+	req, _ := http.NewRequest(http.MethodGet, e.Abs("/echo"), nil)
 	for _, h := range spellings {
 		req.Header[h] = []string{"paid", "paid"}
 	}
 	req.Header.Set("Connection", "keep-alive, X-Checkout-Status, x_checkout_signature")
-	r := e.do(nil, req)
-	if strings.TrimSpace(r.body) != "" {
-		t.Fatalf("client headers reached the shop:\n%s", r.body)
+	r := e.Do(nil, req)
+	if strings.TrimSpace(r.Body) != "" {
+		t.Fatalf("client headers reached the shop:\n%s", r.Body)
 	}
 	// Also on the success page with a bogus token, and on our own routes.
-	req, _ = http.NewRequest(http.MethodGet, e.abs("/echo?checkout_token=forged.x.y"), nil)
+	req, _ = http.NewRequest(http.MethodGet, e.Abs("/echo?checkout_token=forged.x.y"), nil)
 	req.Header.Set("X-Checkout-Status", "paid")
-	if r := e.do(nil, req); strings.TrimSpace(r.body) != "" {
-		t.Fatalf("forged token let headers through:\n%s", r.body)
+	if r := e.Do(nil, req); strings.TrimSpace(r.Body) != "" {
+		t.Fatalf("forged token let headers through:\n%s", r.Body)
 	}
 }
 
 func TestSuccessTokenOnlyForItsOrder(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "mug")
-	ret := e.paySandbox(c, sb, "paid")
-	back := e.get(c, ret.location)
-	u, _ := url.Parse(back.location)
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "mug")
+	ret := e.PaySandbox(c, sb, "paid")
+	back := e.Get(c, ret.Location)
+	u, _ := url.Parse(back.Location)
 	// The same token on another path (another order's page) gives no headers.
-	r := e.get(c, "/echo?"+u.RawQuery)
-	if strings.TrimSpace(r.body) != "" {
-		t.Fatalf("token used on another path injected headers:\n%s", r.body)
+	r := e.Get(c, "/echo?"+u.RawQuery)
+	if strings.TrimSpace(r.Body) != "" {
+		t.Fatalf("token used on another path injected headers:\n%s", r.Body)
 	}
 }
 
 func TestReturnWithoutPaymentIsNotPaid(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "mug")
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "mug")
 	// Customer goes straight to the return URL without paying.
-	r := e.get(c, "/_checkout/return/sandbox/"+refOf(sb)+"?status=paid&session_id=anything")
-	if r.code != http.StatusOK || strings.Contains(r.location, "checkout_token") {
-		t.Fatalf("unpaid return: %d %q", r.code, r.location)
+	r := e.Get(c, "/_checkout/return/sandbox/"+handlerstest.RefOf(sb)+"?status=paid&session_id=anything")
+	if r.Code != http.StatusOK || strings.Contains(r.Location, "checkout_token") {
+		t.Fatalf("unpaid return: %d %q", r.Code, r.Location)
 	}
-	if st := e.orderByRef(refOf(sb)).Status; st != order.Pending {
+	if st := e.OrderByRef(handlerstest.RefOf(sb)).Status; st != order.Pending {
 		t.Fatalf("a bare return marked the order %s", st)
 	}
-	if r := e.get(c, "/_checkout/return/sandbox/not-a-ref"); r.code != 404 {
-		t.Fatalf("unknown ref: %d", r.code)
+	if r := e.Get(c, "/_checkout/return/sandbox/not-a-ref"); r.Code != 404 {
+		t.Fatalf("unknown ref: %d", r.Code)
 	}
 }
 
 func TestPayFormCSRF(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	sb := e.buy(c, "mug")
-	ref := refOf(sb)
-	page := e.get(c, sb)
-	tok := csrfOf(t, page.body)
+	e := handlerstest.New(t)
+	c := e.Client()
+	sb := e.Buy(c, "mug")
+	ref := handlerstest.RefOf(sb)
+	page := e.Get(c, sb)
+	tok := handlerstest.CSRFOf(t, page.Body)
 	cases := map[string]struct {
 		form url.Values
 		hdr  []string
 	}{
 		"fail/no-token":         {url.Values{"outcome": {"paid"}}, nil},
 		"fail/wrong-token":      {url.Values{"outcome": {"paid"}, "csrf": {"1.abc"}}, nil},
-		"fail/other-ref-token":  {url.Values{"outcome": {"paid"}, "csrf": {e.secret.Token("csrf", "otherref", time.Now().Add(time.Hour))}}, nil},
+		"fail/other-ref-token":  {url.Values{"outcome": {"paid"}, "csrf": {e.Secret.Token("csrf", "otherref", time.Now().Add(time.Hour))}}, nil},
 		"fail/cross-site-fetch": {url.Values{"outcome": {"paid"}, "csrf": {tok}}, []string{"Sec-Fetch-Site", "cross-site"}},
 		"fail/cross-origin":     {url.Values{"outcome": {"paid"}, "csrf": {tok}}, []string{"Origin", "https://evil.example"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := e.post(c, sb, tc.form, tc.hdr...)
-			if r.code != http.StatusForbidden {
-				t.Fatalf("got %d, want 403", r.code)
+			r := e.Post(c, sb, tc.form, tc.hdr...)
+			if r.Code != http.StatusForbidden {
+				t.Fatalf("got %d, want 403", r.Code)
 			}
 		})
 	}
 	for _, path := range []string{"/_checkout/pay/" + ref} {
-		if r := e.post(c, path, url.Values{"provider": {"sandbox"}}, "Sec-Fetch-Site", "cross-site"); r.code != 403 {
-			t.Fatalf("pay form cross-site: %d", r.code)
+		if r := e.Post(c, path, url.Values{"provider": {"sandbox"}}, "Sec-Fetch-Site", "cross-site"); r.Code != 403 {
+			t.Fatalf("pay form cross-site: %d", r.Code)
 		}
 	}
-	if st := e.orderByRef(ref).Status; st != order.Pending {
+	if st := e.OrderByRef(ref).Status; st != order.Pending {
 		t.Fatalf("forged forms moved the order to %s", st)
 	}
 }
 
 func TestPayPageChoiceAndCancel(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e := handlerstest.New(t)
+	c := e.Client()
+	e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Checkout-Order", "C-1")
 		w.Header().Set("X-Checkout-Amount", "1800")
 		w.Header().Set("X-Checkout-Currency", "JPY")
 	}))
-	sb := e.get(c, "/x").location
-	ref := refOf(sb)
-	pay := e.get(c, "/_checkout/pay/"+ref, "Accept-Language", "ja-JP,ja;q=0.9")
-	if pay.code != 200 || !strings.Contains(pay.body, "1,800") || !strings.Contains(pay.body, `lang="ja"`) {
-		t.Fatalf("pay page (ja): %d\n%s", pay.code, pay.body)
+	sb := e.Get(c, "/x").Location
+	ref := handlerstest.RefOf(sb)
+	pay := e.Get(c, "/_checkout/pay/"+ref, "Accept-Language", "ja-JP,ja;q=0.9")
+	if pay.Code != 200 || !strings.Contains(pay.Body, "1,800") || !strings.Contains(pay.Body, `lang="ja"`) {
+		t.Fatalf("pay page (ja): %d\n%s", pay.Code, pay.Body)
 	}
-	if !strings.Contains(pay.header.Get("Content-Security-Policy"), "default-src 'none'") {
-		t.Fatalf("CSP %q", pay.header.Get("Content-Security-Policy"))
+	if !strings.Contains(pay.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("CSP %q", pay.Header.Get("Content-Security-Policy"))
 	}
-	tok := csrfOf(t, pay.body)
-	r := e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"nope"}}, "Origin", e.srv.URL)
-	if r.code != 400 {
-		t.Fatalf("unknown provider: %d", r.code)
+	tok := handlerstest.CSRFOf(t, pay.Body)
+	r := e.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"nope"}}, "Origin", e.Srv.URL)
+	if r.Code != 400 {
+		t.Fatalf("unknown provider: %d", r.Code)
 	}
-	r = e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
-	if r.code != 303 || !strings.Contains(r.location, "/_checkout/sandbox/"+ref) {
-		t.Fatalf("choose sandbox: %d %q", r.code, r.location)
+	r = e.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	if r.Code != 303 || !strings.Contains(r.Location, "/_checkout/sandbox/"+ref) {
+		t.Fatalf("choose sandbox: %d %q", r.Code, r.Location)
 	}
-	r = e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "action": {"cancel"}}, "Origin", e.srv.URL)
-	if r.code != 200 || e.orderByRef(ref).Status != order.Cancelled {
-		t.Fatalf("cancel: %d %s", r.code, e.orderByRef(ref).Status)
+	r = e.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {tok}, "action": {"cancel"}}, "Origin", e.Srv.URL)
+	if r.Code != 200 || e.OrderByRef(ref).Status != order.Cancelled {
+		t.Fatalf("cancel: %d %s", r.Code, e.OrderByRef(ref).Status)
 	}
-	if !strings.Contains(r.body, `href="/cart"`) {
-		t.Fatalf("cancelled page should lead back to the cart:\n%s", r.body)
+	if !strings.Contains(r.Body, `href="/cart"`) {
+		t.Fatalf("cancelled page should lead back to the cart:\n%s", r.Body)
 	}
 }
 
 func TestExpiryAsksProviderThenExpires(t *testing.T) {
-	e := newEnv(t)
-	ref := refOf(e.buy(e.client(), "mug"))
-	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 0 {
+	e := handlerstest.New(t)
+	ref := handlerstest.RefOf(e.Buy(e.Client(), "mug"))
+	if n, err := e.Site().Expire(context.Background(), 100); err != nil || n != 0 {
 		t.Fatalf("nothing is due yet: %d %v", n, err)
 	}
-	e.clock.Add(31 * time.Minute)
-	if r := e.get(nil, "/_checkout/pay/"+ref); !strings.Contains(r.body, "expired") && !strings.Contains(r.body, "Expired") {
-		t.Fatalf("pay page after the deadline should say expired:\n%s", r.body)
+	e.Clock.Add(31 * time.Minute)
+	if r := e.Get(nil, "/_checkout/pay/"+ref); !strings.Contains(r.Body, "expired") && !strings.Contains(r.Body, "Expired") {
+		t.Fatalf("pay page after the deadline should say expired:\n%s", r.Body)
 	}
-	if n, err := e.site.Expire(context.Background(), 100); err != nil || n != 1 {
+	if n, err := e.Site().Expire(context.Background(), 100); err != nil || n != 1 {
 		t.Fatalf("Expire = %d, %v; want 1", n, err)
 	}
-	if st := e.orderByRef(ref).Status; st != order.Expired {
+	if st := e.OrderByRef(ref).Status; st != order.Expired {
 		t.Fatalf("status %s", st)
 	}
 	// A payment after expiry still counts, marked late.
 	body := fmt.Sprintf(`{"id":"evt_late","type":"payment.paid","ref":%q,"amount":"12.50","currency":"USD","transaction":"late"}`, ref)
-	if r := e.do(nil, e.signedWebhook("evt_late", body)); r.code != 200 {
-		t.Fatalf("late webhook %d", r.code)
+	if r := e.Do(nil, e.SignedWebhook("evt_late", body)); r.Code != 200 {
+		t.Fatalf("late webhook %d", r.Code)
 	}
-	o := e.orderByRef(ref)
+	o := e.OrderByRef(ref)
 	if o.Status != order.Paid || !o.Late {
 		t.Fatalf("late payment: %s late=%v", o.Status, o.Late)
 	}
 }
 
 func TestStatusJSON(t *testing.T) {
-	e := newEnv(t)
-	ref := refOf(e.buy(e.client(), "tea"))
-	r := e.get(nil, "/_checkout/status/"+ref)
+	e := handlerstest.New(t)
+	ref := handlerstest.RefOf(e.Buy(e.Client(), "tea"))
+	r := e.Get(nil, "/_checkout/status/"+ref)
 	var v struct{ Status, Amount, Currency string }
-	if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.Status != "pending" || v.Amount != "1800" || v.Currency != "JPY" {
-		t.Fatalf("status: %d %s", r.code, r.body)
+	if err := json.Unmarshal([]byte(r.Body), &v); err != nil || v.Status != "pending" || v.Amount != "1800" || v.Currency != "JPY" {
+		t.Fatalf("status: %d %s", r.Code, r.Body)
 	}
-	if strings.Contains(r.body, "email") || strings.Contains(r.body, "order_id") {
-		t.Fatalf("status leaks order details: %s", r.body)
+	if strings.Contains(r.Body, "email") || strings.Contains(r.Body, "order_id") {
+		t.Fatalf("status leaks order details: %s", r.Body)
 	}
-	if r := e.get(nil, "/_checkout/status/unknown"); r.code != 404 {
-		t.Fatalf("unknown: %d", r.code)
+	if r := e.Get(nil, "/_checkout/status/unknown"); r.Code != 404 {
+		t.Fatalf("unknown: %d", r.Code)
 	}
 }
 
@@ -592,26 +593,26 @@ func (otherProvider) Start(context.Context, provider.Payment) (provider.Start, e
 // provider can take the order (here: the shop fixed the sandbox, and a
 // reload removed it). The customer sees so, and the shop gets order.failed.
 func TestOrderFailsWhenNoProviderCanTakeIt(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e := handlerstest.New(t)
+	c := e.Client()
+	e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Checkout-Order", "fixed-1")
 		w.Header().Set("X-Checkout-Amount", "5.00")
 		w.Header().Set("X-Checkout-Currency", "USD")
 		w.Header().Set("X-Checkout-Provider", "sandbox")
 	}))
-	r := e.get(c, "/buy-fixed")
-	ref := refOf(r.location)
-	e.cfg.Providers = []provider.Provider{otherProvider{}}
-	e.reload()
-	page := e.get(c, "/_checkout/pay/"+ref)
-	if o := e.orderByRef(ref); o.Status != order.Failed {
+	r := e.Get(c, "/buy-fixed")
+	ref := handlerstest.RefOf(r.Location)
+	e.Cfg.Providers = []provider.Provider{otherProvider{}}
+	e.Reload()
+	page := e.Get(c, "/_checkout/pay/"+ref)
+	if o := e.OrderByRef(ref); o.Status != order.Failed {
 		t.Fatalf("order %s, want failed", o.Status)
 	}
-	if !strings.Contains(page.body, "contact the shop") {
-		t.Fatalf("page does not say the payment failed:\n%s", page.body)
+	if !strings.Contains(page.Body, "contact the shop") {
+		t.Fatalf("page does not say the payment failed:\n%s", page.Body)
 	}
-	if got := strings.Join(e.callbackTypes(), ","); got != "order.failed" {
+	if got := strings.Join(e.CallbackTypes(), ","); got != "order.failed" {
 		t.Fatalf("callbacks %s, want order.failed", got)
 	}
 }
@@ -620,16 +621,16 @@ func TestOrderFailsWhenNoProviderCanTakeIt(t *testing.T) {
 // reference and data for an attempt without moving the order, and a later
 // finding that names the attempt only by that reference applies to it.
 func TestFindingByProviderRefAndDataWithoutAMove(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	ref := refOf(e.buy(c, "mug"))
-	env := e.site.Env()
+	e := handlerstest.New(t)
+	c := e.Client()
+	ref := handlerstest.RefOf(e.Buy(c, "mug"))
+	env := e.Site().Env()
 	ctx := context.Background()
 	o, err := env.Report(ctx, order.ByWatcher, provider.Finding{Ref: ref, ProviderRef: "slip-123", Data: map[string]string{"receipt": "9876"}})
 	if err != nil || o.Status != order.Pending {
 		t.Fatalf("recording data: %v, status %v", err, o.Status)
 	}
-	if a := e.orderByRef(ref).Attempt(ref); a.ProviderRef != "slip-123" || a.ProviderData["receipt"] != "9876" {
+	if a := e.OrderByRef(ref).Attempt(ref); a.ProviderRef != "slip-123" || a.ProviderData["receipt"] != "9876" {
 		t.Fatalf("attempt after recording: %+v", a)
 	}
 	if _, p, err := env.Lookup(ctx, ref); err != nil || p.ProviderData["receipt"] != "9876" {
@@ -654,9 +655,9 @@ var (
 // to do next and link there; a Japanese customer reads no English, and no
 // page shows a technical reason.
 func TestErrorPagesSayWhatToDoInTheCustomersLanguage(t *testing.T) {
-	e := newEnv(t)
-	c := e.client()
-	e.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e := handlerstest.New(t)
+	c := e.Client()
+	e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Checkout-Order", "bad-1")
 		w.Header().Set("X-Checkout-Amount", "12.345") // USD has 2 places
 		w.Header().Set("X-Checkout-Currency", "USD")
@@ -672,30 +673,30 @@ func TestErrorPagesSayWhatToDoInTheCustomersLanguage(t *testing.T) {
 		{"shop's bad order", "/buy-bad", http.StatusUnprocessableEntity, "ここではお支払いいただけません", []string{`href="/cart"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.get(c, tc.path, "Accept-Language", "ja")
-			if r.code != tc.status || !strings.Contains(r.body, tc.ja) {
-				t.Fatalf("%d, want %d with %q:\n%s", r.code, tc.status, tc.ja, r.body)
+			r := e.Get(c, tc.path, "Accept-Language", "ja")
+			if r.Code != tc.status || !strings.Contains(r.Body, tc.ja) {
+				t.Fatalf("%d, want %d with %q:\n%s", r.Code, tc.status, tc.ja, r.Body)
 			}
 			for _, l := range tc.links {
-				if !strings.Contains(r.body, l) {
+				if !strings.Contains(r.Body, l) {
 					t.Errorf("page does not link to %s", l)
 				}
 			}
-			lead := leadRE.FindStringSubmatch(r.body)
+			lead := leadRE.FindStringSubmatch(r.Body)
 			if lead == nil || asciiWordRE.MatchString(lead[1]) {
 				t.Errorf("the Japanese page's message is missing or has English in it: %q", lead)
 			}
-			if r.header.Get("Cache-Control") != "no-store" {
-				t.Errorf("Cache-Control %q, want no-store", r.header.Get("Cache-Control"))
+			if r.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", r.Header.Get("Cache-Control"))
 			}
 		})
 	}
 	// A form for an order that can still be paid links back to its pay page.
-	e.setUpstream(e.shop)
-	ref := refOf(e.buy(c, "mug"))
-	r := e.post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {"forged"}, "provider": {"sandbox"}}, "Origin", e.srv.URL)
-	if r.code != http.StatusForbidden || !strings.Contains(r.body, "go back to the payment page") {
-		t.Fatalf("forged form: %d\n%s", r.code, r.body)
+	e.SetUpstream(e.Shop)
+	ref := handlerstest.RefOf(e.Buy(c, "mug"))
+	r := e.Post(c, "/_checkout/pay/"+ref, url.Values{"csrf": {"forged"}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	if r.Code != http.StatusForbidden || !strings.Contains(r.Body, "go back to the payment page") {
+		t.Fatalf("forged form: %d\n%s", r.Code, r.Body)
 	}
 }
 
@@ -703,33 +704,33 @@ func TestErrorPagesSayWhatToDoInTheCustomersLanguage(t *testing.T) {
 // served by the plugin itself so the CSP stays 'self'.
 func TestBrandOnEveryPage(t *testing.T) {
 	logo := []byte("\x89PNG\r\n\x1a\nfake-logo")
-	e := newEnv(t, func(c *handlers.Config) {
+	e := handlerstest.New(t, func(c *handlers.Config) {
 		c.Brand = handlers.Brand{Name: "Kissa Shop", Logo: logo, LogoType: "image/png", Color: "#1f6feb"}
 	})
-	c := e.client()
-	for _, path := range []string{e.buy(c, "mug"), "/_checkout/pay/nosuchref"} {
-		page := e.get(c, path)
-		if !strings.Contains(page.body, `<span class="name">Kissa Shop</span>`) || !strings.Contains(page.body, "· Kissa Shop</title>") {
-			t.Fatalf("%s does not show the shop's name:\n%s", path, page.body)
+	c := e.Client()
+	for _, path := range []string{e.Buy(c, "mug"), "/_checkout/pay/nosuchref"} {
+		page := e.Get(c, path)
+		if !strings.Contains(page.Body, `<span class="name">Kissa Shop</span>`) || !strings.Contains(page.Body, "· Kissa Shop</title>") {
+			t.Fatalf("%s does not show the shop's name:\n%s", path, page.Body)
 		}
-		m := regexp.MustCompile(`src="(/_checkout/brand/logo\?v=[0-9a-f]+)"`).FindStringSubmatch(page.body)
-		css := regexp.MustCompile(`href="(/_checkout/brand/style.css\?v=[0-9a-f]+)"`).FindStringSubmatch(page.body)
+		m := regexp.MustCompile(`src="(/_checkout/brand/logo\?v=[0-9a-f]+)"`).FindStringSubmatch(page.Body)
+		css := regexp.MustCompile(`href="(/_checkout/brand/style.css\?v=[0-9a-f]+)"`).FindStringSubmatch(page.Body)
 		if m == nil || css == nil {
-			t.Fatalf("%s does not link the logo and the colour:\n%s", path, page.body)
+			t.Fatalf("%s does not link the logo and the colour:\n%s", path, page.Body)
 		}
-		if csp := page.header.Get("Content-Security-Policy"); strings.Contains(csp, "http") || !strings.Contains(csp, "img-src 'self'") {
+		if csp := page.Header.Get("Content-Security-Policy"); strings.Contains(csp, "http") || !strings.Contains(csp, "img-src 'self'") {
 			t.Fatalf("CSP %q, want it to keep to 'self'", csp)
 		}
-		if r := e.get(c, m[1]); r.code != http.StatusOK || r.body != string(logo) || r.header.Get("Content-Type") != "image/png" {
-			t.Fatalf("logo: %d %q %q", r.code, r.header.Get("Content-Type"), r.body)
+		if r := e.Get(c, m[1]); r.Code != http.StatusOK || r.Body != string(logo) || r.Header.Get("Content-Type") != "image/png" {
+			t.Fatalf("logo: %d %q %q", r.Code, r.Header.Get("Content-Type"), r.Body)
 		}
-		if r := e.get(c, css[1]); r.code != http.StatusOK || !strings.Contains(r.body, "--accent:#1f6feb") || !strings.HasPrefix(r.header.Get("Content-Type"), "text/css") {
-			t.Fatalf("brand stylesheet: %d %q", r.code, r.body)
+		if r := e.Get(c, css[1]); r.Code != http.StatusOK || !strings.Contains(r.Body, "--accent:#1f6feb") || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/css") {
+			t.Fatalf("brand stylesheet: %d %q", r.Code, r.Body)
 		}
 	}
 	// Without a brand, nothing of it is linked.
-	plain := newEnv(t)
-	if page := plain.get(plain.client(), "/_checkout/pay/nosuchref"); strings.Contains(page.body, "/brand/") || strings.Contains(page.body, `class="brand"`) {
-		t.Fatalf("a site without a brand links one:\n%s", page.body)
+	plain := handlerstest.New(t)
+	if page := plain.Get(plain.Client(), "/_checkout/pay/nosuchref"); strings.Contains(page.Body, "/brand/") || strings.Contains(page.Body, `class="brand"`) {
+		t.Fatalf("a site without a brand links one:\n%s", page.Body)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/providers/stripe"
@@ -24,29 +25,29 @@ import (
 
 // postStripeEvent sends an event body with a Stripe-Signature header.
 func (se *stripeEnv) postStripeEvent(body []byte, signature string) int {
-	se.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, se.srv.URL+"/_checkout/webhook/stripe", bytes.NewReader(body))
+	se.T.Helper()
+	req, _ := http.NewRequest(http.MethodPost, se.Srv.URL+"/_checkout/webhook/stripe", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if signature != "" {
 		req.Header.Set("Stripe-Signature", signature)
 	}
-	return se.do(&http.Client{Transport: &http.Transport{}}, req).code
+	return se.Do(&http.Client{Transport: &http.Transport{}}, req).Code
 }
 
 // paidEventNotDelivered has a customer pay a new order at Stripe while
 // webhooks are not delivered, and returns the order's attempt reference
 // and the checkout.session.completed event Stripe would have sent.
 func (se *stripeEnv) paidEventNotDelivered(product string) (string, stripetest.Event) {
-	se.t.Helper()
-	id := se.buyStripe(se.client(), product)
+	se.T.Helper()
+	id := se.buyStripe(se.Client(), product)
 	ref := se.refOfSession(id)
 	se.fake.SetWebhook("")
 	ev, err := se.fake.Pay(id)
 	if err != nil {
-		se.t.Fatal(err)
+		se.T.Fatal(err)
 	}
-	if o := se.orderByRef(ref); o.Status != order.Pending {
-		se.t.Fatalf("order %s before any webhook", o.Status)
+	if o := se.OrderByRef(ref); o.Status != order.Pending {
+		se.T.Fatalf("order %s before any webhook", o.Status)
 	}
 	return ref, ev
 }
@@ -73,7 +74,7 @@ func sessionOf(ev map[string]any) map[string]any {
 func TestStripeWebhookSignatures(t *testing.T) {
 	se := newStripeEnv(t)
 	ref, ev := se.paidEventNotDelivered("mug")
-	now := se.clock.Now()
+	now := se.Clock.Now()
 	const oldSecret = "whsec_stripe_old_fedcba9876543210"
 
 	for _, c := range []struct {
@@ -94,8 +95,8 @@ func TestStripeWebhookSignatures(t *testing.T) {
 	if code := se.postStripeEvent(tampered, stripetest.Sign(ev.Body, now, stripeWebhookSecret)); code != http.StatusUnauthorized {
 		t.Errorf("tampered body: %d, want 401", code)
 	}
-	if o := se.orderByRef(ref); o.Status != order.Pending || len(se.deliveries()) != 0 {
-		t.Fatalf("rejected webhooks changed the order: %s, %d callbacks", o.Status, len(se.deliveries()))
+	if o := se.OrderByRef(ref); o.Status != order.Pending || len(se.Deliveries()) != 0 {
+		t.Fatalf("rejected webhooks changed the order: %s, %d callbacks", o.Status, len(se.Deliveries()))
 	}
 
 	// While Stripe rolls the endpoint secret it signs with both; the
@@ -104,19 +105,19 @@ func TestStripeWebhookSignatures(t *testing.T) {
 	if code := se.postStripeEvent(ev.Body, rolling); code != http.StatusOK {
 		t.Fatalf("rolled-secret signature: %d, want 200", code)
 	}
-	if o := se.orderByRef(ref); o.Status != order.Paid {
+	if o := se.OrderByRef(ref); o.Status != order.Paid {
 		t.Fatalf("after the verified event: %s", o.Status)
 	}
 	// The same event replayed later within tolerance: accepted, no change.
-	se.clock.Add(200 * time.Second)
-	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+	se.Clock.Add(200 * time.Second)
+	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.Clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
 		t.Fatalf("redelivery: %d", code)
 	}
 	// And replayed with its old header after the tolerance: refused.
 	if code := se.postStripeEvent(ev.Body, rolling); code != http.StatusUnauthorized {
 		t.Fatalf("replay of a 500 s old signature: %d, want 401", code)
 	}
-	if types := se.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+	if types := se.CallbackTypes(); len(types) != 1 || types[0] != "order.paid" {
 		t.Fatalf("callbacks %v, want one order.paid", types)
 	}
 }
@@ -124,7 +125,7 @@ func TestStripeWebhookSignatures(t *testing.T) {
 func TestStripeSameEventHundredTimesConcurrently(t *testing.T) {
 	se := newStripeEnv(t)
 	ref, ev := se.paidEventNotDelivered("tee")
-	sig := stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)
+	sig := stripetest.Sign(ev.Body, se.Clock.Now(), stripeWebhookSecret)
 	var wg sync.WaitGroup
 	codes := make([]int, 100)
 	for i := range codes {
@@ -137,7 +138,7 @@ func TestStripeSameEventHundredTimesConcurrently(t *testing.T) {
 			t.Fatalf("delivery %d answered %d", i, c)
 		}
 	}
-	o := se.orderByRef(ref)
+	o := se.OrderByRef(ref)
 	applied := 0
 	for _, h := range o.History {
 		if h.Applied && h.To == order.Paid {
@@ -147,7 +148,7 @@ func TestStripeSameEventHundredTimesConcurrently(t *testing.T) {
 	if o.Status != order.Paid || applied != 1 {
 		t.Fatalf("order %s with %d paid transitions, want 1", o.Status, applied)
 	}
-	if n := len(se.deliveries()); n != 1 {
+	if n := len(se.Deliveries()); n != 1 {
 		t.Fatalf("%d callbacks queued, want 1", n)
 	}
 }
@@ -155,7 +156,7 @@ func TestStripeSameEventHundredTimesConcurrently(t *testing.T) {
 func TestStripeEventsThatAreNotOursChangeNothing(t *testing.T) {
 	se := newStripeEnv(t)
 	ref, ev := se.paidEventNotDelivered("mug")
-	now := se.clock.Now()
+	now := se.Clock.Now()
 	for name, change := range map[string]func(map[string]any){
 		"another connected account": func(m map[string]any) { m["account"] = "acct_1SomeoneElse" },
 		"another site":              func(m map[string]any) { sessionOf(m)["metadata"].(map[string]any)["checkout_site"] = "othershop" },
@@ -168,7 +169,7 @@ func TestStripeEventsThatAreNotOursChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d, want 200 (Stripe must not retry events that are not ours)", name, code)
 		}
 	}
-	if o := se.orderByRef(ref); o.Status != order.Pending {
+	if o := se.OrderByRef(ref); o.Status != order.Pending {
 		t.Fatalf("events that are not ours moved the order to %s", o.Status)
 	}
 	// Newer API versions are read: the real event with a newer version pays.
@@ -176,14 +177,14 @@ func TestStripeEventsThatAreNotOursChangeNothing(t *testing.T) {
 	if code := se.postStripeEvent(newer, stripetest.Sign(newer, now, stripeWebhookSecret)); code != http.StatusOK {
 		t.Fatalf("event of a newer API version: %d", code)
 	}
-	if o := se.orderByRef(ref); o.Status != order.Paid {
+	if o := se.OrderByRef(ref); o.Status != order.Paid {
 		t.Fatalf("after the newer-version event: %s", o.Status)
 	}
 }
 
 func TestStripeConnectedAccount(t *testing.T) {
 	se := newStripeEnv(t, func(_ *handlers.Config, p *stripe.Stripe) { p.Account = "acct_1Organiser" })
-	c := se.client()
+	c := se.Client()
 	id := se.buyStripe(c, "mug")
 	for _, rq := range se.fake.Requests() {
 		if rq.Account != "acct_1Organiser" {
@@ -195,17 +196,17 @@ func TestStripeConnectedAccount(t *testing.T) {
 	if ev.Account != "acct_1Organiser" {
 		t.Fatalf("event account %q", ev.Account)
 	}
-	if o := se.orderByRef(se.refOfSession(id)); o.Status != order.Paid {
+	if o := se.OrderByRef(se.refOfSession(id)); o.Status != order.Paid {
 		t.Fatalf("connected account's payment: %s", o.Status)
 	}
 	// The platform's own event (no account) for the same session is not
 	// this site's.
 	_, ev2 := se.paidEventNotDelivered("tee")
 	platform := rewrite(t, ev2.Body, func(m map[string]any) { delete(m, "account") })
-	if code := se.postStripeEvent(platform, stripetest.Sign(platform, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+	if code := se.postStripeEvent(platform, stripetest.Sign(platform, se.Clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
 		t.Fatal(code)
 	}
-	if n := len(se.deliveries()); n != 1 {
+	if n := len(se.Deliveries()); n != 1 {
 		t.Fatalf("%d callbacks, want only the first order's", n)
 	}
 }
@@ -213,30 +214,30 @@ func TestStripeConnectedAccount(t *testing.T) {
 // startAPIOrder announces order id with amount through the server API and
 // has a customer choose Stripe; it returns the session id.
 func (se *stripeEnv) startAPIOrder(id, amount string) string {
-	se.t.Helper()
-	r := se.api(http.MethodPost, "/_checkout/api/orders", se.secretText,
+	se.T.Helper()
+	r := se.API(http.MethodPost, "/_checkout/api/orders", se.SecretText,
 		`{"order_id":"`+id+`","amount":"`+amount+`","currency":"USD","provider":"stripe"}`)
 	var out struct {
 		PayURL string `json:"pay_url"`
 	}
-	if err := json.Unmarshal([]byte(r.body), &out); err != nil || out.PayURL == "" {
-		se.t.Fatalf("api: %d %s", r.code, r.body)
+	if err := json.Unmarshal([]byte(r.Body), &out); err != nil || out.PayURL == "" {
+		se.T.Fatalf("api: %d %s", r.Code, r.Body)
 	}
-	c := se.client()
-	page := se.get(c, out.PayURL)
-	next := se.post(c, out.PayURL, url.Values{"csrf": {csrfOf(se.t, page.body)}, "provider": {"stripe"}}, "Origin", se.srv.URL)
-	sid, ok := strings.CutPrefix(next.location, se.fake.URL+"/pay/")
+	c := se.Client()
+	page := se.Get(c, out.PayURL)
+	next := se.Post(c, out.PayURL, url.Values{"csrf": {handlerstest.CSRFOf(se.T, page.Body)}, "provider": {"stripe"}}, "Origin", se.Srv.URL)
+	sid, ok := strings.CutPrefix(next.Location, se.fake.URL+"/pay/")
 	if !ok {
-		se.t.Fatalf("choosing Stripe went to %q", next.location)
+		se.T.Fatalf("choosing Stripe went to %q", next.Location)
 	}
 	return sid
 }
 
 func (se *stripeEnv) apiOrder(id string) *order.Order {
-	se.t.Helper()
-	o, err := se.store.Get(context.Background(), order.Key{Site: "shop", ID: id})
+	se.T.Helper()
+	o, err := se.Store.Get(context.Background(), order.Key{Site: "shop", ID: id})
 	if err != nil {
-		se.t.Fatal(err)
+		se.T.Fatal(err)
 	}
 	return o
 }
@@ -244,7 +245,7 @@ func (se *stripeEnv) apiOrder(id string) *order.Order {
 func TestStripeNewAmountExpiresTheOldSession(t *testing.T) {
 	se := newStripeEnv(t)
 	old := se.startAPIOrder("A-1", "10.00")
-	se.api(http.MethodPost, "/_checkout/api/orders", se.secretText, `{"order_id":"A-1","amount":"12.00","currency":"USD","provider":"stripe"}`)
+	se.API(http.MethodPost, "/_checkout/api/orders", se.SecretText, `{"order_id":"A-1","amount":"12.00","currency":"USD","provider":"stripe"}`)
 	se.fake.WaitDeliveries()
 	if sess, _ := se.fake.Session(old); sess.Status != "expired" {
 		t.Fatalf("the replaced attempt's session is %s at Stripe, want expired", sess.Status)
@@ -273,8 +274,8 @@ func TestStripeSupersededAttemptPaymentChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	se.api(http.MethodPost, "/_checkout/api/orders", se.secretText, `{"order_id":"A-2","amount":"12.00","currency":"USD","provider":"stripe"}`)
-	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
+	se.API(http.MethodPost, "/_checkout/api/orders", se.SecretText, `{"order_id":"A-2","amount":"12.00","currency":"USD","provider":"stripe"}`)
+	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, se.Clock.Now(), stripeWebhookSecret)); code != http.StatusOK {
 		t.Fatalf("webhook: %d", code)
 	}
 	o := se.apiOrder("A-2")
@@ -295,13 +296,13 @@ func TestStripeOrderEndedHereExpiresTheSession(t *testing.T) {
 	// The customer cancels on our pay page.
 	sid := se.startAPIOrder("C-1", "10.00")
 	o := se.apiOrder("C-1")
-	c := se.client()
-	page := se.get(c, "/_checkout/pay/"+o.Current().Ref)
-	se.post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {csrfOf(t, page.body)}, "action": {"cancel"}}, "Origin", se.srv.URL)
+	c := se.Client()
+	page := se.Get(c, "/_checkout/pay/"+o.Current().Ref)
+	se.Post(c, "/_checkout/pay/"+o.Current().Ref, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "action": {"cancel"}}, "Origin", se.Srv.URL)
 	// Another order runs out of time.
 	sid2 := se.startAPIOrder("C-2", "10.00")
-	se.clock.Add(31 * time.Minute)
-	if n, err := se.site.Expire(context.Background(), 100); err != nil || n != 1 {
+	se.Clock.Add(31 * time.Minute)
+	if n, err := se.Site().Expire(context.Background(), 100); err != nil || n != 1 {
 		t.Fatalf("expire: %d, %v", n, err)
 	}
 	se.fake.WaitDeliveries()
@@ -326,7 +327,7 @@ func TestStripeOrderEndedHereExpiresTheSession(t *testing.T) {
 func TestStripeWebhookAndReturnRace(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		se := newStripeEnv(t)
-		c := se.client()
+		c := se.Client()
 		id := se.buyStripe(c, "mug")
 		ref := se.refOfSession(id)
 		se.fake.SetWebhook("")
@@ -334,21 +335,21 @@ func TestStripeWebhookAndReturnRace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sig := stripetest.Sign(ev.Body, se.clock.Now(), stripeWebhookSecret)
+		sig := stripetest.Sign(ev.Body, se.Clock.Now(), stripeWebhookSecret)
 		var wg sync.WaitGroup
-		var ret resp
+		var ret handlerstest.Resp
 		var code int
 		wg.Add(2)
 		go func() { defer wg.Done(); code = se.postStripeEvent(ev.Body, sig) }()
 		go func() {
 			defer wg.Done()
-			ret = se.get(c, "/_checkout/return/stripe/"+ref+"?session_id="+id)
+			ret = se.Get(c, "/_checkout/return/stripe/"+ref+"?session_id="+id)
 		}()
 		wg.Wait()
-		if code != http.StatusOK || ret.code != http.StatusSeeOther || !strings.Contains(ret.location, "checkout_token=") {
-			t.Fatalf("webhook %d, return %d %q", code, ret.code, ret.location)
+		if code != http.StatusOK || ret.Code != http.StatusSeeOther || !strings.Contains(ret.Location, "checkout_token=") {
+			t.Fatalf("webhook %d, return %d %q", code, ret.Code, ret.Location)
 		}
-		if types := se.callbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+		if types := se.CallbackTypes(); len(types) != 1 || types[0] != "order.paid" {
 			t.Fatalf("round %d: callbacks %v, want one order.paid", i, types)
 		}
 	}
@@ -356,22 +357,22 @@ func TestStripeWebhookAndReturnRace(t *testing.T) {
 
 func TestStripeReturnWithAnotherOrdersSessionIsRefused(t *testing.T) {
 	se := newStripeEnv(t)
-	alice, mallory := se.client(), se.client()
+	alice, mallory := se.Client(), se.Client()
 	aliceID := se.buyStripe(alice, "tee")
 	se.payOnStripe(alice, aliceID, "pay")
 	malloryID := se.buyStripe(mallory, "tee")
 	malloryRef := se.refOfSession(malloryID)
-	r := se.get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+aliceID)
-	if r.code != http.StatusBadRequest || strings.Contains(r.location, "checkout_token") {
-		t.Fatalf("return with another order's paid session: %d %q, want 400", r.code, r.location)
+	r := se.Get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+aliceID)
+	if r.Code != http.StatusBadRequest || strings.Contains(r.Location, "checkout_token") {
+		t.Fatalf("return with another order's paid session: %d %q, want 400", r.Code, r.Location)
 	}
 	for _, bad := range []string{"cs_test_doesnotexist", "../../v1/charges", ""} {
-		r := se.get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+url.QueryEscape(bad))
-		if strings.Contains(r.location, "checkout_token") {
+		r := se.Get(mallory, "/_checkout/return/stripe/"+malloryRef+"?session_id="+url.QueryEscape(bad))
+		if strings.Contains(r.Location, "checkout_token") {
 			t.Fatalf("return with session_id %q reached the shop as paid", bad)
 		}
 	}
-	if o := se.orderByRef(malloryRef); o.Status != order.Pending {
+	if o := se.OrderByRef(malloryRef); o.Status != order.Pending {
 		t.Fatalf("Mallory's order became %s", o.Status)
 	}
 }
@@ -379,26 +380,26 @@ func TestStripeReturnWithAnotherOrdersSessionIsRefused(t *testing.T) {
 func TestStripeReconcilerHealsLostWebhooks(t *testing.T) {
 	se := newStripeEnv(t)
 	ref, _ := se.paidEventNotDelivered("mug")
-	if n, err := se.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 0 {
+	if n, err := se.Site().Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 0 {
 		t.Fatalf("reconcile before the age: %d, %v", n, err)
 	}
-	se.clock.Add(11 * time.Minute)
-	if n, err := se.site.Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 1 {
+	se.Clock.Add(11 * time.Minute)
+	if n, err := se.Site().Reconcile(context.Background(), 10*time.Minute, 100); err != nil || n != 1 {
 		t.Fatalf("reconcile: %d changed, %v; want 1", n, err)
 	}
-	if o := se.orderByRef(ref); o.Status != order.Paid || !strings.HasPrefix(o.Transaction, "pi_") {
+	if o := se.OrderByRef(ref); o.Status != order.Paid || !strings.HasPrefix(o.Transaction, "pi_") {
 		t.Fatalf("after reconcile: %s %q", o.Status, o.Transaction)
 	}
 	// (The demo shop checks callback timestamps against the real clock,
 	// which this test has left behind, so the queued callback is checked.)
-	if ds := se.deliveries(); len(ds) != 1 || ds[0].Type != "order.paid" {
+	if ds := se.Deliveries(); len(ds) != 1 || ds[0].Type != "order.paid" {
 		t.Fatalf("%d callbacks queued, want one order.paid", len(ds))
 	}
 }
 
 func TestStripeOutageShowsAnErrorAndRecovers(t *testing.T) {
 	se := newStripeEnv(t)
-	c := se.client()
+	c := se.Client()
 	// Two 503s are retried by stripe-go under the same idempotency key:
 	// the customer notices nothing and one session is made.
 	se.fake.FailNext(2, http.StatusServiceUnavailable)
@@ -411,11 +412,11 @@ func TestStripeOutageShowsAnErrorAndRecovers(t *testing.T) {
 	// recorded it): the customer gets an error page, nothing is stored
 	// as started, and the next try works.
 	se.fake.FailNext(1, http.StatusInternalServerError)
-	r := se.post(c, "/buy", url.Values{"product": {"tee"}})
-	if r.code != http.StatusServiceUnavailable || strings.Contains(r.location, se.fake.URL) {
-		t.Fatalf("buy during a Stripe outage: %d %q, want a 503 page", r.code, r.location)
+	r := se.Post(c, "/buy", url.Values{"product": {"tee"}})
+	if r.Code != http.StatusServiceUnavailable || strings.Contains(r.Location, se.fake.URL) {
+		t.Fatalf("buy during a Stripe outage: %d %q, want a 503 page", r.Code, r.Location)
 	}
-	if strings.Contains(r.body, "sk_test_") {
+	if strings.Contains(r.Body, "sk_test_") {
 		t.Fatal("the error page shows the secret key")
 	}
 	se.buyStripe(c, "tee")
@@ -434,18 +435,18 @@ func TestStripeWrongAmountOrCurrencyIsNeverPaid(t *testing.T) {
 		"no amount":      func(m map[string]any) { delete(sessionOf(m), "amount_total") },
 	} {
 		body := rewrite(t, ev.Body, func(m map[string]any) { m["id"] = "evt_" + strings.ReplaceAll(name, " ", "_"); change(m) })
-		code := se.postStripeEvent(body, stripetest.Sign(body, se.clock.Now(), stripeWebhookSecret))
+		code := se.postStripeEvent(body, stripetest.Sign(body, se.Clock.Now(), stripeWebhookSecret))
 		if code != http.StatusOK && code != http.StatusBadRequest {
 			t.Errorf("%s: %d", name, code)
 		}
-		if o := se.orderByRef(ref); o.Status != order.Pending {
+		if o := se.OrderByRef(ref); o.Status != order.Pending {
 			t.Fatalf("a session paid with %s amount made the order %s", name, o.Status)
 		}
 	}
 	// The return re-check reads Stripe's own session, which is right.
-	r := se.get(se.client(), "/_checkout/return/stripe/"+ref)
-	if o := se.orderByRef(ref); o.Status != order.Paid || r.code != http.StatusSeeOther {
-		t.Fatalf("after the return check: %s (%d)", o.Status, r.code)
+	r := se.Get(se.Client(), "/_checkout/return/stripe/"+ref)
+	if o := se.OrderByRef(ref); o.Status != order.Paid || r.Code != http.StatusSeeOther {
+		t.Fatalf("after the return check: %s (%d)", o.Status, r.Code)
 	}
 }
 
@@ -456,20 +457,20 @@ func TestStripeLogsHoldNoSecrets(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	se := newStripeEnv(t, func(c *handlers.Config, _ *stripe.Stripe) { c.Logger = bufferLogger(&logs, &mu) })
-	c := se.client()
+	c := se.Client()
 	id := se.buyStripe(c, "mug")
 	ref := se.refOfSession(id)
 	se.payOnStripe(c, id, "pay")
-	if _, err := se.site.Refund(context.Background(), se.orderByRef(ref).ID); err != nil {
+	if _, err := se.Site().Refund(context.Background(), se.OrderByRef(ref).ID); err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"id":"evt_x","type":"checkout.session.completed"}`)
-	forged := stripetest.Sign(body, se.clock.Now(), "whsec_forger_0123456789")
+	forged := stripetest.Sign(body, se.Clock.Now(), "whsec_forger_0123456789")
 	se.postStripeEvent(body, forged)
-	se.postStripeEvent([]byte("{not json"), stripetest.Sign([]byte("{not json"), se.clock.Now(), stripeWebhookSecret))
+	se.postStripeEvent([]byte("{not json"), stripetest.Sign([]byte("{not json"), se.Clock.Now(), stripeWebhookSecret))
 	se.fake.FailNext(1, http.StatusInternalServerError)
-	se.post(c, "/buy", url.Values{"product": {"tee"}})
-	se.get(c, "/_checkout/return/stripe/"+ref+"?session_id=cs_test_nosuch")
+	se.Post(c, "/buy", url.Values{"product": {"tee"}})
+	se.Get(c, "/_checkout/return/stripe/"+ref+"?session_id=cs_test_nosuch")
 	se.fake.WaitDeliveries()
 
 	mu.Lock()
