@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,11 +13,9 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/sandbox"
-	"github.com/caddy-checkout/checkout/sign"
-	"github.com/caddy-checkout/checkout/store/bolt"
-	"github.com/caddy-checkout/checkout/templates"
 )
 
 // BenchmarkHeaderIntake measures the whole header intake of SPEC §4.1 with
@@ -46,44 +43,11 @@ func BenchmarkHeaderIntake(b *testing.B) {
 // a temporary directory.
 func benchSite(b *testing.B) *handlers.Site {
 	b.Helper()
-	site, _ := benchSiteWith(b, func(c *handlers.Config) {
+	site, _ := handlerstest.BenchSite(b, func(c *handlers.Config) {
 		c.Intake = handlers.Intakes{Headers: true}
 		c.Providers = []provider.Provider{&sandbox.Sandbox{}}
 	})
 	return site
-}
-
-// benchSiteWith builds site "bench" over a bolt store in a temporary
-// directory, configured by configure, with its providers set up.
-func benchSiteWith(b *testing.B, configure func(*handlers.Config)) (*handlers.Site, *bolt.Store) {
-	b.Helper()
-	st, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	secret, err := sign.ParseSecret(sign.NewSecret())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pages, err := templates.New("", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := handlers.Config{Site: "bench", Secret: secret, Store: st, Pages: pages}
-	configure(&cfg)
-	site, err := handlers.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, p := range cfg.Providers {
-		if s, ok := p.(provider.Setuper); ok {
-			if err := s.Setup(site.Env()); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	return site, st
 }
 
 // benchShop is the upstream: every request is a "buy" that announces a new

@@ -19,15 +19,6 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-// orderCount is how many orders the site has stored.
-func orderCount(e *handlerstest.Env) int {
-	list, err := e.Store.List(context.Background(), store.ListFilter{})
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	return len(list)
-}
-
 func TestAPICreateAndGet(t *testing.T) {
 	e := handlerstest.New(t)
 	body := `{"order_id":"API-1","amount":"9.99","currency":"USD","description":"E-book","metadata":{"sku":"eb"},"expires_in":"1h"}`
@@ -60,8 +51,8 @@ func TestAPICreateAndGet(t *testing.T) {
 	if r := e.API("GET", "/_checkout/api/orders/nope", e.SecretText, ""); r.Code != 404 {
 		t.Fatalf("get unknown: %d", r.Code)
 	}
-	if orderCount(e) != 1 {
-		t.Fatalf("%d orders, want 1", orderCount(e))
+	if e.OrderCount() != 1 {
+		t.Fatalf("%d orders, want 1", e.OrderCount())
 	}
 }
 
@@ -95,8 +86,8 @@ func TestAPIRefusesBadCallersAndBodies(t *testing.T) {
 			}
 		})
 	}
-	if orderCount(e) != 0 {
-		t.Fatalf("refused calls stored %d orders", orderCount(e))
+	if e.OrderCount() != 0 {
+		t.Fatalf("refused calls stored %d orders", e.OrderCount())
 	}
 }
 
@@ -137,8 +128,8 @@ func TestAPIIdempotencyKey(t *testing.T) {
 	if r := e.API("POST", "/_checkout/api/orders", e.SecretText, body, "Idempotency-Key", `"k-busy"`); r.Code != http.StatusConflict {
 		t.Fatalf("in flight: %d %s", r.Code, r.Body)
 	}
-	if orderCount(e) != 1 {
-		t.Fatalf("%d orders", orderCount(e))
+	if e.OrderCount() != 1 {
+		t.Fatalf("%d orders", e.OrderCount())
 	}
 }
 
@@ -162,8 +153,8 @@ func TestAPIConcurrentSameKeyOneOrder(t *testing.T) {
 		}
 	}
 	o, err := e.Store.Get(context.Background(), order.Key{Site: "shop", ID: "IK-C"})
-	if err != nil || len(o.Attempts) != 1 || orderCount(e) != 1 {
-		t.Fatalf("one order with one attempt expected: %v %d", err, orderCount(e))
+	if err != nil || len(o.Attempts) != 1 || e.OrderCount() != 1 {
+		t.Fatalf("one order with one attempt expected: %v %d", err, e.OrderCount())
 	}
 }
 
@@ -201,8 +192,8 @@ func TestSignedLinks(t *testing.T) {
 			}
 		})
 	}
-	if orderCount(e) != 1 {
-		t.Fatalf("bad links stored orders: %d", orderCount(e))
+	if e.OrderCount() != 1 {
+		t.Fatalf("bad links stored orders: %d", e.OrderCount())
 	}
 }
 
@@ -258,7 +249,7 @@ func TestEventsStreamLiveStatus(t *testing.T) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	e := handlerstest.New(t, func(c *handlers.Config) { c.Logger = bufferLogger(&logs, &mu) })
+	e := handlerstest.New(t, func(c *handlers.Config) { c.Logger = handlerstest.BufferLogger(&logs, &mu) })
 	c := e.Client()
 	sb := e.Buy(c, "mug")
 	e.PaySandbox(c, sb, "paid")

@@ -29,7 +29,7 @@ func TestNonCheckoutResponsesPassThrough(t *testing.T) {
 			t.Fatalf("response header %s reached the client", k)
 		}
 	}
-	if orderCount(e) != 0 {
+	if e.OrderCount() != 0 {
 		t.Fatal("a response without X-Checkout-Order made an order")
 	}
 }

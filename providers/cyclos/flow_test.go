@@ -3,7 +3,7 @@
 // page, Cyclos calls the webhook and redirects to the success URL at the
 // same time, and only processing the ticket with the shop's credentials
 // pays the order.
-package handlers_test
+package cyclos_test
 
 import (
 	"bytes"
@@ -404,7 +404,7 @@ func TestCyclosErrorsAreClearAndSecretsStayOut(t *testing.T) {
 	ce := newCyclosEnv(t, cyclosOption{
 		fake: []cyclostest.Option{cyclostest.WithCustomFields("invoice_nr")},
 		prov: func(p *cyclos.Cyclos) { p.CustomValues = map[string]string{"no_such_field": "{order_id}"} },
-		site: func(c *handlers.Config) { c.Logger = bufferLogger(&logs, &mu) },
+		site: func(c *handlers.Config) { c.Logger = handlerstest.BufferLogger(&logs, &mu) },
 	})
 	r := ce.Post(ce.Client(), "/buy", url.Values{"product": {"mug"}})
 	if r.Code != http.StatusBadGateway || !strings.Contains(r.Body, "Cyclos refused to set up this payment") {

@@ -2,7 +2,7 @@
 // operators drive it: the stateful fake Stripe (internal/stripetest) holds
 // the sessions, and every request the provider sends is also validated by
 // stripe-mock against Stripe's OpenAPI spec.
-package handlers_test
+package stripe_test
 
 import (
 	"context"

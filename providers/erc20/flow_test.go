@@ -3,7 +3,7 @@
 // addresses from an xpub, payments credited at the configured depth,
 // reorgs, look-alike tokens, failed transfers, partial and over-payments,
 // a restart between seen and paid, and the 0xBTCpay-compatible API.
-package handlers_test
+package erc20_test
 
 import (
 	"context"
@@ -385,7 +385,7 @@ func TestOxbtcpayAPIErrors(t *testing.T) {
 			t.Errorf("%s: %d %v, want HTTP 200 error %v %q with id null", c.body, code, res, c.code, c.msg)
 		}
 	}
-	if n := orderCount(ee.Env); n != 0 {
+	if n := ee.Env.OrderCount(); n != 0 {
 		t.Fatalf("bad requests stored %d orders", n)
 	}
 	if r := ee.Get(ee.Client(), "/_checkout/0123456789abcdef/status.json"); r.Code != http.StatusNotFound || r.Body != "not found" {

@@ -1,4 +1,4 @@
-package handlers_test
+package stripe_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
@@ -40,7 +41,7 @@ func BenchmarkStripeWebhookIngest(b *testing.B) {
 func benchStripeIngest(b *testing.B, goroutines int) {
 	const whsec = "whsec_bench_0123456789abcdef"
 	now := time.Now()
-	site, st := benchSiteWith(b, func(c *handlers.Config) {
+	site, st := handlerstest.BenchSite(b, func(c *handlers.Config) {
 		c.Callback = "http://127.0.0.1:9/payments/webhook" // queued, never sent here
 		c.Providers = []provider.Provider{&stripe.Stripe{SecretKey: "sk_test_bench", WebhookSecret: whsec, APIURL: "http://127.0.0.1:9"}}
 		c.Now = func() time.Time { return now }

@@ -2,7 +2,7 @@
 // replayed and rolled signatures, events that are not ours, the same
 // event many times at once, webhook and return racing, and a session of
 // one order shown on another's return URL.
-package handlers_test
+package stripe_test
 
 import (
 	"bytes"
@@ -456,7 +456,7 @@ func TestStripeWrongAmountOrCurrencyIsNeverPaid(t *testing.T) {
 func TestStripeLogsHoldNoSecrets(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	se := newStripeEnv(t, func(c *handlers.Config, _ *stripe.Stripe) { c.Logger = bufferLogger(&logs, &mu) })
+	se := newStripeEnv(t, func(c *handlers.Config, _ *stripe.Stripe) { c.Logger = handlerstest.BufferLogger(&logs, &mu) })
 	c := se.Client()
 	id := se.buyStripe(c, "mug")
 	ref := se.refOfSession(id)

@@ -1,0 +1,84 @@
+// Helpers beside the running site: a site for benchmarks, a logger tests
+// can read, and counting stored orders.
+
+package handlerstest
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/templates"
+)
+
+// OrderCount is how many orders the store holds.
+func (e *Env) OrderCount() int {
+	e.T.Helper()
+	list, err := e.Store.List(context.Background(), store.ListFilter{})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return len(list)
+}
+
+// BenchSite builds site "bench" over a bolt store in a temporary
+// directory, configured by configure, with its providers set up: a site
+// without the HTTP server and shop of Env, for benchmarks.
+func BenchSite(b testing.TB, configure func(*handlers.Config)) (*handlers.Site, *bolt.Store) {
+	b.Helper()
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "checkout.db"), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	secret, err := sign.ParseSecret(sign.NewSecret())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pages, err := templates.New("", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := handlers.Config{Site: "bench", Secret: secret, Store: st, Pages: pages}
+	configure(&cfg)
+	site, err := handlers.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range cfg.Providers {
+		if s, ok := p.(provider.Setuper); ok {
+			if err := s.Setup(site.Env()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return site, st
+}
+
+type lockedWriter struct {
+	buf *bytes.Buffer
+	mu  *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// BufferLogger logs everything, at debug level, as JSON into buf, under
+// mu (hold it to read buf).
+func BufferLogger(buf *bytes.Buffer, mu *sync.Mutex) *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(lockedWriter{buf, mu}), zapcore.DebugLevel))
+}
