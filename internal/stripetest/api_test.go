@@ -373,7 +373,7 @@ func TestPayLaterAndSettle(t *testing.T) {
 		t.Fatalf("PayLater: %v, %v", ev.Type, err)
 	}
 	snap, _ := srv.Session(cs.ID)
-	if snap.Status != "complete" || snap.PaymentStatus != "unpaid" || snap.PaymentIntentStatus != "processing" {
+	if snap.Status != "complete" || snap.PaymentStatus != "unpaid" || snap.PaymentIntentStatus != "requires_action" {
 		t.Errorf("after PayLater: %+v", snap)
 	}
 	_, err = sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(snap.PaymentIntent)})

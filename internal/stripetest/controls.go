@@ -21,13 +21,19 @@ func (s *Server) Pay(id string) (Event, error) {
 	return s.complete(id, true)
 }
 
-// PayLater is the customer choosing a delayed method such as konbini: the
-// session becomes complete but unpaid and its PaymentIntent processing, with
-// no charge yet (so it cannot be refunded), until [Server.Settle]. It returns
-// checkout.session.completed.
+// PayLater is the customer choosing konbini: the session becomes complete
+// but unpaid, and its PaymentIntent requires_action with a voucher that
+// lapses in [VoucherLife] (next_action.konbini_display_details.expires_at),
+// with no charge yet (so it cannot be refunded), until [Server.Settle]. It
+// returns checkout.session.completed.
 func (s *Server) PayLater(id string) (Event, error) {
 	return s.complete(id, false)
 }
+
+// VoucherLife is how long the fake's konbini vouchers last: Stripe's
+// default expires_after_days of 3 (the fake does not round to the end of
+// the day in Japan).
+const VoucherLife = 72 * time.Hour
 
 func (s *Server) complete(id string, paid bool) (Event, error) {
 	s.mu.Lock()
@@ -43,11 +49,12 @@ func (s *Server) complete(id string, paid bool) (Event, error) {
 		created:     now,
 		amount:      x.amountTotal,
 		currency:    x.currency,
-		status:      "processing",
+		status:      "requires_action",
 		metadata:    maps.Clone(x.intentMetadata),
 		methodTypes: append([]string(nil), x.methodTypes...),
 	}
 	pi.clientSecret = pi.id + "_secret_" + newID("", 25)
+	pi.voucherExpires = s.now().Add(VoucherLife).Unix()
 	s.intents[pi.id] = pi
 	x.intent = pi
 	x.status = "complete"
@@ -119,7 +126,7 @@ func (s *Server) Settle(id string, ok bool) (Event, error) {
 	case err != nil:
 		s.mu.Unlock()
 		return Event{}, err
-	case x.status != "complete" || x.intent == nil || x.intent.status != "processing":
+	case x.status != "complete" || x.intent == nil || x.intent.status != "requires_action":
 		s.mu.Unlock()
 		return Event{}, fmt.Errorf("stripetest: Checkout Session %s has no delayed payment in progress (status %s, payment_status %s)", id, x.status, x.paymentStatus)
 	}

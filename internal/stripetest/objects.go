@@ -41,7 +41,10 @@ type paymentIntent struct {
 	amount         int64
 	amountReceived int64
 	currency       string
-	status         string // processing | succeeded | requires_payment_method | canceled
+	status         string // requires_action (a konbini voucher) | succeeded | requires_payment_method | canceled
+	// voucherExpires is when a konbini voucher (status requires_action)
+	// lapses: its next_action.konbini_display_details.expires_at.
+	voucherExpires int64
 	metadata       map[string]string
 	methodTypes    []string
 	clientSecret   string
@@ -219,6 +222,17 @@ type paymentIntentJSON struct {
 	Metadata           map[string]string `json:"metadata"`
 	PaymentMethodTypes []string          `json:"payment_method_types"`
 	Status             string            `json:"status"`
+	NextAction         *nextActionJSON   `json:"next_action"`
+}
+
+// nextActionJSON is a PaymentIntent's next_action while the customer
+// must pay a konbini voucher.
+type nextActionJSON struct {
+	Type                  string `json:"type"` // "konbini_display_details"
+	KonbiniDisplayDetails struct {
+		ExpiresAt        int64  `json:"expires_at"`
+		HostedVoucherURL string `json:"hosted_voucher_url"`
+	} `json:"konbini_display_details"`
 }
 
 type chargeJSON struct {
@@ -319,6 +333,11 @@ func (pi *paymentIntent) json(exp expansion) paymentIntentJSON {
 		Metadata:           metadataJSON(pi.metadata),
 		PaymentMethodTypes: append([]string(nil), pi.methodTypes...),
 		Status:             pi.status,
+	}
+	if pi.status == "requires_action" && pi.voucherExpires != 0 {
+		j.NextAction = &nextActionJSON{Type: "konbini_display_details"}
+		j.NextAction.KonbiniDisplayDetails.ExpiresAt = pi.voucherExpires
+		j.NextAction.KonbiniDisplayDetails.HostedVoucherURL = "https://payments.stripe.com/konbini/voucher/" + pi.id
 	}
 	if pi.charge != nil {
 		if exp["latest_charge"] {

@@ -72,6 +72,7 @@ func (s *Stripe) fromSession(ctx context.Context, sess *stripeapi.CheckoutSessio
 		f.Status, f.Paid = order.Paid, amt
 	case sess.Status == stripeapi.CheckoutSessionStatusComplete && sess.PaymentStatus == stripeapi.CheckoutSessionPaymentStatusUnpaid:
 		f.Status, f.Note = order.OnHold, "completed at Stripe; waiting for a delayed payment method"
+		f.HoldUntil = voucherExpiry(sess.PaymentIntent)
 		if pi := sess.PaymentIntent; pi != nil && (pi.Status == stripeapi.PaymentIntentStatusRequiresPaymentMethod || pi.Status == stripeapi.PaymentIntentStatusCanceled) {
 			f.Status, f.Note = order.Failed, "delayed payment failed at Stripe"
 		}

@@ -226,9 +226,16 @@ func TestStripeDelayedPaymentThenPaidOrFailed(t *testing.T) {
 			id := se.buyStripe(c, "tee")
 			ref := se.refOfSession(id)
 			back := se.payOnStripe(c, id, "pay_later")
-			if o := se.OrderByRef(ref); o.Status != order.OnHold {
-				t.Fatalf("after pay-later: %s, want on_hold", o.Status)
+			voucher := se.Clock.Now().Add(stripetest.VoucherLife).UTC()
+			if o := se.OrderByRef(ref); o.Status != order.OnHold || !o.HoldUntil.Equal(voucher) {
+				t.Fatalf("after pay-later: %s held until %s, want on_hold until the konbini voucher's expiry %s", o.Status, o.HoldUntil, voucher)
 			}
+			// The voucher outlives the order's 30 minutes: it is not expired.
+			se.Clock.Add(2 * time.Hour)
+			if n, err := se.Site().Expire(context.Background(), 10); err != nil || n != 0 {
+				t.Fatalf("Expire two hours into a 3-day voucher = %d, %v", n, err)
+			}
+			se.Clock.Add(-2 * time.Hour) // the shop checks callback timestamps against its own clock
 			page := se.Get(c, back.Location)
 			if page.Code != http.StatusOK || !strings.Contains(page.Body, "/_checkout/status/") {
 				t.Fatalf("return while unpaid: %d, want the live processing page\n%s", page.Code, page.Body)

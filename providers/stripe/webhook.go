@@ -195,6 +195,15 @@ func (s *Stripe) sessionEvent(ctx context.Context, typ string, sess sessionObjec
 		return f, true, nil
 	case typ == "checkout.session.completed" && sess.PaymentStatus == "unpaid":
 		f.Status, f.Note = order.OnHold, "completed at Stripe; waiting for a delayed payment method"
+		if id := idOf(sess.PaymentIntent); id != "" {
+			// A konbini voucher says until when it can be paid: the
+			// order is held until then, not its own expiry.
+			pi, err := s.intent(ctx, id)
+			if err != nil {
+				return f, false, err
+			}
+			f.HoldUntil = voucherExpiry(pi)
+		}
 		return f, true, nil
 	}
 	return f, false, nil
@@ -243,6 +252,15 @@ func (s *Stripe) refundEvent(ctx context.Context, ch chargeObject) (provider.Fin
 		return provider.Finding{}, false, nil
 	}
 	return provider.Finding{Ref: meta[metaRef], Status: order.Refunded, Note: "refunded at Stripe (charge " + ch.ID + ")"}, true, nil
+}
+
+// voucherExpiry is when a konbini voucher of pi lapses
+// (next_action.konbini_display_details.expires_at), or zero.
+func voucherExpiry(pi *stripeapi.PaymentIntent) time.Time {
+	if pi == nil || pi.NextAction == nil || pi.NextAction.KonbiniDisplayDetails == nil || pi.NextAction.KonbiniDisplayDetails.ExpiresAt <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(pi.NextAction.KonbiniDisplayDetails.ExpiresAt, 0).UTC()
 }
 
 func (s *Stripe) intent(ctx context.Context, id string) (*stripeapi.PaymentIntent, error) {
