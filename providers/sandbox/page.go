@@ -23,6 +23,10 @@ var pageText = map[string]map[string]string{
 		"later":   "Pay later",
 		"settled": "Customer paid",
 		"expire":  "Let it expire",
+
+		"choose":      "Choose Pay, Decline or Pay later.",
+		"choose_held": "This payment is on hold: choose Customer paid or Let it expire.",
+		"undelivered": "The sandbox could not deliver its webhook (the site's log says why). Please try again.",
 	},
 	"ja": {
 		"banner":  "サンドボックス — 実際のお金は動きません",
@@ -35,6 +39,10 @@ var pageText = map[string]map[string]string{
 		"later":   "後で支払う",
 		"settled": "お客様が支払った",
 		"expire":  "期限切れにする",
+
+		"choose":      "「支払う」「拒否する」「後で支払う」のいずれかを選んでください。",
+		"choose_held": "この支払いは保留中です。「お客様が支払った」か「期限切れにする」を選んでください。",
+		"undelivered": "サンドボックスがWebhookを届けられませんでした（理由はサイトのログにあります）。もう一度お試しください。",
 	},
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/templates"
@@ -57,6 +59,9 @@ func (*Sandbox) Label(locale string) string {
 func (s *Sandbox) Setup(env provider.Env) error {
 	if env.Secret == nil || env.Webhook == nil || env.Lookup == nil || env.Render == nil || env.Locale == nil {
 		return fmt.Errorf("sandbox: incomplete site environment")
+	}
+	if env.Logger == nil {
+		env.Logger = zap.NewNop()
 	}
 	s.env = env
 	return nil
@@ -134,17 +139,19 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		outcome := r.PostFormValue("outcome")
+		t := textFor(s.env.Locale(r))
+		retry := s.env.BasePath + "/" + Name + "/" + ref
 		if !offered(o.Status, outcome) {
-			msg := "Choose Pay, Decline or Pay later."
+			msg := t["choose"]
 			if o.Status == order.OnHold {
-				msg = "This payment is on hold: choose Customer paid or Let it expire."
+				msg = t["choose_held"]
 			}
-			s.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{HTTPStatus: http.StatusBadRequest, Message: msg})
+			s.env.Render(w, r, http.StatusBadRequest, "error", templates.Page{Message: msg, RetryURL: retry})
 			return
 		}
 		if err := s.deliver(r, pay, outcome); err != nil {
-			s.env.Render(w, r, http.StatusBadGateway, "error", templates.Page{HTTPStatus: http.StatusBadGateway,
-				Message: "The sandbox could not deliver its webhook: " + err.Error()})
+			s.env.Logger.Error("sandbox webhook not delivered", zap.String("ref", ref), zap.Error(err))
+			s.env.Render(w, r, http.StatusBadGateway, "error", templates.Page{Message: t["undelivered"], RetryURL: retry})
 			return
 		}
 		http.Redirect(w, r, s.env.BasePath+"/return/"+Name+"/"+ref, http.StatusSeeOther)
