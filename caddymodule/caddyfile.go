@@ -95,6 +95,8 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		intake        headers|signed_link|api...
 //		api_allow     <cidr>...
 //		templates_dir <dir>
+//		return_referers <origin>...   # more origins customers return from (a bank's 3-D Secure page)
+//		referer_policy log|refuse      # a return from a foreign Referer: logged (default) or refused
 //		brand {
 //			name  <text>
 //			logo  <file>             # PNG, JPEG, GIF, WebP or SVG, at most 256 KiB
@@ -170,6 +172,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("api_allow: %v", err)
 				}
 			}
+		case "return_referers":
+			h.ReturnReferers = d.RemainingArgs()
+			if len(h.ReturnReferers) == 0 {
+				return d.Errf("return_referers: name at least one origin, such as https://pay.example-bank.com")
+			}
+			if _, err := parseOrigins(h.ReturnReferers); err != nil {
+				return d.WrapErr(err)
+			}
+		case "referer_policy":
+			v, err := oneArg(d, name)
+			if err != nil {
+				return err
+			}
+			if v != "log" && v != "refuse" {
+				return d.Errf("referer_policy %q: want log or refuse", v)
+			}
+			h.RefererPolicy = v
 		case "price":
 			return d.Errf("price: paywalled routes are not available in this build yet")
 		case "brand":
@@ -230,7 +249,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // single lists the settings that may appear once.
 var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
 	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
-	"locales": true, "intake": true, "api_allow": true, "brand": true}
+	"locales": true, "intake": true, "api_allow": true, "brand": true, "return_referers": true, "referer_policy": true}
 
 func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
 	if !d.NextArg() {

@@ -85,6 +85,20 @@ type Handler struct {
 	// API. Default: 127.0.0.0/8 and ::1/128.
 	APIAllow []string `json:"api_allow,omitempty"`
 
+	// ReturnReferers are origins, besides this site's and the providers'
+	// own pages, from which customers come back to the return routes
+	// (a bank's 3-D Secure page, a wallet's site), such as
+	// https://pay.example-bank.com. See RefererPolicy.
+	ReturnReferers []string `json:"return_referers,omitempty"`
+
+	// RefererPolicy says what a return from a foreign Referer (not this
+	// site, not a provider's pages, not in ReturnReferers) does: "log"
+	// (the default) logs and counts it and lets the server-side check
+	// with the provider, which is always the proof, decide; "refuse"
+	// answers 403 and asks the provider nothing. A return without a
+	// Referer always goes on to the server-side check.
+	RefererPolicy string `json:"referer_policy,omitempty"`
+
 	// TemplatesDir holds page templates that replace the embedded ones of
 	// the same file name. Optional.
 	TemplatesDir string `json:"templates_dir,omitempty"`
@@ -114,6 +128,19 @@ type Brand struct {
 	// Color is the accent colour of buttons and links, as #rgb or
 	// #rrggbb.
 	Color string `json:"color,omitempty"`
+}
+
+// parseOrigins checks return_referers: each a bare http(s) origin.
+func parseOrigins(list []string) ([]string, error) {
+	var out []string
+	for _, v := range list {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("return_referers: %q is not an origin; want scheme and host, such as https://pay.example-bank.com", v)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
 }
 
 // brandColor is what Brand.Color accepts.
@@ -225,6 +252,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("api_allow: %v", err)
 		}
 		cfg.APIAllow = append(cfg.APIAllow, p)
+	}
+	if cfg.ReturnReferers, err = parseOrigins(h.ReturnReferers); err != nil {
+		return err
+	}
+	switch h.RefererPolicy {
+	case "", "log":
+	case "refuse":
+		cfg.RefuseForeignReferers = true
+	default:
+		return fmt.Errorf("referer_policy %q: want log or refuse", h.RefererPolicy)
 	}
 	if h.Brand != nil {
 		if cfg.Brand, err = h.Brand.load(); err != nil {

@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	orders   *prometheus.CounterVec
 	webhooks *prometheus.CounterVec
+	referers *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -29,6 +30,10 @@ func newMetrics() *metrics {
 			Namespace: "caddy", Subsystem: "checkout", Name: "webhooks_total",
 			Help: "Provider webhooks by site, provider and verification result (ok, unauthenticated, malformed, unavailable, error).",
 		}, []string{"site", "provider", "result"}),
+		referers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "checkout", Name: "foreign_referers_total",
+			Help: "Customer returns from a Referer that is neither this site, the provider's pages nor return_referers, by site, provider and action (logged, refused).",
+		}, []string{"site", "provider", "action"}),
 	}
 }
 
@@ -40,6 +45,15 @@ func (m *metrics) Moved(site, provider string, to order.State) {
 // Webhook implements handlers.Observer.
 func (m *metrics) Webhook(site, provider, result string) {
 	m.webhooks.WithLabelValues(site, provider, result).Inc()
+}
+
+// ForeignReferer implements handlers.Observer.
+func (m *metrics) ForeignReferer(site, provider string, refused bool) {
+	action := "logged"
+	if refused {
+		action = "refused"
+	}
+	m.referers.WithLabelValues(site, provider, action).Inc()
 }
 
 var (
@@ -57,6 +71,7 @@ type collector struct{ e *engine }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	c.e.metrics.orders.Describe(ch)
 	c.e.metrics.webhooks.Describe(ch)
+	c.e.metrics.referers.Describe(ch)
 	ch <- descDeliveries
 	ch <- descOutboxDepth
 	ch <- descOutboxAge
@@ -65,6 +80,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.e.metrics.orders.Collect(ch)
 	c.e.metrics.webhooks.Collect(ch)
+	c.e.metrics.referers.Collect(ch)
 	st := c.e.notifier.Stats()
 	for result, n := range map[string]uint64{"delivered": st.Delivered, "failed": st.Failed, "gone": st.Gone, "dead": st.Dead} {
 		ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(n), result)

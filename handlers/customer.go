@@ -4,6 +4,7 @@ package handlers
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -124,6 +125,12 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
+	if s.holdInstructions(r, o) != "" {
+		// A slip to pay at a store is out: paying another way would take
+		// the money twice.
+		s.showProcessing(w, r, o, ref)
+		return
+	}
 	choices := s.choices(r, o)
 	if len(choices) == 0 {
 		// No provider of this config can take the order (the shop fixed
@@ -140,6 +147,13 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.page("pay", o, ref)
 	p.Providers = choices
+	for _, c := range choices {
+		if o, ok := s.providers[c.Name].(provider.Origins); ok {
+			// The form's POST is answered with a redirect to the
+			// provider's page, which CSP form-action also governs.
+			p.FormOrigins = append(p.FormOrigins, o.PageOrigins()...)
+		}
+	}
 	p.CSRF = s.csrfToken(ref)
 	p.Action = s.cfg.BasePath + "/pay/" + ref
 	if cur := o.Current(); cur.Failed {
@@ -244,6 +258,10 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.checkReferer(r, name, p) {
+		s.failOrder(w, r, http.StatusForbidden, "error.foreign_referer", o)
+		return
+	}
 	if ret, ok := p.(provider.Returner); ok && o.Status != order.Paid {
 		att := o.Attempt(ref)
 		f, err := ret.Return(r.Context(), r, s.payment(r, o, att, name))
@@ -289,12 +307,40 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 		}
 		http.Redirect(w, r, target+sep+returnTokenParam+"="+url.QueryEscape(ref+"."+s.returnToken(o)), http.StatusSeeOther)
 	case order.Pending, order.OnHold:
-		p := s.page("processing", o, ref)
-		p.RetryURL = s.cfg.BasePath + "/pay/" + o.Current().Ref
-		s.render(w, r, http.StatusOK, p)
+		s.showProcessing(w, r, o, ref)
 	default:
 		s.showEnded(w, r, o)
 	}
+}
+
+// showProcessing is the page of an order whose payment is under way: for
+// one held open while the customer pays elsewhere, with what the provider
+// asks them to do (a konbini slip's details and deadline).
+func (s *Site) showProcessing(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+	p := s.page("processing", o, ref)
+	p.RetryURL = s.cfg.BasePath + "/pay/" + o.Current().Ref
+	p.ProviderHTML = s.holdInstructions(r, o)
+	s.render(w, r, http.StatusOK, p)
+}
+
+// holdInstructions is what the provider holding the order asks the
+// customer to do to pay it, or "".
+func (s *Site) holdInstructions(r *http.Request, o *order.Order) template.HTML {
+	if o.Status != order.OnHold {
+		return ""
+	}
+	gen := o.Current().Generation
+	for i := len(o.Attempts) - 1; i >= 0; i-- {
+		a := &o.Attempts[i]
+		in, ok := s.providers[a.Provider].(provider.Instructor)
+		if a.Generation != gen || a.Failed || !ok {
+			continue
+		}
+		if h := in.Instructions(s.payment(r, o, a, a.Provider), s.cfg.Pages.Locale(r)); h != "" {
+			return h
+		}
+	}
+	return ""
 }
 
 // serveSuccess is the shop's success page reached with a return token: the

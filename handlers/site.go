@@ -60,6 +60,14 @@ type Config struct {
 	Observer Observer
 	// Brand presents the shop on every page. Optional.
 	Brand Brand
+	// ReturnReferers are more origins customers may come back from to the
+	// return routes, besides this site and the providers' PageOrigins
+	// ("https://pay.example-bank.com").
+	ReturnReferers []string
+	// RefuseForeignReferers answers a return from any other Referer with
+	// 403, asking the provider nothing; otherwise such a return is logged
+	// and counted, and the server-side check decides.
+	RefuseForeignReferers bool
 }
 
 // Brand is the shop's name, logo and accent colour on the pages. The logo
@@ -81,12 +89,16 @@ type Observer interface {
 	// Webhook: a provider webhook got a verdict: "ok", "unauthenticated",
 	// "malformed", "unavailable" or "error".
 	Webhook(site, provider, result string)
+	// ForeignReferer: a customer came back to provider's return route
+	// from a foreign Referer, and was refused or let through.
+	ForeignReferer(site, provider string, refused bool)
 }
 
 type noObserver struct{}
 
-func (noObserver) Moved(string, string, order.State) {}
-func (noObserver) Webhook(string, string, string)    {}
+func (noObserver) Moved(string, string, order.State)   {}
+func (noObserver) Webhook(string, string, string)      {}
+func (noObserver) ForeignReferer(string, string, bool) {}
 
 // Site serves one site's checkout routes. It is safe for concurrent use.
 type Site struct {

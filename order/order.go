@@ -491,6 +491,11 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		}
 		return refuse(ErrSuperseded)
 	}
+	if (t.To == Expired || t.To == Cancelled) && t.Cause.Kind.fromProvider() && att.Ref != o.Current().Ref {
+		// An earlier attempt ended at its provider (a session the
+		// customer left for a new one): the order is the newer one's.
+		return refuse(fmt.Errorf("%w: a later attempt replaced this one", ErrSuperseded))
+	}
 	if t.To == Failed && t.Cause.Kind.fromProvider() && o.Status.Open() {
 		// A declined or failed attempt does not end the order: the
 		// customer may try again or choose another provider.

@@ -389,6 +389,7 @@ func (s *Site) Payment(org Origin, o *order.Order, att *order.Attempt, prov stri
 		OrderID:      o.ID,
 		Ref:          att.Ref,
 		Generation:   att.Generation,
+		CreatedAt:    att.CreatedAt,
 		Amount:       att.Amount,
 		Description:  o.Description,
 		Email:        o.Email,

@@ -34,10 +34,14 @@ import (
 
 // Payment is what a provider is told about the attempt it is asked to take.
 type Payment struct {
-	Site        string
-	OrderID     string
-	Ref         string // our unguessable attempt reference; echo it to the provider as the reference
-	Generation  int
+	Site       string
+	OrderID    string
+	Ref        string // our unguessable attempt reference; echo it to the provider as the reference
+	Generation int
+	// CreatedAt is when the attempt was made: a time that stays the same
+	// for every Start of it (a provider deriving a session's lifetime from
+	// it sends the same request on a double click).
+	CreatedAt   time.Time
 	Amount      money.Amount
 	Description string
 	Email       string
@@ -186,6 +190,25 @@ type Refunder interface {
 // for an attempt the provider never started or has already closed.
 type Closer interface {
 	Close(ctx context.Context, p Payment) error
+}
+
+// Instructor is a provider whose payments can be held open while the
+// customer pays elsewhere (a konbini slip paid in cash at a store, days
+// later). Instructions is what the customer's page shows about an attempt
+// on hold, in locale: where and how to pay, by when. It is built from
+// what the provider recorded (Payment.ProviderData) and makes no calls;
+// empty when there is nothing to show. The HTML must be safe (built with
+// html/template), with no scripts or third-party assets.
+type Instructor interface {
+	Instructions(p Payment, locale string) template.HTML
+}
+
+// Origins is a provider whose pages send customers back to our return
+// route. PageOrigins are the origins of those pages ("https://komoju.com"),
+// against which the return's Referer is checked, and to which the pay
+// page's form may redirect (CSP form-action).
+type Origins interface {
+	PageOrigins() []string
 }
 
 // Progresser is a provider that can say more about an open attempt than

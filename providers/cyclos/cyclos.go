@@ -72,6 +72,7 @@ var (
 	_ provider.Provider  = (*Cyclos)(nil)
 	_ provider.Setuper   = (*Cyclos)(nil)
 	_ provider.Webhooker = (*Cyclos)(nil)
+	_ provider.Origins   = (*Cyclos)(nil)
 	_ provider.Labeler   = (*Cyclos)(nil)
 	_ provider.Returner  = (*Cyclos)(nil)
 	_ provider.Checker   = (*Cyclos)(nil)
@@ -240,6 +241,16 @@ func description(p provider.Payment) string {
 		return "Order " + p.OrderID
 	}
 	return "Order " + p.OrderID + ": " + p.Description
+}
+
+// PageOrigins implements provider.Origins: customers approve tickets on
+// the Cyclos server's own pages.
+func (c *Cyclos) PageOrigins() []string {
+	u, err := url.Parse(c.URL)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
 }
 
 // approveURL is where the customer approves a ticket: the server's

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,7 @@ var (
 	_ provider.Refunder  = (*Stripe)(nil)
 	_ provider.Closer    = (*Stripe)(nil)
 	_ provider.Labeler   = (*Stripe)(nil)
+	_ provider.Origins   = (*Stripe)(nil)
 )
 
 // Name implements provider.Provider.
@@ -106,6 +108,19 @@ func (*Stripe) Label(locale string) string {
 		return "カード（Stripe）"
 	}
 	return "Card (Stripe)"
+}
+
+// checkoutOrigin is where Stripe serves Checkout's hosted pages.
+const checkoutOrigin = "https://checkout.stripe.com"
+
+// PageOrigins implements provider.Origins: Stripe Checkout's pages, and
+// those of another API address (a fake serves its pages there).
+func (s *Stripe) PageOrigins() []string {
+	out := []string{checkoutOrigin}
+	if u, err := url.Parse(s.APIURL); err == nil && u.Host != "" {
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return out
 }
 
 // Setup checks the configuration and makes the API client.
