@@ -834,3 +834,22 @@ func TestStoredPostbackMovesToTheAttempt(t *testing.T) {
 		t.Fatalf("the order still writes postback_url: %s", b)
 	}
 }
+
+func TestEarlierAttemptsEndDoesNotEndTheOrder(t *testing.T) {
+	o := newOrder(t)
+	first := o.Current().Ref
+	o.Apply(order.Transition{To: order.Failed, Ref: first, Cause: order.Cause{Kind: order.ByReturn}}, t0.Add(time.Minute))
+	if _, err := o.Retry(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []order.State{order.Cancelled, order.Expired} {
+		out := o.Apply(order.Transition{To: to, Ref: first, Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-old-" + string(to)}}, t0.Add(3*time.Minute))
+		if out.Changed || !errors.Is(out.Err, order.ErrSuperseded) || o.Status != order.Pending {
+			t.Fatalf("the first attempt's session %s: %+v, order %s; want refused, the order pending", to, out, o.Status)
+		}
+	}
+	// The order's own expiry, and the current attempt's end, still apply.
+	if out := o.Apply(order.Transition{To: order.Expired, Ref: o.Current().Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-cur"}}, t0.Add(4*time.Minute)); !out.Changed {
+		t.Fatalf("the current attempt's expiry: %+v", out)
+	}
+}

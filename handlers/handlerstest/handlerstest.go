@@ -95,6 +95,7 @@ func New(t *testing.T, opts ...Option) *Env {
 	if e.Shop, err = demoshop.New(e.SecretText); err != nil {
 		t.Fatal(err)
 	}
+	e.Shop.SetClock(e.Clock.Now)
 	e.ShopSrv = httptest.NewServer(e.Shop)
 	t.Cleanup(e.ShopSrv.Close)
 	e.upstream = e.Shop

@@ -65,6 +65,15 @@ func (s *Shop) Callbacks() []Callback {
 	return append([]Callback(nil), s.callbacks...)
 }
 
+// SetClock sets the clock the shop checks signatures' timestamps with,
+// so that tests that move the checkout's clock by days keep the two in
+// step, as two servers with synchronised clocks are.
+func (s *Shop) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
 // SetFail makes the callback endpoint fail (true) or work (false).
 func (s *Shop) SetFail(v bool) {
 	s.mu.Lock()

@@ -99,6 +99,16 @@ func (e *apiError) Error() string {
 	return s
 }
 
+// UserMessage implements provider.UserError: KOMOJU refused the payment
+// as asked (an amount or method it does not take), so the customer is
+// told to choose another way rather than to try again.
+func (e *apiError) UserMessage(locale string) string {
+	if locale == "ja" {
+		return "KOMOJUでこのお支払いを受け付けられませんでした。別のお支払い方法を選ぶか、繰り返し起きる場合はショップにお問い合わせください。"
+	}
+	return "KOMOJU could not accept this payment. Please choose another way to pay, or contact the shop if this happens again."
+}
+
 // errMissing is KOMOJU's 404: no such object for this account.
 var errMissing = errors.New("no such KOMOJU object")
 
