@@ -20,6 +20,7 @@ import (
 	_ "github.com/caddy-checkout/checkout/providers/cyclos"
 	_ "github.com/caddy-checkout/checkout/providers/erc20"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
+	_ "github.com/caddy-checkout/checkout/providers/komoju"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )
 
@@ -331,6 +332,40 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name:  "ok/stripe-every-setting",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n stripe {\n  secret_key {env.STRIPE_SECRET_KEY}\n  webhook_secret {env.STRIPE_WEBHOOK_SECRET}\n  account acct_1ExAmple\n  api_url http://127.0.0.1:12111\n  payment_method_types card konbini\n }\n}",
+		},
+		{
+			name:  "ok/komoju-every-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n komoju {\n  secret_key {env.KOMOJU_SECRET_KEY}\n  webhook_secret {env.KOMOJU_WEBHOOK_SECRET}\n  payment_types credit_card konbini\n  locale ja\n  api_url http://127.0.0.1:12112\n }\n}",
+		},
+		{
+			name:  "fail/komoju-unknown-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n komoju {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  publishable_key pk_test_1\n }\n}",
+			want:  []string{"komoju", `"publishable_key"`, "secret_key, webhook_secret", "Testfile:6"},
+		},
+		{
+			name:  "fail/komoju-missing-webhook-secret",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n komoju {\n  secret_key {env.K}\n }\n}",
+			want:  []string{"komoju", "webhook_secret", "required"},
+		},
+		{
+			name:  "fail/komoju-locale",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n komoju {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  locale fr\n }\n}",
+			want:  []string{"komoju locale", `"fr"`, "ja, en or ko"},
+		},
+		{
+			name:  "fail/komoju-payment-type",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n komoju {\n  secret_key {env.K}\n  webhook_secret {env.W}\n  payment_types Konbini!\n }\n}",
+			want:  []string{"payment_types", `"Konbini!"`, "Testfile:6"},
+		},
+		{
+			name:  "fail/return-referers-not-origin",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n return_referers https://bank.example/acs\n sandbox\n}",
+			want:  []string{"return_referers", "not an origin", "Testfile:3"},
+		},
+		{
+			name:  "fail/referer-policy",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n referer_policy block\n sandbox\n}",
+			want:  []string{"referer_policy", `"block"`, "log or refuse", "Testfile:3"},
 		},
 		{
 			name:  "fail/stripe-unknown-setting",

@@ -148,17 +148,17 @@ func (k *Komoju) Setup(env provider.Env) error {
 		return err
 	}
 	if len(k.webhookSecret) < 8 {
-		return errors.New("komoju webhook_secret: want the webhook's secret token from KOMOJU's dashboard (Settings → Webhooks), at least 8 characters")
+		return errors.New("webhook_secret: want the webhook's secret token from KOMOJU's dashboard (Settings → Webhooks), at least 8 characters")
 	}
 	for _, t := range k.PaymentTypes {
 		if !validType(t) {
-			return fmt.Errorf("komoju payment_types: %q is not a KOMOJU payment type (credit_card, konbini, paypay, ...)", t)
+			return fmt.Errorf("payment_types: %q is not a KOMOJU payment type (credit_card, konbini, paypay, ...)", t)
 		}
 	}
 	switch k.Locale {
 	case "", "ja", "en", "ko":
 	default:
-		return fmt.Errorf("komoju locale %q: want ja, en or ko", k.Locale)
+		return fmt.Errorf("locale %q: want ja, en or ko", k.Locale)
 	}
 	base := k.APIURL
 	if base == "" {
@@ -166,10 +166,14 @@ func (k *Komoju) Setup(env provider.Env) error {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("komoju api_url %q: want scheme and host only, such as https://komoju.com", base)
+		shown := base
+		if err == nil && u.User != nil {
+			shown = u.Redacted() // never show a password given in the URL
+		}
+		return fmt.Errorf("api_url %q: want scheme and host only, such as https://komoju.com", shown)
 	}
 	if env.Now == nil || env.Lookup == nil {
-		return errors.New("komoju: incomplete site environment")
+		return errors.New("incomplete site environment")
 	}
 	k.env = env
 	k.origin = u.Scheme + "://" + u.Host
@@ -185,7 +189,7 @@ func (k *Komoju) Setup(env provider.Env) error {
 func checkKey(key string) error {
 	rest, ok := strings.CutPrefix(key, "sk_")
 	if !ok || !(strings.HasPrefix(rest, "test_") || strings.HasPrefix(rest, "live_") || len(rest) >= 16) || strings.ContainsAny(key, " \t\r\n:") {
-		return errors.New("komoju secret_key: want the account's secret key, sk_test_... or sk_live_... (KOMOJU dashboard → Settings → API keys)")
+		return errors.New("secret_key: want the account's secret key, sk_test_... or sk_live_... (KOMOJU dashboard → Settings → API keys)")
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func TestSetupRefusesBadSettingsWithoutShowingSecrets(t *testing.T) {
 		"fail/payment-type":    {komoju.Komoju{SecretKey: komojutest.SecretKey, WebhookSecret: webhookSecret, PaymentTypes: []string{"Credit Card"}}, "payment_types"},
 		"fail/locale":          {komoju.Komoju{SecretKey: komojutest.SecretKey, WebhookSecret: webhookSecret, Locale: "fr"}, "locale"},
 		"fail/api-url-path":    {komoju.Komoju{SecretKey: komojutest.SecretKey, WebhookSecret: webhookSecret, APIURL: "https://komoju.com/api/v1"}, "api_url"},
-		"fail/api-url-user":    {komoju.Komoju{SecretKey: komojutest.SecretKey, WebhookSecret: webhookSecret, APIURL: "https://sk_live_x@komoju.com"}, "api_url"},
+		"fail/api-url-user":    {komoju.Komoju{SecretKey: komojutest.SecretKey, WebhookSecret: webhookSecret, APIURL: "https://user:supersecretvalue@komoju.com"}, "api_url"},
 	} {
 		err := tc.k.Setup(env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
