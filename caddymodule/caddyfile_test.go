@@ -19,8 +19,8 @@ import (
 	"github.com/caddy-checkout/checkout/caddymodule"
 	_ "github.com/caddy-checkout/checkout/providers/cyclos"
 	_ "github.com/caddy-checkout/checkout/providers/erc20"
-	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/komoju"
+	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
 )
 
