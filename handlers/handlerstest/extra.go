@@ -6,9 +6,15 @@ package handlerstest
 import (
 	"bytes"
 	"context"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -81,4 +87,50 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func BufferLogger(buf *bytes.Buffer, mu *sync.Mutex) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(lockedWriter{buf, mu}), zapcore.DebugLevel))
+}
+
+// WebhookIngest is the timed part of a webhook-ingest benchmark: the b.N
+// webhooks are made first, in parallel, by build (the body and headers of
+// webhook i, with its order stored), then posted to path on site with
+// goroutines in flight, each expected to get 200. It reports events/s.
+func WebhookIngest(b *testing.B, site *handlers.Site, path string, goroutines int, build func(i int) ([]byte, http.Header)) {
+	b.Helper()
+	bodies := make([][]byte, b.N)
+	headers := make([]http.Header, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+				bodies[i], headers[i] = build(i)
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	var seq atomic.Int64
+	b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1) - 1
+			r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(bodies[i]))
+			maps.Copy(r.Header, headers[i])
+			w := httptest.NewRecorder()
+			_ = site.ServeHTTP(w, r, handlers.NextHandler(http.NotFoundHandler()))
+			if w.Code != http.StatusOK {
+				b.Errorf("webhook %d: %d %s", i, w.Code, w.Body.String())
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }

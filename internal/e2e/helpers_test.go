@@ -242,3 +242,16 @@ func (p *providerSite) callbackTypes() []string {
 	}
 	return types
 }
+
+// adminRefund asks Caddy's admin API to refund an order of site "default"
+// and returns the status and body of the answer.
+func adminRefund(t *testing.T, admin, id string) (int, string) {
+	t.Helper()
+	r, err := http.Post("http://"+admin+"/checkout/orders/default/"+url.PathEscape(id)+"/refund", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return r.StatusCode, string(b)
+}

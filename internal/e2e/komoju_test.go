@@ -89,19 +89,9 @@ func TestKomojuThroughCaddy(t *testing.T) {
 	if code := adminGet(t, admin, "/checkout/orders?status=paid", &orders); code != 200 || len(orders) != 2 {
 		t.Fatalf("admin orders: %d %+v", code, orders)
 	}
-	refund := func(id string) (int, string) {
-		t.Helper()
-		r, err := http.Post("http://"+admin+"/checkout/orders/default/"+url.PathEscape(id)+"/refund", "application/json", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return r.StatusCode, string(b)
-	}
 	refunded, refused := 0, 0
 	for _, o := range orders {
-		code, body := refund(o.OrderID)
+		code, body := adminRefund(t, admin, o.OrderID)
 		switch {
 		case o.Transaction == fake.PaymentOf(sessionID) && code == http.StatusConflict && strings.Contains(body, "konbini") && strings.Contains(body, "bank account"):
 			refused++

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,18 +64,8 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	if code := adminGet(t, admin, "/checkout/orders?status=paid", &orders); code != 200 || len(orders) != 1 || orders[0].PaidWith != "stripe" {
 		t.Fatalf("admin orders: %d %+v", code, orders)
 	}
-	refund := func(id string) (int, string) {
-		t.Helper()
-		r, err := http.Post("http://"+admin+"/checkout/orders/default/"+url.PathEscape(id)+"/refund", "application/json", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return r.StatusCode, string(b)
-	}
 	for i := 0; i < 2; i++ { // the second is a harmless repeat
-		if code, body := refund(orders[0].OrderID); code != http.StatusOK || !strings.Contains(body, `"status": "refunded"`) {
+		if code, body := adminRefund(t, admin, orders[0].OrderID); code != http.StatusOK || !strings.Contains(body, `"status": "refunded"`) {
 			t.Fatalf("refund #%d: %d\n%s", i+1, code, body)
 		}
 	}
@@ -111,7 +100,7 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	if len(pending) != 1 {
 		t.Fatalf("pending orders %+v", pending)
 	}
-	if code, body := refund(pending[0].OrderID); code != http.StatusConflict || !strings.Contains(body, "only a paid order") {
+	if code, body := adminRefund(t, admin, pending[0].OrderID); code != http.StatusConflict || !strings.Contains(body, "only a paid order") {
 		t.Fatalf("refunding a pending order: %d %s", code, body)
 	}
 	if rej := fake.MockRejections(); len(rej) > 0 {
