@@ -28,7 +28,9 @@ func (s *Site) foreignReferer(r *http.Request, p provider.Provider) string {
 		return "(unreadable)"
 	}
 	origin := strings.ToLower(u.Scheme + "://" + u.Host)
-	if origin == strings.ToLower(s.publicURL(r)) {
+	if own, err := url.Parse(s.publicURL(r)); err == nil && strings.EqualFold(own.Host, u.Host) {
+		// This site, whichever scheme: behind a proxy that ends TLS the
+		// request's own scheme may read http.
 		return ""
 	}
 	allowed := s.cfg.ReturnReferers
