@@ -220,6 +220,11 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
+	if s.holdInstructions(r, o) != "" {
+		// A pay form from before a slip was taken: the slip stands.
+		s.showProcessing(w, r, o, ref)
+		return
+	}
 	name := r.PostFormValue("provider")
 	if _, ok := s.providers[name]; !ok || (o.Provider != "" && o.Provider != name) {
 		s.failOrder(w, r, http.StatusBadRequest, "error.choose_shown", o)

@@ -149,8 +149,11 @@ type Order struct {
 	Attempts    []Attempt         `json:"attempts"`
 	Transaction string            `json:"transaction,omitempty"`
 	PaidWith    string            `json:"paid_with,omitempty"` // provider that took the payment
-	PaidAt      time.Time         `json:"paid_at,omitzero"`
-	Late        bool              `json:"late,omitempty"`
+	// PaidRef is the attempt whose payment paid the order (one of its
+	// generation may have failed first), for refunds.
+	PaidRef string    `json:"paid_ref,omitempty"`
+	PaidAt  time.Time `json:"paid_at,omitzero"`
+	Late    bool      `json:"late,omitempty"`
 	// HoldUntil is how long the provider holds an on_hold payment open
 	// (a konbini slip's payment deadline): until then the order is not
 	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
@@ -262,13 +265,23 @@ func (o *Order) Attempt(ref string) *Attempt {
 // PaidAttempt is the attempt whose payment made the order paid, or nil
 // while it has not been paid.
 func (o *Order) PaidAttempt() *Attempt {
+	if a := o.Attempt(o.PaidRef); o.PaidRef != "" && a != nil {
+		return a
+	}
+	// Orders paid before PaidRef was kept: the paid generation's attempt
+	// with the paying provider, latest first.
 	for i := len(o.History) - 1; i >= 0; i-- {
 		if ev := o.History[i]; ev.Applied && ev.To == Paid {
-			for j := range o.Attempts {
-				if o.Attempts[j].Generation == ev.Attempt {
-					return &o.Attempts[j]
+			var first *Attempt
+			for j := len(o.Attempts) - 1; j >= 0; j-- {
+				if a := &o.Attempts[j]; a.Generation == ev.Attempt {
+					if a.Provider == o.PaidWith && !a.Failed {
+						return a
+					}
+					first = a
 				}
 			}
+			return first
 		}
 	}
 	return nil
@@ -576,6 +589,12 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	}
 	ev.Applied = true
 	o.History = append(o.History, ev)
+	if t.To == Paid || t.To == OnHold {
+		// The attempt took money after all (a slip taken, or another card
+		// used, in the provider's session after a decline): it is no
+		// longer failed, so that it is watched, shown and closed.
+		att.Failed = false
+	}
 	deadline := o.Deadline()
 	o.Status = t.To
 	o.UpdatedAt = now
@@ -588,6 +607,7 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	if t.To == Paid {
 		o.PaidAt = now
 		o.PaidWith = t.Provider
+		o.PaidRef = att.Ref
 		o.Transaction = t.Transaction
 		o.Late = ev.From.Ended() || now.After(deadline)
 		if flag != "" {

@@ -853,3 +853,24 @@ func TestEarlierAttemptsEndDoesNotEndTheOrder(t *testing.T) {
 		t.Fatalf("the current attempt's expiry: %+v", out)
 	}
 }
+
+func TestAttemptThatTookMoneyIsNotFailed(t *testing.T) {
+	o := newOrder(t)
+	first := o.Current().Ref
+	o.Apply(order.Transition{To: order.Failed, Ref: first, Cause: order.Cause{Kind: order.ByReturn}}, t0.Add(time.Minute))
+	retry, err := o.Retry(t0.Add(2 * time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry.Provider = "stripe"
+	o.Apply(order.Transition{To: order.Failed, Ref: retry.Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-declined"}}, t0.Add(3*time.Minute))
+	// The provider's session stayed open after the decline, and the
+	// customer took a slip in it.
+	if out := o.Apply(order.Transition{To: order.OnHold, Ref: retry.Ref, Paid: usd("75.00"), Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-slip"}}, t0.Add(4*time.Minute)); !out.Changed || o.Attempt(retry.Ref).Failed {
+		t.Fatalf("slip after a decline: %+v, attempt failed=%v", out, o.Attempt(retry.Ref).Failed)
+	}
+	o.Apply(order.Transition{To: order.Paid, Ref: retry.Ref, Paid: usd("75.00"), Transaction: "tx-2", Provider: "stripe", Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-paid"}}, t0.Add(5*time.Minute))
+	if a := o.PaidAttempt(); a == nil || a.Ref != retry.Ref {
+		t.Fatalf("PaidAttempt = %+v, want the second attempt, which paid", a)
+	}
+}

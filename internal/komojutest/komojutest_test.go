@@ -151,7 +151,7 @@ func TestKonbiniLifecycleAndSignedWebhooks(t *testing.T) {
 	}
 	_, shown := call(t, s, "GET", "/sessions/"+id, komojutest.SecretKey, "", nil)
 	pay := shown["payment"].(map[string]any)
-	if shown["status"] != "completed" || pay["status"] != "authorized" || pay["payment_deadline"] != "2026-11-28T09:00:00Z" {
+	if shown["status"] != "completed" || pay["status"] != "authorized" || pay["payment_deadline"] != "2026-11-28T14:59:59Z" {
 		t.Fatalf("konbini slip: session %v, payment %v", shown["status"], pay)
 	}
 	details := pay["payment_details"].(map[string]any)
@@ -189,8 +189,17 @@ func TestSlipExpiresAtItsDeadline(t *testing.T) {
 	_, sess := call(t, s, "POST", "/sessions", komojutest.SecretKey, "", sessionBody())
 	pid, _ := s.Pay(sess["id"].(string), "konbini", "")
 	mu.Lock()
-	now = now.Add(25 * time.Hour)
+	now = time.Date(2026, 11, 26, 14, 59, 58, 0, time.UTC) // 23:59:58 JST of the last day
 	mu.Unlock()
+	if n := s.ExpireDue(); n != 0 || s.PaymentStatus(pid) != "authorized" {
+		t.Fatalf("a slip expired before 23:59:59 JST of its last day: %d, %s", n, s.PaymentStatus(pid))
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if n := s.ExpireDue(); n != 1 {
+		t.Fatalf("ExpireDue expired %d slips at the deadline", n)
+	}
 	if st := s.PaymentStatus(pid); st != "expired" {
 		t.Fatalf("slip after its deadline is %s", st)
 	}

@@ -138,7 +138,7 @@ func (s *Server) pay(id, method, card, store string) (*payment, error) {
 			store = KonbiniStores[0]
 		}
 		p.Store, p.Confirmation, p.Receipt = store, digits(6), digits(11)
-		p.Deadline = s.now().Add(s.konbiniLife).Truncate(time.Second)
+		p.Deadline = SlipDeadline(s.now(), s.konbiniLife)
 		x.Status, x.CompletedAt, x.Payment = "completed", s.now(), p.ID
 		s.move(p, "authorized")
 	default:
@@ -231,6 +231,44 @@ func (s *Server) RefundInDashboard(paymentID string) error {
 		s.refund(p, p.Amount-p.Refunded)
 		return nil
 	})
+}
+
+// japan is KOMOJU's time zone for konbini deadlines (UTC+9).
+var japan = time.FixedZone("JST", 9*60*60)
+
+// SlipDeadline is the payment_deadline of a konbini slip taken at now that
+// may be paid for life: KOMOJU voids a slip after 23:59:59 (Japan time) of
+// its last day (protocols.md §2.6).
+func SlipDeadline(now time.Time, life time.Duration) time.Time {
+	last := now.Add(life).In(japan)
+	y, m, d := last.Date()
+	return time.Date(y, m, d, 23, 59, 59, 0, japan).UTC()
+}
+
+// ExpireDue expires every slip whose deadline has passed and sends their
+// payment.expired events, as KOMOJU does on its own at the deadline; tests
+// call it after moving the clock. It returns how many it expired.
+func (s *Server) ExpireDue() int {
+	s.mu.Lock()
+	n, before := 0, len(s.events)
+	for _, p := range s.payments {
+		if p.Status == "authorized" && !s.now().Before(p.Deadline) {
+			s.move(p, "expired")
+			n++
+		}
+	}
+	evs := append([]Event(nil), s.events[before:]...)
+	s.mu.Unlock()
+	s.send(evs)
+	return n
+}
+
+// Forget makes KOMOJU no longer know a session, as when it was made with
+// another account's key.
+func (s *Server) Forget(sessionID string) {
+	s.mu.Lock()
+	delete(s.sessions, sessionID)
+	s.mu.Unlock()
 }
 
 // PaymentStatus is a payment's status now.

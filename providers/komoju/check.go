@@ -62,6 +62,11 @@ func (k *Komoju) Check(ctx context.Context, p provider.Payment) (provider.Findin
 		return provider.Finding{}, nil
 	}
 	s, err := k.api.session(ctx, p.ProviderRef)
+	if errors.Is(err, errMissing) {
+		// KOMOJU has no such session (made with another key, say): no
+		// payment can arrive through it, and the order's expiry goes on.
+		return provider.Finding{}, nil
+	}
 	if err != nil {
 		return provider.Finding{}, err
 	}

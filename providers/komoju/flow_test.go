@@ -209,8 +209,8 @@ func TestKonbiniHeldPastExpiryThenCaptured(t *testing.T) {
 			t.Errorf("slip page lacks %q:\n%s", want, page.Body)
 		}
 	}
-	if o.Status != order.OnHold || !o.HoldUntil.Equal(ke.Clock.Now().Add(72*time.Hour)) {
-		t.Fatalf("order %s held until %v, want on_hold for the slip's 3 days", o.Status, o.HoldUntil)
+	if want := komojutest.SlipDeadline(ke.Clock.Now(), 72*time.Hour); o.Status != order.OnHold || !o.HoldUntil.Equal(want) {
+		t.Fatalf("order %s held until %v, want on_hold until the slip's deadline %v", o.Status, o.HoldUntil, want)
 	}
 	// The customer comes back to the pay page: the slip, not a way to pay twice.
 	if again := ke.Get(c, "/_checkout/pay/"+ref); !strings.Contains(again.Body, slip["komoju_receipt"]) || strings.Contains(again.Body, `name="provider"`) {
@@ -238,9 +238,13 @@ func TestKonbiniExpired(t *testing.T) {
 	id := ke.buy(c, "tea")
 	ref := ke.refOf(id)
 	ke.Get(c, ke.onKomoju(c, id, "konbini"))
-	ke.Clock.Add(72 * time.Hour)
-	if err := ke.fake.Expire(ke.fake.PaymentOf(id)); err != nil {
-		t.Fatal(err)
+	ke.Clock.Add(71 * time.Hour)
+	if n, err := ke.Site().Expire(context.Background(), 10); err != nil || n != 0 || ke.fake.ExpireDue() != 0 {
+		t.Fatalf("a slip with hours left: %d orders expired (%v)", n, err)
+	}
+	ke.Clock.Add(24 * time.Hour) // past 23:59:59 JST of the slip's last day
+	if n := ke.fake.ExpireDue(); n != 1 {
+		t.Fatalf("KOMOJU expired %d slips", n)
 	}
 	if o := ke.OrderByRef(ref); o.Status != order.Expired {
 		t.Fatalf("order %s after the slip expired", o.Status)
@@ -282,6 +286,81 @@ func TestAbortedSessionThenRetry(t *testing.T) {
 	}
 	if got := ke.CallbackTypes(); strings.Join(got, ",") != "order.paid" {
 		t.Fatalf("callbacks %v, want only order.paid (an abort is no callback)", got)
+	}
+	// The payment of the second attempt is the one refunded.
+	if o, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref2).ID); err != nil || o.Status != order.Refunded {
+		t.Fatalf("refund after a retry: %v", err)
+	}
+	if st := ke.fake.PaymentStatus(ke.fake.PaymentOf(second)); st != "refunded" {
+		t.Fatalf("the paying payment is %s at KOMOJU", st)
+	}
+}
+
+// TestDeclineThenSlipInOneSession: a declined card on KOMOJU's page, then a
+// konbini slip in the same session. The slip holds the order, and is shown,
+// watched and paid like any other.
+func TestDeclineThenSlipInOneSession(t *testing.T) {
+	ke := newEnv(t)
+	c := ke.Client()
+	id := ke.buy(c, "tea")
+	ref := ke.refOf(id)
+	if r := ke.Post(c, ke.fake.URL+"/sessions/"+id, url.Values{"action": {"credit_card"}, "card": {komojutest.DeclineCard}}); r.Code != http.StatusPaymentRequired {
+		t.Fatalf("declined card: %d", r.Code)
+	}
+	page := ke.Get(c, ke.onKomoju(c, id, "konbini"))
+	o := ke.OrderByRef(ref)
+	if page.Code != http.StatusOK || o.Status != order.OnHold || o.Attempt(ref).Failed || !strings.Contains(page.Body, o.Attempt(ref).ProviderData["komoju_receipt"]) {
+		t.Fatalf("after a decline then a slip: %d, order %s, attempt failed=%v\n%s", page.Code, o.Status, o.Attempt(ref).Failed, page.Body)
+	}
+	ke.fake.HoldWebhooks()
+	if err := ke.fake.Capture(ke.fake.PaymentOf(id)); err != nil {
+		t.Fatal(err)
+	}
+	ke.fake.DropHeld() // the capture's webhook is lost
+	ke.Clock.Add(time.Hour)
+	if n, err := ke.Site().Reconcile(context.Background(), 10*time.Minute, 10); err != nil || n != 1 {
+		t.Fatalf("reconcile: %d %v", n, err)
+	}
+	if o := ke.OrderByRef(ref); o.Status != order.Paid {
+		t.Fatalf("order %s", o.Status)
+	}
+}
+
+// TestStalePayFormWhileHeld: a pay form loaded before the slip was taken,
+// posted afterwards, neither starts another payment nor cancels the slip.
+func TestStalePayFormWhileHeld(t *testing.T) {
+	ke := newEnv(t, withSandboxToo)
+	c := ke.Client()
+	r := ke.Post(c, "/buy", url.Values{"product": {"tea"}})
+	payURL := r.Location
+	form := url.Values{"csrf": {handlerstest.CSRFOf(t, ke.Get(c, payURL).Body)}, "provider": {"komoju"}}
+	r = ke.Post(c, payURL, form)
+	id := strings.TrimPrefix(r.Location, ke.fake.URL+"/sessions/")
+	ke.Get(c, ke.onKomoju(c, id, "konbini"))
+	form.Set("provider", "sandbox")
+	r = ke.Post(c, payURL, form)
+	if r.Code != http.StatusOK || !strings.Contains(r.Body, "Pay at the store") {
+		t.Fatalf("stale form while held: %d %q\n%s", r.Code, r.Location, r.Body)
+	}
+	if st := ke.fake.PaymentStatus(ke.fake.PaymentOf(id)); st != "authorized" {
+		t.Fatalf("the slip is %s at KOMOJU", st)
+	}
+}
+
+// TestSessionKomojuNoLongerKnows: an attempt whose session KOMOJU cannot
+// find (made with another account's key) does not keep its order from
+// expiring.
+func TestSessionKomojuNoLongerKnows(t *testing.T) {
+	ke := newEnv(t)
+	id := ke.buy(ke.Client(), "tea")
+	ref := ke.refOf(id)
+	ke.fake.Forget(id)
+	ke.Clock.Add(2 * time.Hour)
+	if n, err := ke.Site().Expire(context.Background(), 10); err != nil || n != 1 {
+		t.Fatalf("expired %d (%v)", n, err)
+	}
+	if o := ke.OrderByRef(ref); o.Status != order.Expired {
+		t.Fatalf("order %s", o.Status)
 	}
 }
 

@@ -53,19 +53,20 @@ func TestWebhookSignatures(t *testing.T) {
 		sig  string
 		want int
 	}{
-		"unsigned":      {body, "", http.StatusUnauthorized},
-		"forged":        {body, komojutest.Sign("another-secret", body), http.StatusUnauthorized},
-		"not hex":       {body, "zz" + good[2:], http.StatusUnauthorized},
-		"tampered body": {bytes.Replace(body, []byte("1800"), []byte("1801"), 1), good, http.StatusUnauthorized},
-		"upper case":    {body, strings.ToUpper(good[:10]) + "x", http.StatusUnauthorized},
-		"not json":      {[]byte("{"), komojutest.Sign(webhookSecret, []byte("{")), http.StatusBadRequest},
-		"no type":       {[]byte(`{"id":"e"}`), komojutest.Sign(webhookSecret, []byte(`{"id":"e"}`)), http.StatusBadRequest},
-		"type and status disagree": {
-			event("evx", "payment.captured", paymentObject("pay1forged", "authorized", ref, id, 1800, "JPY")),
-			komojutest.Sign(webhookSecret, event("evx", "payment.captured", paymentObject("pay1forged", "authorized", ref, id, 1800, "JPY"))),
-			http.StatusBadRequest,
-		},
+		"unsigned":        {body, "", http.StatusUnauthorized},
+		"forged":          {body, komojutest.Sign("another-secret", body), http.StatusUnauthorized},
+		"not hex":         {body, "zz" + good[2:], http.StatusUnauthorized},
+		"tampered body":   {bytes.Replace(body, []byte("1800"), []byte("1801"), 1), good, http.StatusUnauthorized},
+		"upper case":      {body, strings.ToUpper(good[:10]) + "x", http.StatusUnauthorized},
+		"not json":        {[]byte("{"), komojutest.Sign(webhookSecret, []byte("{")), http.StatusBadRequest},
+		"no type":         {[]byte(`{"id":"e"}`), komojutest.Sign(webhookSecret, []byte(`{"id":"e"}`)), http.StatusBadRequest},
+		"no event id":     {[]byte(`{"type":"ping"}`), komojutest.Sign(webhookSecret, []byte(`{"type":"ping"}`)), http.StatusBadRequest},
+		"long event id":   {event(strings.Repeat("e", 101), "payment.captured", paymentObject("pay1forged", "captured", ref, id, 1800, "JPY")), "", http.StatusBadRequest},
+		"negative amount": {event("evneg", "payment.captured", paymentObject("pay1forged", "captured", ref, id, -1800, "JPY")), "", http.StatusBadRequest},
 	} {
+		if tc.sig == "" && tc.want == http.StatusBadRequest {
+			tc.sig = komojutest.Sign(webhookSecret, tc.body) // signed, but not readable
+		}
 		if code := ke.post(tc.body, tc.sig); code != tc.want {
 			t.Errorf("%s: %d, want %d", name, code, tc.want)
 		}
@@ -273,5 +274,22 @@ func TestForeignReferer(t *testing.T) {
 		if o := ke.OrderByRef(ref); o.Status != order.Paid {
 			t.Fatalf("refuse=%v: order %s", refuse, o.Status)
 		}
+	}
+}
+
+// TestStoreDownIsRetried: when the store cannot be read, a signed event is
+// answered 503, so that KOMOJU delivers it again, not 200 and lost.
+func TestStoreDownIsRetried(t *testing.T) {
+	ke := newEnv(t)
+	c := ke.Client()
+	ke.fake.HoldWebhooks()
+	id := ke.buy(c, "tea")
+	ke.onKomoju(c, id, "credit_card")
+	held := ke.fake.Held()
+	if err := ke.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := ke.post(held[0].Body, komojutest.Sign(webhookSecret, held[0].Body)); code != http.StatusServiceUnavailable {
+		t.Fatalf("signed event with the store down: %d, want 503", code)
 	}
 }

@@ -337,8 +337,8 @@ func toKomoju(a money.Amount) (int64, error) {
 
 // fromKomoju reads an amount KOMOJU reports back into an exact amount.
 func fromKomoju(units *int64, currency string) (money.Amount, error) {
-	if units == nil || !currencies[currency] {
-		return money.Amount{}, fmt.Errorf("%w: payment without amount or with currency %q", provider.ErrMalformed, currency)
+	if units == nil || *units < 0 || !currencies[currency] {
+		return money.Amount{}, fmt.Errorf("%w: payment without a valid amount, or with currency %q", provider.ErrMalformed, truncate(currency, 8))
 	}
 	return money.FromMinor(big.NewInt(*units), currency)
 }

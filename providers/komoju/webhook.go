@@ -8,12 +8,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/store"
 )
 
 // verify checks X-Komoju-Signature: the lowercase hex HMAC-SHA256 of the
@@ -36,6 +38,10 @@ func verify(sig string, body []byte, secret string) error {
 	return nil
 }
 
+// maxEventID bounds an event id, which is stored to recognise replays
+// (KOMOJU's ids are 25 characters).
+const maxEventID = 100
+
 // event is a KOMOJU event (komoju-node-sdk Event.md): its data is a Payment
 // for every payment.* type.
 type event struct {
@@ -56,11 +62,10 @@ func (k *Komoju) Webhook(ctx context.Context, r *http.Request, body []byte) ([]p
 	if err := json.Unmarshal(body, &ev); err != nil || ev.Type == "" {
 		return nil, fmt.Errorf("%w: not a KOMOJU event", provider.ErrMalformed)
 	}
-	if ev.ID == "" {
-		ev.ID = r.Header.Get("X-Komoju-ID")
-	}
-	if ev.ID == "" {
-		return nil, fmt.Errorf("%w: KOMOJU event without an id", provider.ErrMalformed)
+	if ev.ID == "" || len(ev.ID) > maxEventID {
+		// The id is what a replay is recognised by: it must be the signed
+		// body's, never the unsigned X-Komoju-ID header's.
+		return nil, fmt.Errorf("%w: KOMOJU event without an id of at most %d characters", provider.ErrMalformed, maxEventID)
 	}
 	switch ev.Type {
 	case "payment.authorized", "payment.captured", "payment.expired", "payment.cancelled",
@@ -72,10 +77,9 @@ func (k *Komoju) Webhook(ctx context.Context, r *http.Request, body []byte) ([]p
 	if err := json.Unmarshal(ev.Data, &pay); err != nil || pay.ID == "" || pay.Status == "" {
 		return nil, fmt.Errorf("%w: %s without a payment", provider.ErrMalformed, ev.Type)
 	}
-	if want := strings.TrimPrefix(ev.Type, "payment."); want != pay.Status {
-		// The event names the move; the payment object is its state then.
-		return nil, fmt.Errorf("%w: %s carries a %s payment", provider.ErrMalformed, ev.Type, pay.Status)
-	}
+	// The payment object's status is its state, and decides: the type is
+	// a label (a partial refund's payment.refunded carries a payment
+	// still captured, and changes nothing here).
 	f, ok, err := k.finding(ctx, &pay, "")
 	if err != nil || !ok {
 		return nil, err
@@ -104,8 +108,15 @@ func (k *Komoju) finding(ctx context.Context, pay *payment, sessionID string) (p
 		return provider.Finding{}, false, nil
 	}
 	o, p, err := k.env.Lookup(ctx, ref)
-	if err != nil || o.Site != k.env.Site || p.ProviderRef == "" {
-		return provider.Finding{}, false, nil // not one of this site's attempts
+	if errors.Is(err, store.ErrNotFound) {
+		return provider.Finding{}, false, nil // not one of our attempts
+	}
+	if err != nil {
+		// The store cannot say now: KOMOJU is answered 503 and retries.
+		return provider.Finding{}, false, fmt.Errorf("%w: looking up the attempt: %v", provider.ErrUnavailable, err)
+	}
+	if o.Site != k.env.Site || p.ProviderRef == "" {
+		return provider.Finding{}, false, nil // another site's attempt, or one never sent to KOMOJU
 	}
 	if pay.Session == "" {
 		pay.Session = sessionID
@@ -161,11 +172,10 @@ func (k *Komoju) finding(ctx context.Context, pay *payment, sessionID string) (p
 		// order stays payable.
 		f.Status, f.Note = order.Failed, "KOMOJU payment "+pay.Status
 	case "failed":
-		if !agrees || !ownSession {
-			return provider.Finding{}, false, nil
-		}
-		f.Status, f.Note = order.Failed, "payment failed at KOMOJU"
-		delete(f.Data, dataPayment) // a declined card does not hold the attempt
+		// A declined card: KOMOJU's session stays open, and the customer
+		// may still pay in it (another card, a konbini slip). The attempt
+		// fails only when they come back without paying (Return).
+		return provider.Finding{}, false, nil
 	case "refunded":
 		if !agrees || o.Transaction != pay.ID {
 			return provider.Finding{}, false, nil
