@@ -48,4 +48,5 @@ out=$(mktemp -d)/caddy
 "$out" list-modules | grep -qx 'checkout.providers.stripe'
 "$out" list-modules | grep -qx 'checkout.providers.cyclos'
 "$out" list-modules | grep -qx 'checkout.providers.erc20'
+"$out" list-modules | grep -qx 'checkout.providers.komoju'
 echo "built $out with the checkout modules"
