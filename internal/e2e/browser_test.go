@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/caddy-checkout/checkout/internal/komojutest"
 	"github.com/caddy-checkout/checkout/templates"
 )
 
@@ -127,22 +128,12 @@ var (
 	liveJSRE      = regexp.MustCompile(`/live(\.[0-9a-f]+)?\.js(\?|$)`)
 )
 
-// TestBrowserCheckout drives the demo flow in headless Chromium as a
-// customer clicks it: the shop's Buy, the sandbox page's Pay, the shop's
-// thank-you page. It runs once with JavaScript and once without (every step
-// is a plain form), and checks that no page breaks its Content Security
-// Policy.
-func TestBrowserCheckout(t *testing.T) {
-	exe := findChromium(t)
-	p := startInProcess(t)
-	base := "http://" + p.base
-	shots := t.TempDir()
-	if d := os.Getenv(screenshotDirEnv); d != "" {
-		shots = d
-	}
-
+// startChromium starts a headless Chromium for the test, closed when it
+// ends, and returns its browser context.
+func startChromium(t *testing.T, exe string) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -163,12 +154,30 @@ func TestBrowserCheckout(t *testing.T) {
 		chromedp.Flag("password-store", "basic"),
 		// chromedp makes and removes a temporary --user-data-dir itself.
 	)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	browser, closeBrowser := chromedp.NewContext(allocCtx)
-	defer closeBrowser()
+	t.Cleanup(closeBrowser)
 	if err := chromedp.Do(browser); err != nil { // starts Chromium
 		t.Fatalf("starting %s: %v", exe, err)
 	}
+	return browser
+}
+
+// TestBrowserCheckout drives the demo flow in headless Chromium as a
+// customer clicks it: the shop's Buy, the sandbox page's Pay, the shop's
+// thank-you page. It runs once with JavaScript and once without (every step
+// is a plain form), and checks that no page breaks its Content Security
+// Policy.
+func TestBrowserCheckout(t *testing.T) {
+	exe := findChromium(t)
+	p := startInProcess(t)
+	base := "http://" + p.base
+	shots := t.TempDir()
+	if d := os.Getenv(screenshotDirEnv); d != "" {
+		shots = d
+	}
+
+	browser := startChromium(t, exe)
 
 	t.Run("csp violations are seen", func(t *testing.T) {
 		// The console check below means something only if a violation of
@@ -311,5 +320,48 @@ func TestBrowserCheckout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBrowserKomojuRedirect drives the pay page in headless Chromium with
+// two providers offered: choosing KOMOJU posts the pay page's form, which is
+// answered with a redirect to KOMOJU's page. Browsers apply the page's CSP
+// form-action to that redirect, so it must name KOMOJU's origin; then the
+// customer pays by card and lands at the shop as paid.
+func TestBrowserKomojuRedirect(t *testing.T) {
+	exe := findChromium(t)
+	fake := komojutest.New(t)
+	t.Setenv("E2E_KOMOJU_KEY", komojutest.SecretKey)
+	site := startProviderSite(t, "\t\tkomoju {\n"+
+		"\t\t\tsecret_key {env.E2E_KOMOJU_KEY}\n"+
+		"\t\t\twebhook_secret browser-test-webhook-token\n"+
+		"\t\t\tapi_url "+fake.URL+"\n"+
+		"\t\t}\n\t\tsandbox\n")
+	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/komoju", "browser-test-webhook-token")
+	browser := startChromium(t, exe)
+	tab, closeTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer closeTab()
+	con := watchConsole(tab)
+
+	buy := chromedp.Search(`//li[contains(., "Sencha tea")]//button[normalize-space()="Buy"]`)
+	komoju := chromedp.Search(`//button[@name="provider" and @value="komoju"]`)
+	if err := chromedp.Do(tab, chromedp.Navigate("http://"+site.base+"/"), chromedp.Click(buy), chromedp.WaitVisible(komoju)); err != nil {
+		t.Fatalf("buying, then the pay page: %v", err)
+	}
+	payByCard := chromedp.Search(`//button[@value="credit_card"]`)
+	if err := chromedp.Do(tab, chromedp.Click(komoju), chromedp.WaitVisible(payByCard)); err != nil {
+		loc, _ := chromedp.Run(tab, chromedp.Location())
+		t.Fatalf("choosing KOMOJU did not reach its page (at %s): %v", loc, err)
+	}
+	if err := chromedp.Do(tab, chromedp.Click(payByCard), chromedp.WaitVisible(chromedp.ID("result"))); err != nil {
+		t.Fatalf("paying on KOMOJU's page, then the shop: %v", err)
+	}
+	result, err := chromedp.Run(tab, chromedp.Text(chromedp.ID("result")))
+	if err != nil || !strings.Contains(result, "paid") || strings.Contains(result, "no verified payment") {
+		t.Fatalf("#result says %q (%v), want the order paid", result, err)
+	}
+	closeTab()
+	if v := cspViolations(con.wait()); len(v) > 0 {
+		t.Errorf("CSP violations in the console:\n%s", strings.Join(v, "\n"))
 	}
 }
