@@ -1,0 +1,250 @@
+// The pickup: the Voucher-Safe CLI is run against the merchant safe to take
+// out the payment whose baggage names the attempt, and what it prints is
+// read. The seed's PHP read only the last line of the output (exec()); so
+// do we: "NOT FOUND", a JSON object describing the payment, or an error.
+package vouchersafe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Placeholders of pickup_command.
+const (
+	placeholderKey   = "{key}"
+	placeholderValue = "{value}"
+)
+
+// BaggageKey is the baggage field that carries our attempt reference.
+const BaggageKey = "orderId"
+
+// Pickup runs pickup_command. It never goes through a shell: the command
+// is a list of arguments, and {key} and {value} are replaced inside them.
+type Pickup struct {
+	Args    []string
+	Timeout time.Duration
+	lane    *lane
+}
+
+// NewPickup is the pickup of a merchant safe: pickups of one safe run one
+// at a time in this process, whichever site asks.
+func NewPickup(args []string, timeout time.Duration, safe string) (*Pickup, error) {
+	if err := CheckCommand(args); err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		return nil, errors.New("pickup_timeout: want a positive duration, such as 90s")
+	}
+	return &Pickup{Args: args, Timeout: timeout, lane: laneFor(safe)}, nil
+}
+
+// CheckCommand checks a pickup_command's arguments.
+func CheckCommand(args []string) error {
+	if len(args) == 0 {
+		return errors.New("pickup_command: want the command that picks up a payment, such as java -jar voucher-cli.jar -w -b {key}:{value}")
+	}
+	for _, a := range args {
+		if strings.Contains(a, placeholderValue) {
+			return nil
+		}
+	}
+	return errors.New("pickup_command: no {value} in it; the command must be told which payment to pick up (-b {key}:{value})")
+}
+
+// command is the pickup's argument list for one attempt.
+func (p *Pickup) command(value string) []string {
+	out := make([]string, len(p.Args))
+	for i, a := range p.Args {
+		a = strings.ReplaceAll(a, placeholderKey, BaggageKey)
+		out[i] = strings.ReplaceAll(a, placeholderValue, value)
+	}
+	return out
+}
+
+// Errors of a pickup that ran into limits.
+var (
+	// ErrBusy: too many pickups are waiting for the safe; try later.
+	ErrBusy = errors.New("too many payment checks are waiting for the merchant safe")
+	// ErrTimeout: the pickup did not finish within pickup_timeout.
+	ErrTimeout = errors.New("the payment check did not finish in time")
+)
+
+// lane runs one pickup at a time for a merchant safe: the CLI locks the
+// safe's login (a second one waits up to 30 s, then fails). Waiting is
+// bounded.
+type lane struct {
+	run     sync.Mutex
+	mu      sync.Mutex
+	waiting int
+}
+
+// maxWaiting bounds the pickups queued for one safe.
+const maxWaiting = 16
+
+var (
+	lanesMu sync.Mutex
+	lanes   = map[string]*lane{}
+)
+
+// laneFor is the lane of a merchant safe, shared by every site of the
+// process that receives into it.
+func laneFor(safe string) *lane {
+	lanesMu.Lock()
+	defer lanesMu.Unlock()
+	l := lanes[safe]
+	if l == nil {
+		l = &lane{}
+		lanes[safe] = l
+	}
+	return l
+}
+
+// Output is what a pickup printed, and how it ended.
+type Output struct {
+	Line   string // the last non-empty line of stdout
+	Stdout string // all of it, kept for the operator (bounded)
+	Exit   int    // exit status; -1 when it did not run or was killed
+}
+
+// maxOutput bounds what is kept of a pickup's output.
+const maxOutput = 64 << 10
+
+// Run runs the pickup for an attempt reference, after the pickups already
+// running or waiting for the same safe.
+func (p *Pickup) Run(ctx context.Context, value string) (Output, error) {
+	l := p.lane
+	if l == nil {
+		l = &lane{}
+	}
+	l.mu.Lock()
+	if l.waiting >= maxWaiting {
+		l.mu.Unlock()
+		return Output{Exit: -1}, ErrBusy
+	}
+	l.waiting++
+	l.mu.Unlock()
+	defer func() { l.mu.Lock(); l.waiting--; l.mu.Unlock() }()
+	l.run.Lock()
+	defer l.run.Unlock()
+	if err := ctx.Err(); err != nil {
+		return Output{Exit: -1}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	args := p.command(value)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.WaitDelay = 2 * time.Second
+	var stdout, stderr limited
+	stdout.max, stderr.max = maxOutput, 4<<10
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out := Output{Stdout: stdout.String(), Line: lastLine(stdout.String()), Exit: -1}
+	if cmd.ProcessState != nil {
+		out.Exit = cmd.ProcessState.ExitCode()
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("%w (%s)", ErrTimeout, p.Timeout)
+	}
+	if err != nil {
+		return out, fmt.Errorf("pickup command %s: %v; stderr: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\r\n \t"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+// limited keeps the first max bytes written to it.
+type limited struct {
+	bytes.Buffer
+	max int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := l.max - l.Len(); room > 0 {
+		l.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// Payment is a payment the pickup took out of the safe.
+type Payment struct {
+	Payer   string            // the customer's safe, such as joecustomer-2345@vouchi.com
+	Amount  string            // as printed: 21.24
+	Units   string            // USV, CAD, ...
+	Asset   string            // the voucher's asset
+	Issuer  string            // VI-USV
+	Baggage map[string]string // the other fields: orderId and up to two more
+}
+
+// ErrNotFound is the CLI's "NOT FOUND": no such payment in the safe yet.
+var ErrNotFound = errors.New("payment not found in the merchant safe")
+
+// ParseLine reads the last line of a pickup's output.
+func ParseLine(line string) (Payment, error) {
+	if line == "NOT FOUND" {
+		return Payment{}, ErrNotFound
+	}
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil || len(fields) == 0 || dec.More() {
+		return Payment{}, fmt.Errorf("the pickup printed neither NOT FOUND nor a payment: %q", truncate(line, 200))
+	}
+	p := Payment{Baggage: map[string]string{}}
+	for k, v := range fields {
+		s, ok := scalar(v)
+		if !ok {
+			return Payment{}, fmt.Errorf("the pickup's payment has a field %q that is not a string or a number", truncate(k, 40))
+		}
+		switch k {
+		case "PAYER":
+			p.Payer = s
+		case "AMOUNT":
+			p.Amount = s
+		case "UNITS":
+			p.Units = s
+		case "ASSET":
+			p.Asset = s
+		case "ISSUER":
+			p.Issuer = s
+		default:
+			p.Baggage[k] = s
+		}
+	}
+	if p.Payer == "" || p.Amount == "" || p.Units == "" || p.Issuer == "" {
+		return Payment{}, fmt.Errorf("the pickup's payment lacks PAYER, AMOUNT, UNITS or ISSUER: %q", truncate(line, 200))
+	}
+	return p, nil
+}
+
+func scalar(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	}
+	return "", false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
