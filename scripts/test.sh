@@ -19,6 +19,7 @@ need node || apt_install nodejs
 need npm || apt_install npm
 need python3 || apt_install python3
 need chromium || apt_install chromium # internal/e2e browser test
+need prosody || apt_install prosody   # the Voucher-Safe XMPP tests (internal/xmpptest)
 
 echo "== go mod download"
 go mod download
