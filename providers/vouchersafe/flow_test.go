@@ -1,0 +1,143 @@
+// The Voucher-Safe provider driven through the site as a customer does,
+// with a real Prosody for XMPP (internal/xmpptest), a customer client that
+// receives and opens the order message, and the fake voucher CLI over a
+// fake merchant safe (internal/vouchertest).
+package vouchersafe_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
+	"github.com/caddy-checkout/checkout/internal/vouchertest"
+	"github.com/caddy-checkout/checkout/internal/xmpptest"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/providers/vouchersafe"
+)
+
+const merchant = "mymerchantsafe-1234@vouchi.com"
+
+type vsEnv struct {
+	*handlerstest.Env
+	xmpp  *xmpptest.Server
+	safe  *vouchertest.Safe
+	buyer *customer
+	prov  *vouchersafe.VoucherSafe
+}
+
+func newVSEnv(t *testing.T, configure ...func(*vouchersafe.VoucherSafe)) *vsEnv {
+	t.Helper()
+	ve := &vsEnv{xmpp: xmpptest.Start(t), safe: vouchertest.NewSafe(t)}
+	t.Setenv("VOUCHERTEST_SAFE", ve.safe.Path)
+	t.Setenv("VOUCHERTEST_LOCK_WAIT", "2s")
+	botJID := ve.xmpp.Register("webbot", "bot-password-1")
+	ve.prov = &vouchersafe.VoucherSafe{JID: botJID, Password: "bot-password-1", Server: ve.xmpp.Addr, XMPPCA: ve.xmpp.CAFile,
+		MerchantVS: merchant, Issuers: []string{"VI-USV"}, PickupCommand: []string{vouchertest.CLI(t), "-x", "ofs.vm.to", "-p", "5233", "-w", "-b", "{key}:{value}"},
+		PickupTimeout: 20 * time.Second}
+	for _, c := range configure {
+		c(ve.prov)
+	}
+	ve.Env = handlerstest.New(t, func(c *handlers.Config) { c.Providers = []provider.Provider{ve.prov} })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ve.prov.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ve.buyer = connectCustomer(t, ve.xmpp, "buyer")
+	return ve
+}
+
+var codeRE = regexp.MustCompile(`<strong class="code">([0-9a-f]+)</strong>`)
+
+// sendOrder has the customer buy product and send the order to their
+// client; it returns the attempt and the code the page shows.
+func (ve *vsEnv) sendOrder(c *http.Client, product string) (ref, code string) {
+	ve.T.Helper()
+	r := ve.Post(c, "/buy", url.Values{"product": {product}})
+	if r.Code != http.StatusSeeOther || !strings.Contains(r.Location, "/_checkout/pay/") {
+		ve.T.Fatalf("buy: %d %q", r.Code, r.Location)
+	}
+	payURL := r.Location
+	page := ve.Get(c, payURL)
+	if !strings.Contains(page.Body, `name="jid"`) {
+		ve.T.Fatalf("pay page without the JID form:\n%s", page.Body)
+	}
+	ref = handlerstest.RefOf(strings.SplitN(payURL, "?", 2)[0])
+	r = ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {handlerstest.CSRFOf(ve.T, page.Body)}, "jid": {ve.buyer.JID.String()}})
+	if r.Code != http.StatusSeeOther {
+		ve.T.Fatalf("send: %d\n%s", r.Code, r.Body)
+	}
+	page = ve.Get(c, r.Location)
+	m := codeRE.FindStringSubmatch(page.Body)
+	if m == nil || !strings.Contains(page.Body, ve.buyer.JID.String()) || !strings.Contains(page.Body, merchant) || !strings.Contains(page.Body, "Payment completed") {
+		ve.T.Fatalf("page after sending:\n%s", page.Body)
+	}
+	return ref, m[1]
+}
+
+// completed presses "Payment completed" and follows the checking page until
+// it sends the customer on; it returns where.
+func (ve *vsEnv) completed(c *http.Client, ref string) string {
+	ve.T.Helper()
+	page := ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe")
+	r := ve.Post(c, "/_checkout/vouchersafe/"+ref+"/done", url.Values{"csrf": {handlerstest.CSRFOf(ve.T, page.Body)}})
+	if r.Code != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/checking") {
+		ve.T.Fatalf("payment completed: %d %q", r.Code, r.Location)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ch := ve.Get(c, r.Location)
+		if ch.Code == http.StatusSeeOther {
+			return ch.Location
+		}
+		if ch.Code != http.StatusOK {
+			return "status " + http.StatusText(ch.Code) + ": " + ch.Body
+		}
+		if time.Now().After(deadline) {
+			ve.T.Fatal("the checking page never ended")
+		}
+		time.Sleep(20 * time.Millisecond) // the page refreshes itself; a test polls it
+	}
+}
+
+func TestVoucherSafePaidEndToEnd(t *testing.T) {
+	ve := newVSEnv(t)
+	c := ve.Client()
+	ref, code := ve.sendOrder(c, "mug")
+	m := ve.buyer.next(t)
+	info, err := vouchersafe.Decrypt(m.Data(), code)
+	o := ve.OrderByRef(ref)
+	if err != nil || info.Payee != merchant || info.Amount != "12.50" || info.Currency != "USD" || info.Issuer != "VI-USV" ||
+		info.Baggage["orderId"] != ref || m.Subject != "Your order #"+o.ID+" from shop" {
+		t.Fatalf("the customer's client got %+v, opened %+v (%v)", m, info, err)
+	}
+	// Not paid yet: not found, and the order stays payable.
+	if where := ve.completed(c, ref); !strings.Contains(where, "/_checkout/pay/"+ref) {
+		t.Fatalf("before paying: sent to %q", where)
+	}
+	if page := ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe"); !strings.Contains(page.Body, "Your payment was not found") {
+		t.Fatalf("pay page after NOT FOUND:\n%s", page.Body)
+	}
+	ve.safe.Receive(vouchertest.Payment{Payer: "joecustomer-2345@vouchi.com", Amount: "12.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
+	where := ve.completed(c, ref)
+	if where != "/_checkout/return/vouchersafe/"+ref {
+		t.Fatalf("after paying: sent to %q", where)
+	}
+	r := ve.Get(c, where)
+	if shop := ve.Get(c, r.Location); !strings.Contains(shop.Body, "<strong>paid</strong>: 12.50 USD") {
+		t.Fatalf("the shop did not see a verified payment:\n%s", shop.Body)
+	}
+	o = ve.OrderByRef(ref)
+	if o.Status != order.Paid || o.Transaction != "joecustomer-2345@vouchi.com" || ve.safe.Len() != 0 {
+		t.Fatalf("order %s transaction %q, safe holds %d", o.Status, o.Transaction, ve.safe.Len())
+	}
+	if got := ve.CallbackTypes(); strings.Join(got, ",") != "order.paid" {
+		t.Fatalf("callbacks %v", got)
+	}
+}
