@@ -11,4 +11,5 @@ import (
 	_ "github.com/caddy-checkout/checkout/providers/komoju"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
+	_ "github.com/caddy-checkout/checkout/providers/vouchersafe"
 )

@@ -22,6 +22,7 @@ import (
 	_ "github.com/caddy-checkout/checkout/providers/komoju"
 	_ "github.com/caddy-checkout/checkout/providers/sandbox"
 	_ "github.com/caddy-checkout/checkout/providers/stripe"
+	_ "github.com/caddy-checkout/checkout/providers/vouchersafe"
 )
 
 const goldenAdaptDir = "testdata/caddyfile_adapt"
@@ -366,6 +367,35 @@ func TestCaddyfileErrors(t *testing.T) {
 			name:  "fail/referer-policy",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n referer_policy block\n sandbox\n}",
 			want:  []string{"referer_policy", `"block"`, "log or refuse", "Testfile:3"},
+		},
+		{
+			name:  "ok/vouchersafe-every-setting",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp {env.VS_JID} {env.VS_PASSWORD} ofs.vm.to:5233\n  xmpp_ca /etc/caddy/xmpp-ca.pem\n  merchant_vs m-1@vouchi.com\n  issuers VI-USV VI-EUV\n  secret_length 16\n  pickup_command java -jar /opt/voucher-cli.jar -w -b {key}:{value}\n  pickup_timeout 2m\n }\n}",
+		},
+		{
+			name:  "fail/vouchersafe-bad-jid",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp not-a-jid secretpassword\n  merchant_vs m-1@vouchi.com\n  issuers VI-USV\n  pickup_command cli -b {key}:{value}\n }\n}",
+			want:  []string{"vouchersafe xmpp", "webbot@example.net", "Testfile:4"},
+		},
+		{
+			name:  "fail/vouchersafe-no-issuers",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp bot@ofs.vm.to {env.P}\n  merchant_vs m-1@vouchi.com\n  issuers\n  pickup_command cli -b {key}:{value}\n }\n}",
+			want:  []string{"vouchersafe issuers", "at least one", "Testfile:6"},
+		},
+		{
+			name:  "fail/vouchersafe-secret-length",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp bot@ofs.vm.to {env.P}\n  merchant_vs m-1@vouchi.com\n  issuers VI-USV\n  secret_length 25\n  pickup_command cli -b {key}:{value}\n }\n}",
+			want:  []string{"secret_length", `"25"`, "8 to 24", "Testfile:7"},
+		},
+		{
+			name:  "fail/vouchersafe-pickup-without-value",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp bot@ofs.vm.to {env.P}\n  merchant_vs m-1@vouchi.com\n  issuers VI-USV\n  pickup_command cli -w -b orderId:fixed\n }\n}",
+			want:  []string{"pickup_command", "{value}", "Testfile:7"},
+		},
+		{
+			name:  "fail/vouchersafe-password-not-shown",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n vouchersafe {\n  xmpp bot@ofs.vm.to Sup3rSecretPass bad:host:port:x\n  merchant_vs m-1@vouchi.com\n  issuers VI-USV\n  pickup_command cli -b {key}:{value}\n  frobnicate yes\n }\n}",
+			want:  []string{"vouchersafe", `"frobnicate"`, "Testfile:8"},
 		},
 		{
 			name:  "fail/stripe-unknown-setting",

@@ -50,4 +50,5 @@ out=$(mktemp -d)/caddy
 "$out" list-modules | grep -qx 'checkout.providers.cyclos'
 "$out" list-modules | grep -qx 'checkout.providers.erc20'
 "$out" list-modules | grep -qx 'checkout.providers.komoju'
+"$out" list-modules | grep -qx 'checkout.providers.vouchersafe'
 echo "built $out with the checkout modules"

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/vouchertest"
@@ -40,7 +42,7 @@ func newVSEnv(t *testing.T, configure ...func(*vouchersafe.VoucherSafe)) *vsEnv 
 	botJID := ve.xmpp.Register("webbot", "bot-password-1")
 	ve.prov = &vouchersafe.VoucherSafe{JID: botJID, Password: "bot-password-1", Server: ve.xmpp.Addr, XMPPCA: ve.xmpp.CAFile,
 		MerchantVS: merchant, Issuers: []string{"VI-USV"}, PickupCommand: []string{vouchertest.CLI(t), "-x", "ofs.vm.to", "-p", "5233", "-w", "-b", "{key}:{value}"},
-		PickupTimeout: 20 * time.Second}
+		PickupTimeout: caddy.Duration(20 * time.Second)}
 	for _, c := range configure {
 		c(ve.prov)
 	}

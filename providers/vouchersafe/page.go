@@ -204,13 +204,13 @@ func (v *VoucherSafe) serveSend(w http.ResponseWriter, r *http.Request, o *order
 			return
 		}
 	}
-	v.mu.Lock()
-	lock := v.sending[p.Ref]
+	v.rs.mu.Lock()
+	lock := v.rs.sending[p.Ref]
 	if lock == nil {
 		lock = &sync.Mutex{}
-		v.sending[p.Ref] = lock
+		v.rs.sending[p.Ref] = lock
 	}
-	v.mu.Unlock()
+	v.rs.mu.Unlock()
 	lock.Lock()
 	defer lock.Unlock()
 	_, p, err = v.env.Lookup(r.Context(), p.Ref) // the count as stored now
@@ -259,9 +259,9 @@ func (v *VoucherSafe) serveSend(w http.ResponseWriter, r *http.Request, o *order
 // startPickup starts the attempt's pickup unless one is under way: ten
 // clicks make one pickup.
 func (v *VoucherSafe) startPickup(p provider.Payment) *run {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if cur := v.runs[p.Ref]; cur != nil {
+	v.rs.mu.Lock()
+	defer v.rs.mu.Unlock()
+	if cur := v.rs.runs[p.Ref]; cur != nil {
 		select {
 		case <-cur.done:
 		default:
@@ -269,9 +269,9 @@ func (v *VoucherSafe) startPickup(p provider.Payment) *run {
 		}
 	}
 	ru := &run{done: make(chan struct{})}
-	v.runs[p.Ref] = ru
+	v.rs.runs[p.Ref] = ru
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), v.PickupTimeout+time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(v.PickupTimeout)+time.Minute)
 		defer cancel()
 		ru.f, ru.err = v.pickUp(ctx, p, order.ByReturn)
 		close(ru.done)
@@ -305,9 +305,9 @@ func (v *VoucherSafe) pickUp(ctx context.Context, p provider.Payment, cause orde
 
 // serveChecking is the live page while a pickup runs, and where it ends.
 func (v *VoucherSafe) serveChecking(w http.ResponseWriter, r *http.Request, o *order.Order, p provider.Payment, payURL string) {
-	v.mu.Lock()
-	ru := v.runs[p.Ref]
-	v.mu.Unlock()
+	v.rs.mu.Lock()
+	ru := v.rs.runs[p.Ref]
+	v.rs.mu.Unlock()
 	t := textFor(p.Locale)
 	if ru != nil {
 		select {
@@ -340,8 +340,8 @@ func (v *VoucherSafe) Check(ctx context.Context, p provider.Payment) (provider.F
 	if d[dataTo] == "" {
 		return provider.Finding{}, nil
 	}
-	v.mu.Lock()
-	ru := v.runs[p.Ref]
+	v.rs.mu.Lock()
+	ru := v.rs.runs[p.Ref]
 	busy := false
 	if ru != nil {
 		select {
@@ -350,11 +350,11 @@ func (v *VoucherSafe) Check(ctx context.Context, p provider.Payment) (provider.F
 			busy = true
 		}
 	}
-	recent := v.env.Now().Sub(v.lastRun[p.Ref]) < time.Minute
+	recent := v.env.Now().Sub(v.rs.lastRun[p.Ref]) < time.Minute
 	if !busy && !recent {
-		v.lastRun[p.Ref] = v.env.Now()
+		v.rs.lastRun[p.Ref] = v.env.Now()
 	}
-	v.mu.Unlock()
+	v.rs.mu.Unlock()
 	if busy || recent {
 		return provider.Finding{}, nil
 	}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"mellium.im/xmpp/jid"
 
 	"github.com/caddy-checkout/checkout/provider"
@@ -79,7 +80,7 @@ type VoucherSafe struct {
 	PickupCommand []string `json:"pickup_command,omitempty"`
 	// PickupTimeout bounds one pickup. Default 90s (the CLI may wait 30 s
 	// for the safe's login lock).
-	PickupTimeout time.Duration `json:"pickup_timeout,omitempty"`
+	PickupTimeout caddy.Duration `json:"pickup_timeout,omitempty"`
 
 	password string // Password with placeholders resolved
 	jidText  string
@@ -87,6 +88,11 @@ type VoucherSafe struct {
 	bot      *Bot
 	pickup   *Pickup
 
+	rs *runState
+}
+
+// runState is what the provider keeps in memory while it runs.
+type runState struct {
 	mu      sync.Mutex
 	sending map[string]*sync.Mutex // per attempt: one send at a time
 	runs    map[string]*run        // pickups under way or just done, per attempt
@@ -172,9 +178,9 @@ func (v *VoucherSafe) Setup(env provider.Env) error {
 		return fmt.Errorf("secret_length %d: want %d to %d hex digits", v.SecretLength, MinSecretLength, MaxSecretLength)
 	}
 	if v.PickupTimeout == 0 {
-		v.PickupTimeout = DefaultPickupTimeout
+		v.PickupTimeout = caddy.Duration(DefaultPickupTimeout)
 	}
-	if v.pickup, err = NewPickup(v.PickupCommand, v.PickupTimeout, v.MerchantVS); err != nil {
+	if v.pickup, err = NewPickup(v.PickupCommand, time.Duration(v.PickupTimeout), v.MerchantVS); err != nil {
 		return err
 	}
 	addr := v.Server
@@ -212,7 +218,7 @@ func (v *VoucherSafe) Setup(env provider.Env) error {
 	}
 	v.env = env
 	v.bot = &Bot{JID: me, Password: v.password, Addr: addr, TLS: cfg, Logger: env.Logger}
-	v.sending, v.runs, v.lastRun = map[string]*sync.Mutex{}, map[string]*run{}, map[string]time.Time{}
+	v.rs = &runState{sending: map[string]*sync.Mutex{}, runs: map[string]*run{}, lastRun: map[string]time.Time{}}
 	return nil
 }
 
