@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func (ve *vsEnv) sendOrder(c *http.Client, product string) (ref, code string) {
 		ve.T.Fatalf("pay page without the JID form:\n%s", page.Body)
 	}
 	ref = handlerstest.RefOf(strings.SplitN(payURL, "?", 2)[0])
-	r = ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {handlerstest.CSRFOf(ve.T, page.Body)}, "jid": {ve.buyer.JID.String()}})
+	r = ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {handlerstest.CSRFOf(ve.T, page.Body)}, "jid": {ve.buyer.JID.String()}, "issuer": {ve.prov.Issuers[0]}})
 	if r.Code != http.StatusSeeOther {
 		ve.T.Fatalf("send: %d\n%s", r.Code, r.Body)
 	}
@@ -141,5 +142,154 @@ func TestVoucherSafePaidEndToEnd(t *testing.T) {
 	}
 	if got := ve.CallbackTypes(); strings.Join(got, ",") != "order.paid" {
 		t.Fatalf("callbacks %v", got)
+	}
+}
+
+func TestVoucherSafeWrongPayments(t *testing.T) {
+	ve := newVSEnv(t, func(v *vouchersafe.VoucherSafe) { v.Issuers = []string{"VI-USV", "VI-EUV"} })
+	c := ve.Client()
+	for _, tc := range []struct {
+		name          string
+		pay           func(ref string) vouchertest.Payment
+		want          order.State
+		failed        bool
+		attentionHint string
+	}{
+		{"wrong units", func(ref string) vouchertest.Payment {
+			return vouchertest.Payment{Payer: "p@vouchi.com", Amount: "12.50", Units: "CAD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}}
+		}, order.Pending, true, "not the order's USD"},
+		{"wrong issuer", func(ref string) vouchertest.Payment {
+			return vouchertest.Payment{Payer: "p@vouchi.com", Amount: "12.50", Units: "USD", Asset: "AU", Issuer: "GSFS-AU", Baggage: map[string]string{"orderId": ref}}
+		}, order.Pending, true, "issuer GSFS-AU"},
+		{"less than due", func(ref string) vouchertest.Payment {
+			return vouchertest.Payment{Payer: "p@vouchi.com", Amount: "10.00", Units: "USD", Asset: "USV", Issuer: "VI-EUV", Baggage: map[string]string{"orderId": ref}}
+		}, order.OnHold, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref, _ := ve.sendOrder(c, "mug")
+			ve.buyer.next(t)
+			ve.safe.Receive(tc.pay(ref))
+			ve.completed(c, ref)
+			o := ve.OrderByRef(ref)
+			a := o.Attempt(ref)
+			if o.Status != tc.want || a.Failed != tc.failed || !strings.Contains(a.ProviderData["vs_attention"], tc.attentionHint) {
+				t.Fatalf("order %s, attempt failed=%v, attention %q", o.Status, a.Failed, a.ProviderData["vs_attention"])
+			}
+			if tc.failed && !strings.Contains(o.History[len(o.History)-1].Note, "not accepted") {
+				t.Fatalf("history does not say why: %+v", o.History[len(o.History)-1])
+			}
+			if tc.want == order.OnHold {
+				// The rest arrives as a second voucher: paid.
+				ve.safe.Receive(vouchertest.Payment{Payer: "p@vouchi.com", Amount: "2.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
+				ve.Clock.Add(2 * time.Minute)
+				if n, err := ve.Site().Reconcile(context.Background(), 0, 10); err != nil || n != 1 {
+					t.Fatalf("reconcile: %d %v", n, err)
+				}
+				if o := ve.OrderByRef(ref); o.Status != order.Paid {
+					t.Fatalf("after the rest: %s", o.Status)
+				}
+			}
+		})
+	}
+}
+
+func TestVoucherSafeManyClicksOnePickup(t *testing.T) {
+	ve := newVSEnv(t)
+	c := ve.Client()
+	ref, _ := ve.sendOrder(c, "mug")
+	ve.safe.Receive(vouchertest.Payment{Payer: "p@vouchi.com", Amount: "12.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
+	t.Setenv("VOUCHERTEST_DELAY", "300ms")
+	page := ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe")
+	csrf := handlerstest.CSRFOf(t, page.Body)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := ve.Post(c, "/_checkout/vouchersafe/"+ref+"/done", url.Values{"csrf": {csrf}}); r.Code != http.StatusSeeOther {
+				t.Errorf("click: %d", r.Code)
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for ve.OrderByRef(ref).Status != order.Paid {
+		if time.Now().After(deadline) {
+			t.Fatal("never paid")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if runs := len(ve.safe.Runs()); runs != 1 {
+		t.Fatalf("%d pickups for 10 clicks, want 1", runs)
+	}
+	if got := ve.CallbackTypes(); strings.Join(got, ",") != "order.paid" {
+		t.Fatalf("callbacks %v", got)
+	}
+}
+
+func TestVoucherSafeReconcilerAndInterruptedPickup(t *testing.T) {
+	ve := newVSEnv(t)
+	c := ve.Client()
+	// The customer paid and closed the browser: the reconciler picks the
+	// payment up before the order expires.
+	ref, _ := ve.sendOrder(c, "mug")
+	ve.safe.Receive(vouchertest.Payment{Payer: "p@vouchi.com", Amount: "12.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
+	ve.Clock.Add(31 * time.Minute)
+	if n, err := ve.Site().Expire(context.Background(), 10); err != nil || n != 0 {
+		t.Fatalf("expired %d (%v)", n, err)
+	}
+	if o := ve.OrderByRef(ref); o.Status != order.Paid || !o.Late {
+		t.Fatalf("order %s late=%v; want paid by the pickup run before expiry", o.Status, o.Late)
+	}
+
+	// A crash between a pickup and its record: the mark of the started
+	// pickup stays, the voucher has left the safe.
+	ref, _ = ve.sendOrder(c, "mug")
+	if _, _, err := ve.Site().Apply(context.Background(), order.ByReturn, provider.Finding{Ref: ref, Data: map[string]string{"vs_pickup": "started 2026-11-25T09:00:00Z"}}); err != nil {
+		t.Fatal(err)
+	}
+	ve.Clock.Add(2 * time.Minute)
+	if _, err := ve.Site().Reconcile(context.Background(), 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	a := ve.OrderByRef(ref).Attempt(ref)
+	if note := a.ProviderData["vs_attention"]; !strings.Contains(note, "interrupted") || !strings.Contains(note, "orderId="+ref) || a.ProviderData["vs_pickup"] != "" {
+		t.Fatalf("interrupted pickup: %v", a.ProviderData)
+	}
+}
+
+func TestVoucherSafeSendLimitsAndErrors(t *testing.T) {
+	ve := newVSEnv(t)
+	c := ve.Client()
+	r := ve.Post(c, "/buy", url.Values{"product": {"mug"}})
+	ref := handlerstest.RefOf(strings.SplitN(r.Location, "?", 2)[0])
+	csrf := handlerstest.CSRFOf(t, ve.Get(c, r.Location).Body)
+	send := func(j string) handlerstest.Resp {
+		return ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {csrf}, "jid": {j}})
+	}
+	for _, bad := range []string{"", "not a jid", "@vouchi.com", "name@", strings.Repeat("a", 2000) + "@x.org"} {
+		if r := send(bad); r.Code != http.StatusBadRequest || !strings.Contains(r.Body, "not a Jabber ID") {
+			t.Fatalf("JID %q: %d", bad, r.Code)
+		}
+	}
+	if r := ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {"forged"}, "jid": {ve.buyer.JID.String()}}); r.Code != http.StatusForbidden {
+		t.Fatalf("forged csrf: %d", r.Code)
+	}
+	for i := 0; i < vouchersafe.MaxSends; i++ {
+		if r := send(ve.buyer.JID.String()); r.Code != http.StatusSeeOther {
+			t.Fatalf("send %d: %d", i+1, r.Code)
+		}
+	}
+	if r := send(ve.buyer.JID.String()); r.Code != http.StatusTooManyRequests {
+		t.Fatalf("send %d: %d, want 429", vouchersafe.MaxSends+1, r.Code)
+	}
+
+	// The XMPP server is down: the customer is told to retry, quickly.
+	r = ve.Post(c, "/buy", url.Values{"product": {"mug"}})
+	ref = handlerstest.RefOf(strings.SplitN(r.Location, "?", 2)[0])
+	csrf = handlerstest.CSRFOf(t, ve.Get(c, r.Location).Body)
+	ve.xmpp.Stop()
+	if r := send(ve.buyer.JID.String()); r.Code != http.StatusServiceUnavailable || !strings.Contains(r.Body, "try again in a minute") {
+		t.Fatalf("send with the server down: %d\n%s", r.Code, r.Body)
 	}
 }

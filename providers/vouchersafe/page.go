@@ -273,16 +273,18 @@ func (v *VoucherSafe) startPickup(p provider.Payment) *run {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(v.PickupTimeout)+time.Minute)
 		defer cancel()
-		ru.f, ru.err = v.pickUp(ctx, p, order.ByReturn)
+		ru.f, ru.err = v.pickUp(ctx, p, order.ByReturn, true)
 		close(ru.done)
 	}()
 	return ru
 }
 
-// pickUp runs the pickup and applies what it found. That it started is
-// stored before it runs, and its output with the finding, so that a
-// crash in between leaves a mark for the operator (Check finds it).
-func (v *VoucherSafe) pickUp(ctx context.Context, p provider.Payment, cause order.CauseKind) (provider.Finding, error) {
+// pickUp runs the pickup and returns what it found, applied when apply is
+// set (else the caller, the reconciler, applies it). That it started is
+// stored before it runs, and its output with the finding, in one
+// transaction, so that a crash in between leaves a mark for the operator
+// (Check finds it).
+func (v *VoucherSafe) pickUp(ctx context.Context, p provider.Payment, cause order.CauseKind, apply bool) (provider.Finding, error) {
 	started := provider.Finding{Ref: p.Ref, Data: map[string]string{dataPickup: "started " + v.env.Now().UTC().Format(time.RFC3339)}}
 	if _, err := v.env.Report(ctx, cause, started); err != nil {
 		return provider.Finding{}, err
@@ -291,14 +293,24 @@ func (v *VoucherSafe) pickUp(ctx context.Context, p provider.Payment, cause orde
 	if err != nil {
 		v.env.Logger.Warn("voucher-safe: pickup failed", zap.String("site", v.env.Site), zap.String("ref", p.Ref),
 			zap.Int("exit", out.Exit), zap.String("last_line", truncate(out.Line, 200)), zap.Error(err))
-		// Nothing was taken out, or the CLI said so: the mark goes.
+		// The CLI failed, and said so: the mark goes. A pickup stopped at
+		// pickup_timeout may have taken the voucher out already: its mark
+		// stays, and the operator is told what to check.
 		f := provider.Finding{Ref: p.Ref, Data: map[string]string{dataPickup: "", dataOutput: truncate(out.Line, 500), dataLast: "error"}}
+		if errors.Is(err, ErrTimeout) {
+			delete(f.Data, dataPickup)
+			f.Data[dataAttention] = v.env.Now().UTC().Format(time.RFC3339) + ": a pickup was stopped after pickup_timeout; its payment may have left the merchant safe " +
+				v.MerchantVS + " without being recorded. Check the safe's receipts for orderId=" + p.Ref + "."
+		}
 		if _, rerr := v.env.Report(ctx, cause, f); rerr != nil {
 			return f, rerr
 		}
 		return f, err
 	}
 	f := v.outcome(p, out)
+	if !apply {
+		return f, nil
+	}
 	_, err = v.env.Report(ctx, cause, f)
 	return f, err
 }
@@ -366,8 +378,5 @@ func (v *VoucherSafe) Check(ctx context.Context, p provider.Payment) (provider.F
 			return provider.Finding{}, err
 		}
 	}
-	if _, err := v.pickUp(ctx, p, order.ByReconcile); err != nil {
-		return provider.Finding{}, err
-	}
-	return provider.Finding{Ref: p.Ref}, nil // pickUp applied what it found
+	return v.pickUp(ctx, p, order.ByReconcile, false)
 }
