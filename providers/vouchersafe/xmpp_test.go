@@ -1,20 +1,24 @@
 package vouchersafe_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/xml"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/xmpptest"
 	"github.com/caddy-checkout/checkout/providers/vouchersafe"
 )
@@ -71,8 +75,12 @@ func (c *customer) next(t *testing.T) vouchersafe.OrderMessage {
 }
 
 func startBot(t *testing.T, srv *xmpptest.Server, tlsConfig *tls.Config) *vouchersafe.Bot {
+	return startBotLogged(t, srv, tlsConfig, nil)
+}
+
+func startBotLogged(t *testing.T, srv *xmpptest.Server, tlsConfig *tls.Config, log *zap.Logger) *vouchersafe.Bot {
 	t.Helper()
-	bot := &vouchersafe.Bot{JID: jid.MustParse(srv.Register("webbot", "bot-password-1")), Password: "bot-password-1", Addr: srv.Addr, TLS: tlsConfig}
+	bot := &vouchersafe.Bot{JID: jid.MustParse(srv.Register("webbot", "bot-password-1")), Password: "bot-password-1", Addr: srv.Addr, TLS: tlsConfig, Logger: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { bot.Run(ctx); close(done) }()
@@ -122,9 +130,18 @@ func TestBotSendsOrderMessagesOverProsody(t *testing.T) {
 func TestBotWithAnUntrustedCertificate(t *testing.T) {
 	srv := xmpptest.Start(t)
 	buyer := connectCustomer(t, srv, "buyer")
-	bot := startBot(t, srv, &tls.Config{ServerName: xmpptest.Domain, MinVersion: tls.VersionTLS12}) // system CAs only
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	bot := startBotLogged(t, srv, &tls.Config{ServerName: xmpptest.Domain, MinVersion: tls.VersionTLS12}, handlerstest.BufferLogger(&logs, &mu)) // system CAs only
 	err := bot.Send(context.Background(), orderMessage(buyer.JID, "0123456789ab", t), 2*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "cannot be reached") {
 		t.Fatalf("send through a server whose certificate is not trusted: %v", err)
+	}
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	// The operator's log says why: the certificate, and not the password.
+	if !strings.Contains(logged, "certificate signed by unknown authority") || strings.Contains(logged, "bot-password-1") {
+		t.Fatalf("log of a login refused for its certificate:\n%s", logged)
 	}
 }
