@@ -292,6 +292,18 @@ func (a Amount) Add(b Amount) Amount {
 	return Amount{currency: a.currency, minor: x.Add(x, y), exp: exp}
 }
 
+// Sub returns a-b; both must be of the same currency, and b at most a.
+func (a Amount) Sub(b Amount) Amount {
+	if a.currency != b.currency {
+		panic("money: subtracting " + b.currency + " from " + a.currency)
+	}
+	x, y, exp := scaled(a, b)
+	if x.Cmp(y) < 0 {
+		panic("money: subtracting more than there is")
+	}
+	return Amount{currency: a.currency, minor: x.Sub(x, y), exp: exp}
+}
+
 type wire struct {
 	Amount   string `json:"amount"`
 	Currency string `json:"currency"`

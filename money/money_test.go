@@ -472,3 +472,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSub(t *testing.T) {
+	if got := money.MustParse("12.50", "USD").Sub(money.MustParse("10.00", "USD")); got.String() != "2.50" || got.Currency() != "USD" {
+		t.Fatalf("12.50 - 10.00 = %s %s", got, got.Currency())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("subtracting more than there is did not panic")
+		}
+	}()
+	money.MustParse("1.00", "USD").Sub(money.MustParse("2.00", "USD"))
+}

@@ -179,6 +179,13 @@ func TestVoucherSafeWrongPayments(t *testing.T) {
 				t.Fatalf("history does not say why: %+v", o.History[len(o.History)-1])
 			}
 			if tc.want == order.OnHold {
+				// Sent again, the order asks for the rest only.
+				page := ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe")
+				ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "jid": {ve.buyer.JID.String()}, "issuer": {"VI-USV"}})
+				code := codeRE.FindStringSubmatch(ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe").Body)
+				if info, err := vouchersafe.Decrypt(ve.buyer.next(t).Data(), code[1]); err != nil || info.Amount != "2.50" {
+					t.Fatalf("the order sent again asks for %q (%v), want the 2.50 still due", info.Amount, err)
+				}
 				// The rest arrives as a second voucher: paid.
 				ve.safe.Receive(vouchertest.Payment{Payer: "p@vouchi.com", Amount: "2.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
 				ve.Clock.Add(2 * time.Minute)
@@ -210,6 +217,11 @@ func TestVoucherSafeManyClicksOnePickup(t *testing.T) {
 				t.Errorf("click: %d", r.Code)
 			}
 		}()
+	}
+	// The reconciler comes by meanwhile: it does not start a second pickup.
+	ve.Clock.Add(time.Hour)
+	if _, err := ve.Site().Reconcile(context.Background(), 0, 10); err != nil {
+		t.Fatal(err)
 	}
 	wg.Wait()
 	deadline := time.Now().Add(20 * time.Second)
@@ -267,7 +279,7 @@ func TestVoucherSafeSendLimitsAndErrors(t *testing.T) {
 	send := func(j string) handlerstest.Resp {
 		return ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {csrf}, "jid": {j}})
 	}
-	for _, bad := range []string{"", "not a jid", "@vouchi.com", "name@", strings.Repeat("a", 2000) + "@x.org"} {
+	for _, bad := range []string{"", "not a jid", "@vouchi.com", "name@", strings.Repeat("a", 2000) + "@x.org", "a@xn--.com", "a@b..c", "a@127.0.0.1", "a@[::1]"} {
 		if r := send(bad); r.Code != http.StatusBadRequest || !strings.Contains(r.Body, "not a Jabber ID") {
 			t.Fatalf("JID %q: %d", bad, r.Code)
 		}
@@ -291,5 +303,36 @@ func TestVoucherSafeSendLimitsAndErrors(t *testing.T) {
 	ve.xmpp.Stop()
 	if r := send(ve.buyer.JID.String()); r.Code != http.StatusServiceUnavailable || !strings.Contains(r.Body, "try again in a minute") {
 		t.Fatalf("send with the server down: %d\n%s", r.Code, r.Body)
+	}
+}
+
+// TestVoucherSafeEqualPartsAndFinalCheck: two equal part payments are two
+// payments; and the check before expiry runs even when the reconciler
+// looked a moment before.
+func TestVoucherSafeEqualPartsAndFinalCheck(t *testing.T) {
+	ve := newVSEnv(t)
+	c := ve.Client()
+	ref, _ := ve.sendOrder(c, "mug")
+	half := vouchertest.Payment{Payer: "p@vouchi.com", Amount: "6.25", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}}
+	ve.safe.Receive(half)
+	ve.completed(c, ref)
+	ve.safe.Receive(half)
+	ve.completed(c, ref)
+	if o := ve.OrderByRef(ref); o.Status != order.Paid {
+		t.Fatalf("after two halves: %s (received %v)", o.Status, o.Attempt(ref).Received)
+	}
+
+	ref, _ = ve.sendOrder(c, "mug")
+	ve.Clock.Add(29*time.Minute + 40*time.Second)
+	if _, err := ve.Site().Reconcile(context.Background(), 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	ve.safe.Receive(vouchertest.Payment{Payer: "p@vouchi.com", Amount: "12.50", Units: "USD", Asset: "USV", Issuer: "VI-USV", Baggage: map[string]string{"orderId": ref}})
+	ve.Clock.Add(30 * time.Second)
+	if _, err := ve.Site().Expire(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if o := ve.OrderByRef(ref); o.Status != order.Paid {
+		t.Fatalf("the payment made just before expiry: order %s", o.Status)
 	}
 }

@@ -5,8 +5,6 @@
 package vouchersafe
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -39,8 +37,9 @@ func (v *VoucherSafe) outcome(p provider.Payment, out Output) provider.Finding {
 		return f
 	}
 	f.Data[dataLast] = "found"
-	sum := sha256.Sum256([]byte(out.Line))
-	f.EventID = "vs-pickup-" + hex.EncodeToString(sum[:12])
+	// Each pickup takes one voucher out: two alike (two equal part
+	// payments) are two payments, so the id is the pickup's own.
+	f.EventID = "vs-pickup-" + order.NewRef()
 	f.Transaction = pay.Payer
 	problem := ""
 	amt, perr := v.env.Currencies.Parse(pay.Amount, p.Amount.Currency())
@@ -76,7 +75,6 @@ func (v *VoucherSafe) outcome(p provider.Payment, out Output) provider.Finding {
 	default:
 		f.Status, f.Paid, f.AcceptOver = order.Paid, amt, true
 		f.Note = "Voucher-Safe payment from " + pay.Payer + " (issuer " + pay.Issuer + ")"
-		f.Data[dataAttention] = ""
 	}
 	return f
 }

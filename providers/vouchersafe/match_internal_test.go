@@ -40,6 +40,9 @@ func TestOutcomeChecksEveryField(t *testing.T) {
 		if f.Status != tc.status || (tc.why != "" && !strings.Contains(f.Data[dataAttention], tc.why)) || f.Data[dataOutput] != tc.out.Line {
 			t.Errorf("%s: status %q, attention %q, output %q", tc.name, f.Status, f.Data[dataAttention], f.Data[dataOutput])
 		}
+		if _, touched := f.Data[dataAttention]; tc.status == order.Paid && touched {
+			t.Errorf("%s: a payment clears the operator's note of an earlier problem", tc.name)
+		}
 		if tc.status == order.Paid && (f.Transaction != "joe@vouchi.com" || f.EventID == "") {
 			t.Errorf("%s: transaction %q event %q", tc.name, f.Transaction, f.EventID)
 		}

@@ -8,16 +8,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/templates"
@@ -127,9 +129,18 @@ func (v *VoucherSafe) Start(_ context.Context, p provider.Payment) (provider.Sta
 	return provider.Start{Page: template.HTML(b.String())}, err
 }
 
+// stripe picks one of the send locks for an order: sends of one order
+// take turns, without a lock per order kept for ever.
+func stripe(orderID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(orderID))
+	return int(h.Sum32() % uint32(len(runState{}.sending)))
+}
+
 // run is one pickup for an attempt: under way until done is closed.
 type run struct {
 	done chan struct{}
+	at   time.Time // started, then ended
 	f    provider.Finding
 	err  error
 }
@@ -140,7 +151,7 @@ func (v *VoucherSafe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	locale := v.env.Locale(r)
 	t := textFor(locale)
 	o, p, err := v.env.Lookup(r.Context(), ref)
-	if ref == "" || err != nil || p.Amount.Currency() == "" {
+	if ref == "" || err != nil || o.Site != v.env.Site || p.Amount.Currency() == "" {
 		v.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
@@ -204,24 +215,27 @@ func (v *VoucherSafe) serveSend(w http.ResponseWriter, r *http.Request, o *order
 			return
 		}
 	}
-	v.rs.mu.Lock()
-	lock := v.rs.sending[p.Ref]
-	if lock == nil {
-		lock = &sync.Mutex{}
-		v.rs.sending[p.Ref] = lock
-	}
-	v.rs.mu.Unlock()
+	lock := &v.rs.sending[stripe(o.ID)]
 	lock.Lock()
 	defer lock.Unlock()
-	_, p, err = v.env.Lookup(r.Context(), p.Ref) // the count as stored now
+	o, p, err = v.env.Lookup(r.Context(), p.Ref) // the counts as stored now
 	if err != nil {
 		fail(http.StatusInternalServerError, t["check_failed"])
 		return
 	}
 	sends, _ := strconv.Atoi(p.ProviderData[dataSends])
-	if sends >= MaxSends {
+	total := 0
+	for _, a := range o.Attempts {
+		n, _ := strconv.Atoi(a.ProviderData[dataSends])
+		total += n
+	}
+	if sends >= MaxSends || total >= MaxOrderSends {
 		fail(http.StatusTooManyRequests, t["too_many"])
 		return
+	}
+	due := p.Amount
+	if r := p.Received; r.Valid() && r.Currency() == due.Currency() && r.Cmp(due) < 0 {
+		due = due.Sub(r) // part of it arrived: the message asks for the rest
 	}
 	code, err := NewSecret(v.SecretLength)
 	if err != nil {
@@ -229,7 +243,7 @@ func (v *VoucherSafe) serveSend(w http.ResponseWriter, r *http.Request, o *order
 		return
 	}
 	subject := "Your order #" + o.ID + " from " + v.env.Site
-	data, err := Encrypt(OrderInfo{Payee: v.MerchantVS, Amount: p.Amount.String(), Currency: p.Amount.Currency(),
+	data, err := Encrypt(OrderInfo{Payee: v.MerchantVS, Amount: due.String(), Currency: due.Currency(),
 		Issuer: issuer, Subject: subject, Baggage: map[string]string{BaggageKey: p.Ref}}, code)
 	if err != nil {
 		fail(http.StatusInternalServerError, t["check_failed"])
@@ -256,58 +270,109 @@ func (v *VoucherSafe) serveSend(w http.ResponseWriter, r *http.Request, o *order
 	http.Redirect(w, r, payURL, http.StatusSeeOther)
 }
 
-// startPickup starts the attempt's pickup unless one is under way: ten
-// clicks make one pickup.
+// startPickup starts the attempt's pickup unless one is under way (a
+// click's, or the reconciler's): ten clicks make one pickup.
 func (v *VoucherSafe) startPickup(p provider.Payment) *run {
-	v.rs.mu.Lock()
-	defer v.rs.mu.Unlock()
-	if cur := v.rs.runs[p.Ref]; cur != nil {
-		select {
-		case <-cur.done:
-		default:
-			return cur // under way
-		}
+	ru, started := v.claim(p.Ref)
+	if !started {
+		return ru
 	}
-	ru := &run{done: make(chan struct{})}
-	v.rs.runs[p.Ref] = ru
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(v.PickupTimeout)+time.Minute)
 		defer cancel()
-		ru.f, ru.err = v.pickUp(ctx, p, order.ByReturn, true)
-		close(ru.done)
+		ru.f, ru.err = v.pickUp(ctx, p.Ref, order.ByReturn, true)
+		v.finish(ru)
 	}()
 	return ru
+}
+
+// claim registers a pickup for ref, unless one is under way; it reports
+// whether the caller is to run it.
+func (v *VoucherSafe) claim(ref string) (*run, bool) {
+	v.rs.mu.Lock()
+	defer v.rs.mu.Unlock()
+	if cur := v.rs.runs[ref]; cur != nil {
+		select {
+		case <-cur.done:
+		default:
+			return cur, false
+		}
+	}
+	now := v.env.Now()
+	if len(v.rs.runs) > 1000 {
+		for k, r := range v.rs.runs { // forget pickups long done
+			select {
+			case <-r.done:
+				if now.Sub(r.at) > 10*time.Minute {
+					delete(v.rs.runs, k)
+				}
+			default:
+			}
+		}
+	}
+	ru := &run{done: make(chan struct{}), at: now}
+	v.rs.runs[ref] = ru
+	return ru, true
+}
+
+func (v *VoucherSafe) finish(ru *run) {
+	v.rs.mu.Lock()
+	ru.at = v.env.Now()
+	v.rs.mu.Unlock()
+	close(ru.done)
 }
 
 // pickUp runs the pickup and returns what it found, applied when apply is
 // set (else the caller, the reconciler, applies it). That it started is
 // stored before it runs, and its output with the finding, in one
 // transaction, so that a crash in between leaves a mark for the operator
-// (Check finds it).
-func (v *VoucherSafe) pickUp(ctx context.Context, p provider.Payment, cause order.CauseKind, apply bool) (provider.Finding, error) {
-	started := provider.Finding{Ref: p.Ref, Data: map[string]string{dataPickup: "started " + v.env.Now().UTC().Format(time.RFC3339)}}
+// (Check finds it). The attempt is read again after the pickup, so what it
+// found is judged against the attempt as it is then.
+func (v *VoucherSafe) pickUp(ctx context.Context, ref string, cause order.CauseKind, apply bool) (provider.Finding, error) {
+	started := provider.Finding{Ref: ref, Data: map[string]string{dataPickup: "started " + v.env.Now().UTC().Format(time.RFC3339)}}
 	if _, err := v.env.Report(ctx, cause, started); err != nil {
 		return provider.Finding{}, err
 	}
-	out, err := v.pickup.Run(ctx, p.Ref)
+	out, err := v.pickup.Run(ctx, ref)
 	if err != nil {
-		v.env.Logger.Warn("voucher-safe: pickup failed", zap.String("site", v.env.Site), zap.String("ref", p.Ref),
+		v.env.Logger.Warn("voucher-safe: pickup failed", zap.String("site", v.env.Site), zap.String("ref", ref),
 			zap.Int("exit", out.Exit), zap.String("last_line", truncate(out.Line, 200)), zap.Error(err))
 		// The CLI failed, and said so: the mark goes. A pickup stopped at
 		// pickup_timeout may have taken the voucher out already: its mark
 		// stays, and the operator is told what to check.
-		f := provider.Finding{Ref: p.Ref, Data: map[string]string{dataPickup: "", dataOutput: truncate(out.Line, 500), dataLast: "error"}}
+		f := provider.Finding{Ref: ref, Data: map[string]string{dataPickup: "", dataOutput: truncate(out.Line, 500), dataLast: "error"}}
 		if errors.Is(err, ErrTimeout) {
 			delete(f.Data, dataPickup)
 			f.Data[dataAttention] = v.env.Now().UTC().Format(time.RFC3339) + ": a pickup was stopped after pickup_timeout; its payment may have left the merchant safe " +
-				v.MerchantVS + " without being recorded. Check the safe's receipts for orderId=" + p.Ref + "."
+				v.MerchantVS + " without being recorded. Check the safe's receipts for orderId=" + ref + "."
+		}
+		if errors.Is(err, ErrBusy) && out.Exit == -1 {
+			f.Data = map[string]string{dataPickup: ""} // it never ran
 		}
 		if _, rerr := v.env.Report(ctx, cause, f); rerr != nil {
 			return f, rerr
 		}
 		return f, err
 	}
+	if out.Line != "NOT FOUND" {
+		// Logged before it is stored, so that a store failing now loses
+		// nothing the operator cannot find again.
+		v.env.Logger.Info("voucher-safe: pickup output", zap.String("site", v.env.Site), zap.String("ref", ref), zap.String("last_line", truncate(out.Line, 500)))
+	}
+	o, p, err := v.env.Lookup(ctx, ref)
+	if err != nil {
+		return provider.Finding{}, err
+	}
 	f := v.outcome(p, out)
+	if f.Status != "" && f.Status != order.Failed && (!o.Status.Open() || o.Current().Ref != ref) {
+		// A voucher found after the order was paid or ended, or for an
+		// attempt a newer one replaced: it does not pay the order twice,
+		// and the operator must return it.
+		f.Data[dataAttention] = fmt.Sprintf("%s: a Voucher-Safe payment (%s) was taken out of %s for this attempt after the order was %s: refund it to the payer.",
+			v.env.Now().UTC().Format(time.RFC3339), truncate(out.Line, 300), v.MerchantVS, o.Status)
+		f.Status, f.Paid, f.Note = "", money.Amount{}, ""
+		v.env.Logger.Error("voucher-safe: payment picked up for an order that cannot take it", zap.String("site", v.env.Site), zap.String("ref", ref), zap.String("order_status", string(o.Status)))
+	}
 	if !apply {
 		return f, nil
 	}
@@ -345,31 +410,36 @@ func (v *VoucherSafe) serveChecking(w http.ResponseWriter, r *http.Request, o *o
 
 // Check is the reconciler's pickup for an attempt whose order message went
 // out but which is not paid: a customer who paid and closed the browser
-// still gets the order paid. A pickup that a crash interrupted is flagged
-// for the operator first.
+// still gets the order paid. It runs at most once a minute per attempt,
+// except for the last check before the order expires. A pickup that a
+// crash interrupted is flagged for the operator first.
 func (v *VoucherSafe) Check(ctx context.Context, p provider.Payment) (provider.Finding, error) {
 	d := p.ProviderData
 	if d[dataTo] == "" {
 		return provider.Finding{}, nil
 	}
+	now := v.env.Now()
 	v.rs.mu.Lock()
-	ru := v.rs.runs[p.Ref]
-	busy := false
-	if ru != nil {
-		select {
-		case <-ru.done:
-		default:
-			busy = true
-		}
-	}
-	recent := v.env.Now().Sub(v.rs.lastRun[p.Ref]) < time.Minute
-	if !busy && !recent {
-		v.rs.lastRun[p.Ref] = v.env.Now()
-	}
+	recent := now.Sub(v.rs.lastRun[p.Ref]) < time.Minute && now.Before(p.ExpiresAt)
 	v.rs.mu.Unlock()
-	if busy || recent {
+	if recent {
 		return provider.Finding{}, nil
 	}
+	ru, mine := v.claim(p.Ref)
+	if !mine {
+		return provider.Finding{}, nil // a customer's pickup is under way
+	}
+	defer v.finish(ru)
+	v.rs.mu.Lock()
+	if len(v.rs.lastRun) > 1000 {
+		for k, at := range v.rs.lastRun {
+			if now.Sub(at) > 10*time.Minute {
+				delete(v.rs.lastRun, k)
+			}
+		}
+	}
+	v.rs.lastRun[p.Ref] = now
+	v.rs.mu.Unlock()
 	if started := d[dataPickup]; started != "" {
 		note := "a pickup " + started + " was interrupted (the server stopped): its payment may have left the merchant safe " +
 			v.MerchantVS + " without being recorded. Check the safe's receipts for orderId=" + p.Ref + "; a pickup is run again."
@@ -378,5 +448,6 @@ func (v *VoucherSafe) Check(ctx context.Context, p provider.Payment) (provider.F
 			return provider.Finding{}, err
 		}
 	}
-	return v.pickUp(ctx, p, order.ByReconcile, false)
+	ru.f, ru.err = v.pickUp(ctx, p.Ref, order.ByReconcile, false)
+	return ru.f, ru.err
 }

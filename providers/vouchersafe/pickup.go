@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -80,7 +81,7 @@ var (
 // safe's login (a second one waits up to 30 s, then fails). Waiting is
 // bounded.
 type lane struct {
-	run     sync.Mutex
+	run     chan struct{} // holds one token while a pickup runs
 	mu      sync.Mutex
 	waiting int
 }
@@ -98,9 +99,10 @@ var (
 func laneFor(safe string) *lane {
 	lanesMu.Lock()
 	defer lanesMu.Unlock()
+	safe = strings.ToLower(safe) // one safe, however it is written
 	l := lanes[safe]
 	if l == nil {
-		l = &lane{}
+		l = &lane{run: make(chan struct{}, 1)}
 		lanes[safe] = l
 	}
 	return l
@@ -121,7 +123,7 @@ const maxOutput = 64 << 10
 func (p *Pickup) Run(ctx context.Context, value string) (Output, error) {
 	l := p.lane
 	if l == nil {
-		l = &lane{}
+		l = &lane{run: make(chan struct{}, 1)}
 	}
 	l.mu.Lock()
 	if l.waiting >= maxWaiting {
@@ -131,10 +133,11 @@ func (p *Pickup) Run(ctx context.Context, value string) (Output, error) {
 	l.waiting++
 	l.mu.Unlock()
 	defer func() { l.mu.Lock(); l.waiting--; l.mu.Unlock() }()
-	l.run.Lock()
-	defer l.run.Unlock()
-	if err := ctx.Err(); err != nil {
-		return Output{Exit: -1}, err
+	select {
+	case l.run <- struct{}{}:
+		defer func() { <-l.run }()
+	case <-ctx.Done():
+		return Output{Exit: -1}, fmt.Errorf("%w: still waiting for the merchant safe", ErrBusy)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
@@ -199,10 +202,8 @@ func ParseLine(line string) (Payment, error) {
 	if line == "NOT FOUND" {
 		return Payment{}, ErrNotFound
 	}
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.UseNumber()
-	var fields map[string]any
-	if err := dec.Decode(&fields); err != nil || len(fields) == 0 || dec.More() {
+	fields, err := strictObject(line)
+	if err != nil || len(fields) == 0 {
 		return Payment{}, fmt.Errorf("the pickup printed neither NOT FOUND nor a payment: %q", truncate(line, 200))
 	}
 	p := Payment{Baggage: map[string]string{}}
@@ -223,6 +224,12 @@ func ParseLine(line string) (Payment, error) {
 		case "ISSUER":
 			p.Issuer = s
 		default:
+			if reserved[strings.ToUpper(k)] {
+				// Baggage is the payer's: a pair named like a field (the
+				// seed's format puts both at the top level) must not pass
+				// for it.
+				return Payment{}, fmt.Errorf("the pickup's payment has a baggage field %q named like one of its own", truncate(k, 40))
+			}
 			p.Baggage[k] = s
 		}
 	}
@@ -230,6 +237,46 @@ func ParseLine(line string) (Payment, error) {
 		return Payment{}, fmt.Errorf("the pickup's payment lacks PAYER, AMOUNT, UNITS or ISSUER: %q", truncate(line, 200))
 	}
 	return p, nil
+}
+
+// reserved are the payment's own fields.
+var reserved = map[string]bool{"PAYER": true, "AMOUNT": true, "UNITS": true, "ASSET": true, "ISSUER": true}
+
+// strictObject reads one JSON object of scalars and refuses a key given
+// twice (encoding/json would keep the last one, which an altered client
+// could use to replace AMOUNT or ISSUER).
+func strictObject(line string) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	out := map[string]any{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("not a JSON object")
+		}
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("field %q given twice", key)
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out[key] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, errors.New("not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more after the JSON object")
+	}
+	return out, nil
 }
 
 func scalar(v any) (string, bool) {

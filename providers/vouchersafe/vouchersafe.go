@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"mellium.im/xmpp/jid"
@@ -33,9 +34,11 @@ const Name = "vouchersafe"
 const (
 	DefaultPort          = 5222
 	DefaultPickupTimeout = 90 * time.Second
-	// MaxSends is how many order messages one attempt may send: the bot
-	// must not become a way to message any JID.
-	MaxSends = 3
+	// MaxSends is how many order messages one attempt may send, and
+	// MaxOrderSends one order over all its attempts: the bot must not
+	// become a way to message any JID.
+	MaxSends      = 3
+	MaxOrderSends = 6
 	// sendWait is how long a send waits for the bot's session to come back.
 	sendWait = 5 * time.Second
 )
@@ -94,9 +97,9 @@ type VoucherSafe struct {
 // runState is what the provider keeps in memory while it runs.
 type runState struct {
 	mu      sync.Mutex
-	sending map[string]*sync.Mutex // per attempt: one send at a time
-	runs    map[string]*run        // pickups under way or just done, per attempt
-	lastRun map[string]time.Time   // the reconciler's last pickup per attempt
+	sending [64]sync.Mutex       // one send at a time per order (by a hash of its id)
+	runs    map[string]*run      // pickups under way or just done, per attempt
+	lastRun map[string]time.Time // the reconciler's last pickup per attempt
 }
 
 var (
@@ -139,10 +142,39 @@ func ParseBotJID(s string) (jid.JID, error) {
 func ParseCustomerJID(s string) (jid.JID, error) {
 	s = strings.TrimSpace(s)
 	j, err := jid.Parse(s)
-	if err != nil || s == "" || j.Localpart() == "" || !strings.Contains(j.Domainpart(), ".") && j.Domainpart() != "localhost" {
+	if err != nil || s == "" || len(s) > 1000 || j.Localpart() == "" || !hostname(j.Domainpart()) || strings.ContainsFunc(s, unicode.IsControl) {
 		return jid.JID{}, fmt.Errorf("%q is not a Jabber ID: it looks like name@example.net/resource (your client shows it under Advanced → Show JID)", truncate(s, 80))
 	}
 	return j, nil
+}
+
+// hostname reports whether a JID's domain is a DNS name the bot may send
+// to: dot-separated labels of letters, digits and hyphens (IDNs in their
+// xn-- form), not an IP address.
+func hostname(d string) bool {
+	if d == "localhost" {
+		return true
+	}
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 || len(d) > 253 || net.ParseIP(d) != nil {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+		if strings.HasPrefix(strings.ToLower(l), "xn--") && len(l) == 4 {
+			return false
+		}
+	}
+	last := labels[len(labels)-1]
+	_, numeric := strconv.Atoi(last)
+	return numeric != nil
 }
 
 // Setup checks the configuration; it opens no connection (Run does).
@@ -218,7 +250,7 @@ func (v *VoucherSafe) Setup(env provider.Env) error {
 	}
 	v.env = env
 	v.bot = &Bot{JID: me, Password: v.password, Addr: addr, TLS: cfg, Logger: env.Logger}
-	v.rs = &runState{sending: map[string]*sync.Mutex{}, runs: map[string]*run{}, lastRun: map[string]time.Time{}}
+	v.rs = &runState{runs: map[string]*run{}, lastRun: map[string]time.Time{}}
 	return nil
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"image"
 	"image/png"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +61,10 @@ func TestParseLine(t *testing.T) {
 	if _, err := vouchersafe.ParseLine("NOT FOUND"); !errors.Is(err, vouchersafe.ErrNotFound) {
 		t.Fatalf("NOT FOUND: %v", err)
 	}
-	for _, bad := range []string{"", "ERROR: login failed", "{}", "[1]", `{"PAYER":"x"}`, `{"PAYER":"x","AMOUNT":1,"UNITS":"USD","ISSUER":"I","o":{"a":1}}`, `{"PAYER":"x","AMOUNT":1,"UNITS":"USD","ISSUER":"I"} {}`} {
+	for _, bad := range []string{"", "ERROR: login failed", "{}", "[1]",
+		// An altered client's baggage must not pass for the payment's fields.
+		`{"PAYER":"x","AMOUNT":"0.01","UNITS":"USD","ISSUER":"JUNK","orderId":"r","AMOUNT":"19.95","ISSUER":"VI-USV"}`,
+		`{"PAYER":"x","AMOUNT":"0.01","UNITS":"USD","ISSUER":"VI-USV","orderId":"r","amount":"19.95"}`, `{"PAYER":"x"}`, `{"PAYER":"x","AMOUNT":1,"UNITS":"USD","ISSUER":"I","o":{"a":1}}`, `{"PAYER":"x","AMOUNT":1,"UNITS":"USD","ISSUER":"I"} {}`} {
 		if _, err := vouchersafe.ParseLine(bad); err == nil || errors.Is(err, vouchersafe.ErrNotFound) {
 			t.Errorf("%q: %v, want an error", bad, err)
 		}
@@ -124,6 +129,23 @@ func TestPickupAgainstTheFakeCLI(t *testing.T) {
 		}
 	}
 
+	// A pickup waiting for the safe gives up when its caller does.
+	t.Setenv("VOUCHERTEST_DELAY", "2s")
+	held := make(chan struct{})
+	go func() { p.Run(context.Background(), "holder"); close(held) }()
+	for wait := time.Now().Add(10 * time.Second); !lockHeld(safe.Path); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatal("the first pickup never took the safe")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	start := time.Now()
+	if _, err := p.Run(ctx, "waiter"); !errors.Is(err, vouchersafe.ErrBusy) || time.Since(start) > time.Second {
+		t.Fatalf("a waiting pickup past its deadline: %v after %s", err, time.Since(start))
+	}
+	cancel()
+	<-held
+
 	// A pickup that takes longer than pickup_timeout is stopped.
 	t.Setenv("VOUCHERTEST_DELAY", "5s")
 	slow, _ := vouchersafe.NewPickup(p.Args, 200*time.Millisecond, "slow-"+t.Name())
@@ -180,4 +202,18 @@ func TestCodePNG(t *testing.T) {
 	if d := dark(m); d == 0 || d == dark(m2) || m.Bounds().Dx() < 200 {
 		t.Fatalf("code image: %d dark pixels (other code %d), %v", d, dark(m2), m.Bounds())
 	}
+}
+
+// lockHeld reports whether a fake CLI holds the safe's login lock.
+func lockHeld(safe string) bool {
+	f, err := os.OpenFile(safe+".lock", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
