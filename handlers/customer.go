@@ -125,10 +125,10 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
-	if s.holdInstructions(r, o) != "" {
+	if in := s.holdInstructions(r, o); in != "" {
 		// A slip to pay at a store is out: paying another way would take
 		// the money twice.
-		s.showProcessing(w, r, o, ref)
+		s.showProcessing(w, r, o, ref, in)
 		return
 	}
 	choices := s.choices(r, o)
@@ -220,9 +220,9 @@ func (s *Site) servePayPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, s.page("expired", o, ref))
 		return
 	}
-	if s.holdInstructions(r, o) != "" {
+	if in := s.holdInstructions(r, o); in != "" {
 		// A pay form from before a slip was taken: the slip stands.
-		s.showProcessing(w, r, o, ref)
+		s.showProcessing(w, r, o, ref, in)
 		return
 	}
 	name := r.PostFormValue("provider")
@@ -312,7 +312,7 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 		}
 		http.Redirect(w, r, target+sep+returnTokenParam+"="+url.QueryEscape(ref+"."+s.returnToken(o)), http.StatusSeeOther)
 	case order.Pending, order.OnHold:
-		s.showProcessing(w, r, o, ref)
+		s.showProcessing(w, r, o, ref, s.holdInstructions(r, o))
 	default:
 		s.showEnded(w, r, o)
 	}
@@ -321,10 +321,10 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 // showProcessing is the page of an order whose payment is under way: for
 // one held open while the customer pays elsewhere, with what the provider
 // asks them to do (a konbini slip's details and deadline).
-func (s *Site) showProcessing(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+func (s *Site) showProcessing(w http.ResponseWriter, r *http.Request, o *order.Order, ref string, instructions template.HTML) {
 	p := s.page("processing", o, ref)
 	p.RetryURL = s.cfg.BasePath + "/pay/" + o.Current().Ref
-	p.ProviderHTML = s.holdInstructions(r, o)
+	p.ProviderHTML = instructions
 	s.render(w, r, http.StatusOK, p)
 }
 

@@ -232,13 +232,7 @@ func TestConcurrentIdenticalWebhooksOneTransition(t *testing.T) {
 		}
 	}
 	o := e.OrderByRef(ref)
-	moves := 0
-	for _, ev := range o.History {
-		if ev.Applied && ev.To == order.Paid {
-			moves++
-		}
-	}
-	if o.Status != order.Paid || moves != 1 {
+	if moves := handlerstest.Moves(o, order.Paid); o.Status != order.Paid || moves != 1 {
 		t.Fatalf("status %s with %d paid transitions, want 1", o.Status, moves)
 	}
 	if ds := e.Deliveries(); len(ds) != 1 {

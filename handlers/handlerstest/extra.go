@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
@@ -133,4 +134,16 @@ func WebhookIngest(b *testing.B, site *handlers.Site, path string, goroutines in
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// Moves is how many times the order entered state to (applied events of
+// its history): a payment applied twice shows as 2.
+func Moves(o *order.Order, to order.State) int {
+	n := 0
+	for _, e := range o.History {
+		if e.Applied && e.To == to {
+			n++
+		}
+	}
+	return n
 }

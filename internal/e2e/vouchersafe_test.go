@@ -1,21 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"encoding/xml"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"mellium.im/sasl"
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 
 	"github.com/caddy-checkout/checkout/internal/vouchertest"
 	"github.com/caddy-checkout/checkout/internal/xmpptest"
@@ -43,28 +34,7 @@ func TestVoucherSafeThroughCaddy(t *testing.T) {
 		"\t\t}\n")
 
 	// The customer's Voucher-Safe client.
-	addr := srv.Register("buyer", "buyer-password")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := xmpp.NewClientSession(ctx, jid.MustParse(addr), conn, xmpp.StartTLS(srv.TLSConfig()), xmpp.SASL("", "buyer-password", sasl.ScramSha1), xmpp.BindResource())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	sess.Send(ctx, stanza.Presence{Type: stanza.AvailablePresence}.Wrap(nil))
-	msgs := make(chan vouchersafe.OrderMessage, 1)
-	go sess.Serve(xmpp.HandlerFunc(func(tr xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		if start.Name.Local == "message" {
-			if m, err := vouchersafe.Receive(tr, start); err == nil {
-				msgs <- m
-			}
-		}
-		return nil
-	}))
+	buyer := srv.Connect(t, "buyer")
 
 	c := noRedirectClient()
 	base := "http://" + site.base
@@ -80,7 +50,7 @@ func TestVoucherSafeThroughCaddy(t *testing.T) {
 		t.Fatalf("pay page:\n%s", page)
 	}
 	ref := strings.TrimPrefix(strings.SplitN(payURL, "?", 2)[0], "/_checkout/pay/")
-	r, err = c.PostForm(base+"/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {csrf[1]}, "jid": {sess.LocalAddr().String()}})
+	r, err = c.PostForm(base+"/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {csrf[1]}, "jid": {buyer.JID.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +60,7 @@ func TestVoucherSafeThroughCaddy(t *testing.T) {
 	if code == nil {
 		t.Fatalf("no code on the page:\n%s", page)
 	}
-	var m vouchersafe.OrderMessage
-	select {
-	case m = <-msgs:
-	case <-ctx.Done():
-		t.Fatal("no order message reached the client")
-	}
+	m := buyer.Next(t)
 	info, err := vouchersafe.Decrypt(m.Data(), code[1])
 	if err != nil || info.Payee != "shop-safe-1@vouchi.com" || info.Amount != "12.50" || info.Baggage["orderId"] != ref {
 		t.Fatalf("opened %+v (%v)", info, err)

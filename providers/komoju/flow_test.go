@@ -76,6 +76,16 @@ func (ke *komojuEnv) onKomoju(c *http.Client, session, action string) string {
 	return r.Location
 }
 
+// slip has a customer buy tea, take a konbini slip on KOMOJU's page and
+// come back; it returns the session, the attempt and the slip's payment.
+func (ke *komojuEnv) slip(c *http.Client) (id, ref, pid string) {
+	ke.T.Helper()
+	id = ke.buy(c, "tea")
+	ref = ke.refOf(id)
+	ke.Get(c, ke.onKomoju(c, id, "konbini"))
+	return id, ref, ke.fake.PaymentOf(id)
+}
+
 // creates are the session creations KOMOJU received.
 func (ke *komojuEnv) creates() []komojutest.Request {
 	var out []komojutest.Request
@@ -235,9 +245,7 @@ func TestKonbiniHeldPastExpiryThenCaptured(t *testing.T) {
 func TestKonbiniExpired(t *testing.T) {
 	ke := newEnv(t)
 	c := ke.Client()
-	id := ke.buy(c, "tea")
-	ref := ke.refOf(id)
-	ke.Get(c, ke.onKomoju(c, id, "konbini"))
+	_, ref, _ := ke.slip(c)
 	ke.Clock.Add(71 * time.Hour)
 	if n, err := ke.Site().Expire(context.Background(), 10); err != nil || n != 0 || ke.fake.ExpireDue() != 0 {
 		t.Fatalf("a slip with hours left: %d orders expired (%v)", n, err)
@@ -388,10 +396,8 @@ func TestRefundAndRefusedKonbiniRefund(t *testing.T) {
 		t.Fatalf("callbacks %v", got)
 	}
 
-	id = ke.buy(c, "tea")
-	ref = ke.refOf(id)
-	ke.Get(c, ke.onKomoju(c, id, "konbini"))
-	if err := ke.fake.Capture(ke.fake.PaymentOf(id)); err != nil {
+	_, ref, pid = ke.slip(c)
+	if err := ke.fake.Capture(pid); err != nil {
 		t.Fatal(err)
 	}
 	_, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref).ID)
@@ -441,10 +447,7 @@ func TestOrderEndedHereClosesKomoju(t *testing.T) {
 
 	// An operator cancels an order held by a konbini slip: the slip is
 	// cancelled at KOMOJU, so the customer cannot pay it at the store.
-	id := ke.buy(c, "tea")
-	ref := ke.refOf(id)
-	ke.Get(c, ke.onKomoju(c, id, "konbini"))
-	pid := ke.fake.PaymentOf(id)
+	id, ref, pid := ke.slip(c)
 	if _, _, err := ke.Site().Apply(context.Background(), order.ByAdmin, provider.Finding{Ref: ref, Status: order.Cancelled, Note: "cancelled by an operator"}); err != nil {
 		t.Fatal(err)
 	}

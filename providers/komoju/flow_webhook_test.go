@@ -110,13 +110,7 @@ func TestConcurrentIdenticalWebhooksMoveOnce(t *testing.T) {
 		}
 	}
 	o := ke.OrderByRef(ref)
-	moves := 0
-	for _, e := range o.History {
-		if e.Applied && e.To == order.Paid {
-			moves++
-		}
-	}
-	if o.Status != order.Paid || moves != 1 {
+	if moves := handlerstest.Moves(o, order.Paid); o.Status != order.Paid || moves != 1 {
 		t.Fatalf("order %s with %d paid transitions", o.Status, moves)
 	}
 	if got := ke.CallbackTypes(); strings.Join(got, ",") != "order.paid" {

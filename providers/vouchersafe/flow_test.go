@@ -31,7 +31,7 @@ type vsEnv struct {
 	*handlerstest.Env
 	xmpp  *xmpptest.Server
 	safe  *vouchertest.Safe
-	buyer *customer
+	buyer *xmpptest.Customer
 	prov  *vouchersafe.VoucherSafe
 }
 
@@ -52,7 +52,7 @@ func newVSEnv(t *testing.T, configure ...func(*vouchersafe.VoucherSafe)) *vsEnv 
 	done := make(chan struct{})
 	go func() { ve.prov.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	ve.buyer = connectCustomer(t, ve.xmpp, "buyer")
+	ve.buyer = ve.xmpp.Connect(t, "buyer")
 	return ve
 }
 
@@ -113,7 +113,7 @@ func TestVoucherSafePaidEndToEnd(t *testing.T) {
 	ve := newVSEnv(t)
 	c := ve.Client()
 	ref, code := ve.sendOrder(c, "mug")
-	m := ve.buyer.next(t)
+	m := ve.buyer.Next(t)
 	info, err := vouchersafe.Decrypt(m.Data(), code)
 	o := ve.OrderByRef(ref)
 	if err != nil || info.Payee != merchant || info.Amount != "12.50" || info.Currency != "USD" || info.Issuer != "VI-USV" ||
@@ -167,7 +167,7 @@ func TestVoucherSafeWrongPayments(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref, _ := ve.sendOrder(c, "mug")
-			ve.buyer.next(t)
+			ve.buyer.Next(t)
 			ve.safe.Receive(tc.pay(ref))
 			ve.completed(c, ref)
 			o := ve.OrderByRef(ref)
@@ -183,7 +183,7 @@ func TestVoucherSafeWrongPayments(t *testing.T) {
 				page := ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe")
 				ve.Post(c, "/_checkout/vouchersafe/"+ref+"/send", url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "jid": {ve.buyer.JID.String()}, "issuer": {"VI-USV"}})
 				code := codeRE.FindStringSubmatch(ve.Get(c, "/_checkout/pay/"+ref+"?provider=vouchersafe").Body)
-				if info, err := vouchersafe.Decrypt(ve.buyer.next(t).Data(), code[1]); err != nil || info.Amount != "2.50" {
+				if info, err := vouchersafe.Decrypt(ve.buyer.Next(t).Data(), code[1]); err != nil || info.Amount != "2.50" {
 					t.Fatalf("the order sent again asks for %q (%v), want the 2.50 still due", info.Amount, err)
 				}
 				// The rest arrives as a second voucher: paid.

@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/xml"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	"mellium.im/sasl"
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -22,57 +17,6 @@ import (
 	"github.com/caddy-checkout/checkout/internal/xmpptest"
 	"github.com/caddy-checkout/checkout/providers/vouchersafe"
 )
-
-// customer is a Voucher-Safe client stand-in: a session that collects the
-// order messages it receives.
-type customer struct {
-	JID  jid.JID // full, with the resource the server gave
-	msgs chan vouchersafe.OrderMessage
-	sess *xmpp.Session
-}
-
-func connectCustomer(t *testing.T, srv *xmpptest.Server, user string) *customer {
-	t.Helper()
-	addr := srv.Register(user, "customer-password-1")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := xmpp.NewClientSession(ctx, jid.MustParse(addr), conn,
-		xmpp.StartTLS(srv.TLSConfig()), xmpp.SASL("", "customer-password-1", sasl.ScramSha1), xmpp.BindResource())
-	if err != nil {
-		t.Fatalf("customer login: %v", err)
-	}
-	c := &customer{JID: sess.LocalAddr(), msgs: make(chan vouchersafe.OrderMessage, 10), sess: sess}
-	if err := sess.Send(ctx, stanza.Presence{Type: stanza.AvailablePresence}.Wrap(nil)); err != nil {
-		t.Fatal(err)
-	}
-	go sess.Serve(xmpp.HandlerFunc(func(tr xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		if start.Name.Local != "message" {
-			return nil
-		}
-		m, err := vouchersafe.Receive(tr, start)
-		if err == nil {
-			c.msgs <- m
-		}
-		return nil
-	}))
-	t.Cleanup(func() { sess.Close(); sess.Conn().Close() })
-	return c
-}
-
-func (c *customer) next(t *testing.T) vouchersafe.OrderMessage {
-	t.Helper()
-	select {
-	case m := <-c.msgs:
-		return m
-	case <-time.After(20 * time.Second):
-		t.Fatal("no order message reached the customer's client")
-		return vouchersafe.OrderMessage{}
-	}
-}
 
 func startBot(t *testing.T, srv *xmpptest.Server, tlsConfig *tls.Config) *vouchersafe.Bot {
 	return startBotLogged(t, srv, tlsConfig, nil)
@@ -102,14 +46,14 @@ func orderMessage(to jid.JID, code string, t *testing.T) vouchersafe.OrderMessag
 
 func TestBotSendsOrderMessagesOverProsody(t *testing.T) {
 	srv := xmpptest.Start(t)
-	buyer := connectCustomer(t, srv, "buyer")
+	buyer := srv.Connect(t, "buyer")
 	bot := startBot(t, srv, srv.TLSConfig())
 	code, _ := vouchersafe.NewSecret(12)
 	ctx := context.Background()
 	if err := bot.Send(ctx, orderMessage(buyer.JID, code, t), 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	m := buyer.next(t)
+	m := buyer.Next(t)
 	info, err := vouchersafe.Decrypt(m.Data(), code)
 	if err != nil || m.Subject != "Your order #A-1 from shop" || info.Amount != "19.95" || info.Baggage["orderId"] != "ref1" {
 		t.Fatalf("received %+v, decrypted %+v %v", m, info, err)
@@ -118,18 +62,18 @@ func TestBotSendsOrderMessagesOverProsody(t *testing.T) {
 	// The server restarts: the bot logs in again by itself, and the next
 	// order goes out.
 	srv.Restart()
-	buyer = connectCustomer(t, srv, "buyer2")
+	buyer = srv.Connect(t, "buyer2")
 	if err := bot.Send(ctx, orderMessage(buyer.JID, code, t), 30*time.Second); err != nil {
 		t.Fatalf("send after the server restarted: %v", err)
 	}
-	if m := buyer.next(t); m.Data() == "" {
+	if m := buyer.Next(t); m.Data() == "" {
 		t.Fatal("empty order message after the restart")
 	}
 }
 
 func TestBotWithAnUntrustedCertificate(t *testing.T) {
 	srv := xmpptest.Start(t)
-	buyer := connectCustomer(t, srv, "buyer")
+	buyer := srv.Connect(t, "buyer")
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	bot := startBotLogged(t, srv, &tls.Config{ServerName: xmpptest.Domain, MinVersion: tls.VersionTLS12}, handlerstest.BufferLogger(&logs, &mu)) // system CAs only
