@@ -7,14 +7,23 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/store/postgres"
 )
 
 func init() {
@@ -67,12 +76,23 @@ func (a *App) claimSite(name string, settings []byte) error {
 	return nil
 }
 
-// Storage chooses the store. Module "bolt" is the only one so far.
+// Storage chooses the store: "bolt" (the default, one instance) or
+// "postgres" (any number of instances sharing one database).
 type Storage struct {
-	// Module is the kind of store: "bolt".
+	// Module is the kind of store: "bolt" or "postgres".
 	Module string `json:"module"`
 	// Path is the bbolt file. Default: <caddy data dir>/checkout/checkout.db.
 	Path string `json:"path,omitempty"`
+	// DSN is the PostgreSQL connection string (postgres://user:pass@host:5432/db?sslmode=…).
+	// Placeholders such as {env.CHECKOUT_DATABASE_URL} are replaced when
+	// the config is loaded, so the config itself need not hold the password.
+	DSN string `json:"dsn,omitempty"`
+	// ClaimLease (postgres) is how long a callback an instance is trying
+	// stays its own before another instance may take it over. Default 10s.
+	ClaimLease caddy.Duration `json:"claim_lease,omitempty"`
+	// LeaderLease (postgres) is how long the leader's lease runs unless
+	// renewed: a dead leader's work moves within it. Default 10s.
+	LeaderLease caddy.Duration `json:"leader_lease,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,24 +118,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if st == nil {
 		st = &Storage{Module: "bolt"}
 	}
-	switch st.Module {
-	case "bolt", "":
-	case "postgres":
-		return fmt.Errorf("storage postgres: not available in this build yet; use storage bolt")
-	default:
-		return fmt.Errorf("storage %q: unknown store (want bolt)", st.Module)
-	}
-	path := st.Path
-	if path == "" {
-		path = DefaultStorePath()
-	}
-	path, err := filepath.Abs(path)
+	key, open, err := st.opener()
 	if err != nil {
-		return fmt.Errorf("storage path: %v", err)
+		return err
 	}
 	reconcile := caddyDur(a.ReconcileAfter, defaultReconcileAfter)
-	val, _, err := engines.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return newEngine(path, ctx.Slogger(), a.log), nil
+	leader := time.Duration(st.LeaderLease)
+	val, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return newEngine(key, open, leader, ctx.Slogger(), a.log), nil
 	})
 	if err != nil {
 		return err
@@ -146,8 +156,57 @@ func (a *App) Cleanup() error {
 	if a.engine == nil {
 		return nil
 	}
-	_, err := engines.Delete(a.engine.path)
+	_, err := engines.Delete(a.engine.key)
 	return err
+}
+
+// opener checks the storage settings without touching the store, and
+// returns the key of its engine and how to open it. The key of a
+// PostgreSQL store is a digest of its connection string, never the string.
+func (st *Storage) opener() (string, func() (store.Store, error), error) {
+	switch st.Module {
+	case "bolt", "":
+		if st.DSN != "" || st.ClaimLease != 0 || st.LeaderLease != 0 {
+			return "", nil, fmt.Errorf("storage bolt: dsn, claim_lease and leader_lease belong to storage postgres")
+		}
+		path := st.Path
+		if path == "" {
+			path = DefaultStorePath()
+		}
+		path, err := filepath.Abs(path)
+		if err != nil {
+			return "", nil, fmt.Errorf("storage path: %v", err)
+		}
+		return path, func() (store.Store, error) { return bolt.Open(path, bolt.Options{}) }, nil
+	case "postgres":
+		if st.Path != "" {
+			return "", nil, fmt.Errorf("storage postgres: path belongs to storage bolt; give the connection string as dsn")
+		}
+		if st.ClaimLease < 0 || st.LeaderLease < 0 {
+			return "", nil, fmt.Errorf("storage postgres: claim_lease and leader_lease must not be negative")
+		}
+		if st.LeaderLease != 0 && time.Duration(st.LeaderLease) < time.Second {
+			return "", nil, fmt.Errorf("storage postgres: leader_lease must be at least 1s")
+		}
+		dsn := caddy.NewReplacer().ReplaceAll(st.DSN, "")
+		if strings.TrimSpace(dsn) == "" {
+			if st.DSN != "" {
+				return "", nil, fmt.Errorf("storage postgres: the connection string %s is empty once its placeholders are replaced: is the variable set?", st.DSN)
+			}
+			return "", nil, fmt.Errorf("storage postgres: a connection string is required (storage postgres postgres://user:pass@host:5432/db)")
+		}
+		if _, err := postgres.ParseDSN(dsn); err != nil {
+			return "", nil, fmt.Errorf("storage postgres: %v", err)
+		}
+		sum := sha256.Sum256([]byte(dsn))
+		opts := postgres.Options{ClaimLease: time.Duration(st.ClaimLease)}
+		return "postgres:" + hex.EncodeToString(sum[:]), func() (store.Store, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return postgres.Open(ctx, dsn, opts)
+		}, nil
+	}
+	return "", nil, fmt.Errorf("storage %q: unknown store (want bolt or postgres)", st.Module)
 }
 
 var (

@@ -24,6 +24,10 @@ func init() {
 //
 //	checkout {
 //		storage bolt [<path>]
+//		storage postgres <connection string> {   # the block is optional
+//			claim_lease  <duration>
+//			leader_lease <duration>
+//		}
 //		reconcile_after <duration>
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -44,7 +48,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "storage":
 			if !d.NextArg() {
-				return d.Errf("storage: want bolt [<path>]")
+				return d.Errf("storage: want bolt [<path>] or postgres <connection string>")
 			}
 			st := &Storage{Module: d.Val()}
 			switch st.Module {
@@ -52,13 +56,37 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					st.Path = d.Val()
 				}
+				if d.NextArg() {
+					return d.Errf("storage: want bolt [<path>], found extra %q", d.Val())
+				}
 			case "postgres":
-				return d.Errf("storage postgres: not available in this build yet; use storage bolt")
+				if !d.NextArg() {
+					return d.Errf("storage postgres: want a connection string, such as {env.CHECKOUT_DATABASE_URL}")
+				}
+				st.DSN = d.Val()
+				if d.NextArg() {
+					return d.Errf("storage postgres: want one connection string; found more (quote it if it has spaces)")
+				}
+				for d.NextBlock(1) {
+					switch d.Val() {
+					case "claim_lease":
+						dur, err := durationArg(d, "claim_lease")
+						if err != nil {
+							return err
+						}
+						st.ClaimLease = dur
+					case "leader_lease":
+						dur, err := durationArg(d, "leader_lease")
+						if err != nil {
+							return err
+						}
+						st.LeaderLease = dur
+					default:
+						return d.Errf("storage postgres: unknown setting %q (want claim_lease or leader_lease)", d.Val())
+					}
+				}
 			default:
-				return d.Errf("storage %q: unknown store (want bolt)", st.Module)
-			}
-			if d.NextArg() {
-				return d.Errf("storage: want bolt [<path>], found extra %q", d.Val())
+				return d.Errf("storage %q: unknown store (want bolt or postgres)", st.Module)
 			}
 			a.Storage = st
 		case "reconcile_after":

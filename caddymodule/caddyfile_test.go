@@ -585,10 +585,28 @@ func TestCaddyfileErrors(t *testing.T) {
 			want:   []string{"storage", "bolt", "Testfile:2"},
 		},
 		{
-			name:   "fail/storage-postgres-not-yet",
+			name:   "fail/storage-postgres-no-dsn",
 			global: true,
-			input:  "checkout {\n storage postgres postgres://db/checkout\n}",
-			want:   []string{"storage postgres", "not available", "Testfile:2"},
+			input:  "checkout {\n storage postgres\n}",
+			want:   []string{"storage postgres", "connection string", "Testfile:2"},
+		},
+		{
+			name:   "fail/storage-postgres-two-dsns",
+			global: true,
+			input:  "checkout {\n storage postgres postgres://a/b postgres://c/d\n}",
+			want:   []string{"storage postgres", "one connection string", "Testfile:2"},
+		},
+		{
+			name:   "fail/storage-postgres-unknown-setting",
+			global: true,
+			input:  "checkout {\n storage postgres postgres://a/b {\n pool 4\n }\n}",
+			want:   []string{`"pool"`, "claim_lease or leader_lease", "Testfile:3"},
+		},
+		{
+			name:   "fail/storage-postgres-bad-lease",
+			global: true,
+			input:  "checkout {\n storage postgres postgres://a/b {\n leader_lease soon\n }\n}",
+			want:   []string{"leader_lease", `"soon"`, "Testfile:3"},
 		},
 		{
 			name:   "fail/storage-extra-arg",

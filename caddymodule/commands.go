@@ -24,15 +24,17 @@ import (
 
 	"github.com/caddy-checkout/checkout/internal/demoshop"
 	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/store/postgres"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "checkout",
-		Usage: "demo|secret|sign-link|orders",
+		Usage: "demo|secret|sign-link|orders|copy-store",
 		Short: "caddy-checkout: payments in front of any shop",
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(demoCommand(), secretCommand(), signLinkCommand(), ordersCommand())
+			cmd.AddCommand(demoCommand(), secretCommand(), signLinkCommand(), ordersCommand(), copyStoreCommand())
 		},
 	})
 }
@@ -128,6 +130,69 @@ func ordersCommand() *cobra.Command {
 	c.Flags().StringVar(&admin, "admin", "localhost:2019", "address of Caddy's admin API")
 	c.Flags().StringVar(&status, "status", "", "only orders in this state")
 	return c
+}
+
+func copyStoreCommand() *cobra.Command {
+	var from, to string
+	c := &cobra.Command{
+		Use:   "copy-store",
+		Short: "Copy a bbolt store into an empty PostgreSQL database (moving to several instances)",
+		Long: "Copy every order with its history, the callback outbox, provider data, idempotency\n" +
+			"records and spent tokens from a bbolt file into an empty PostgreSQL database, in one\n" +
+			"transaction. Stop the Caddy that uses the file first (the file is locked while it runs).\n" +
+			"The connection string is read from --to, or from CHECKOUT_DATABASE_URL.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == "" {
+				to = os.Getenv("CHECKOUT_DATABASE_URL")
+			}
+			n, err := CopyStore(cmd.Context(), from, to)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "copied %d orders, %d callbacks, %d provider records, %d idempotency keys, %d spent tokens\n",
+				n.Orders, n.Deliveries, n.Data, n.Idempotency, n.Spent)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "the bbolt file (default: the default store path)")
+	c.Flags().StringVar(&to, "to", "", "the PostgreSQL connection string (default: $CHECKOUT_DATABASE_URL)")
+	return c
+}
+
+// CopyStore copies the bbolt store at from into the empty PostgreSQL
+// database at dsn. Errors never show the connection string's password.
+func CopyStore(ctx context.Context, from, dsn string) (postgres.Counts, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if from == "" {
+		from = DefaultStorePath()
+	}
+	if dsn == "" {
+		return postgres.Counts{}, errors.New("--to: a PostgreSQL connection string is required (or set CHECKOUT_DATABASE_URL)")
+	}
+	if _, err := postgres.ParseDSN(dsn); err != nil {
+		return postgres.Counts{}, fmt.Errorf("--to: %v", err)
+	}
+	if _, err := os.Stat(from); err != nil {
+		return postgres.Counts{}, fmt.Errorf("--from: %v", err)
+	}
+	src, err := bolt.Open(from, bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return postgres.Counts{}, fmt.Errorf("--from: %v (is a Caddy using it still running?)", err)
+	}
+	defer src.Close()
+	dst, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		return postgres.Counts{}, fmt.Errorf("--to: %v", err)
+	}
+	defer dst.Close()
+	n, err := dst.Import(ctx, src.Export)
+	if err != nil {
+		return postgres.Counts{}, fmt.Errorf("copying %s into %s: %v; nothing was written", from, dst.Name(), err)
+	}
+	return n, nil
 }
 
 // DemoCaddyfile is the config of `caddy checkout demo`; %s are the listen

@@ -1,8 +1,13 @@
 // The engine is what outlives config reloads: the open store, the callback
 // notifier, the expiry and reconcile loops, and the registry of sites. It
-// lives in a caddy.UsagePool keyed by the store path, because bbolt holds
-// an exclusive lock and Caddy provisions a new config before it cleans up
-// the old one.
+// lives in a caddy.UsagePool keyed by the store (the bbolt path, or the
+// PostgreSQL connection string's digest), because bbolt holds an exclusive
+// lock and Caddy provisions a new config before it cleans up the old one.
+//
+// Where the store is shared by several instances (store.Leaser), the work
+// that must run once (expiry, reconciling, providers' runners such as a
+// chain watcher) runs on the instance holding the leader lease, and each
+// instance follows the others' changes for its live pages (store.Watcher).
 package caddymodule
 
 import (
@@ -17,7 +22,10 @@ import (
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/notify"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
 )
 
 var engines = caddy.NewUsagePool()
@@ -29,16 +37,27 @@ const (
 	defaultReconcileAfter = 10 * time.Minute
 	expiryEvery           = 15 * time.Second
 	reconcileEvery        = time.Minute
+	// DefaultLeaderLease is how long a leader's lease runs unless renewed
+	// (every third of it): a dead leader's work is taken over within it.
+	DefaultLeaderLease = 10 * time.Second
+	leaderLeaseName    = "checkout/leader"
 )
 
 type engine struct {
-	path     string
+	key      string // in engines
 	store    *lazyStore
 	notifier *notify.Notifier
 	metrics  *metrics
 	log      *zap.Logger
 
 	reconcileAfter atomic.Int64
+
+	// leaderLease is the lease's length where the store is shared; holder
+	// is this process's name in it. leading is whether this instance does
+	// the work that runs once (always, with a store of its own).
+	leaderLease time.Duration
+	holder      string
+	leading     atomic.Bool
 
 	mu sync.RWMutex
 	// sites are the sites of each name in the order their configs
@@ -60,14 +79,20 @@ type engine struct {
 
 // siteRun is one site's running provider work.
 type siteRun struct {
-	site   *handlers.Site
-	cancel context.CancelFunc
+	site    *handlers.Site
+	leading bool // whether the leader's runners are among them
+	cancel  context.CancelFunc
 	done   chan struct{} // closed when every runner of the site returned
 }
 
-func newEngine(path string, slogger *slog.Logger, log *zap.Logger) *engine {
-	e := &engine{path: path, store: &lazyStore{path: path}, log: log, metrics: newMetrics(), sites: map[string][]*handlers.Site{},
-		runs: map[string]*siteRun{}}
+// newEngine makes the engine of the store that open opens. leaderLease
+// applies where that store is shared.
+func newEngine(key string, open func() (store.Store, error), leaderLease time.Duration, slogger *slog.Logger, log *zap.Logger) *engine {
+	if leaderLease <= 0 {
+		leaderLease = DefaultLeaderLease
+	}
+	e := &engine{key: key, store: &lazyStore{opener: open}, log: log, metrics: newMetrics(), sites: map[string][]*handlers.Site{},
+		runs: map[string]*siteRun{}, leaderLease: leaderLease, holder: order.NewRef()}
 	e.notifier = notify.New(notify.Config{
 		Store:  e.store,
 		Sites:  e.secret,
@@ -129,8 +154,9 @@ func (e *engine) handover(name string) {
 	e.mu.RLock()
 	running := e.running
 	e.mu.RUnlock()
+	leading := e.leading.Load()
 	if run := e.runs[name]; run != nil {
-		if ok && run.site == cur && running {
+		if ok && run.site == cur && running && run.leading == leading {
 			return
 		}
 		run.cancel()
@@ -141,10 +167,13 @@ func (e *engine) handover(name string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &siteRun{site: cur, cancel: cancel, done: make(chan struct{})}
+	run := &siteRun{site: cur, leading: leading, cancel: cancel, done: make(chan struct{})}
 	e.runs[name] = run
 	var wg sync.WaitGroup
 	for _, r := range cur.Runners() {
+		if _, everywhere := r.(provider.EveryInstance); !everywhere && !leading {
+			continue
+		}
 		wg.Add(1)
 		e.done.Add(1)
 		go func() {
@@ -189,6 +218,11 @@ func (e *engine) start() error {
 	e.startOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		e.cancel = cancel
+		st := e.store.underlying()
+		leaser, shared := st.(store.Leaser)
+		if !shared {
+			e.leading.Store(true) // the only instance
+		}
 		e.done.Add(2)
 		go func() {
 			defer e.done.Done()
@@ -198,6 +232,20 @@ func (e *engine) start() error {
 			defer e.done.Done()
 			e.maintain(ctx)
 		}()
+		if shared {
+			e.done.Add(1)
+			go func() {
+				defer e.done.Done()
+				e.lead(ctx, leaser)
+			}()
+		}
+		if w, ok := st.(store.Watcher); ok {
+			e.done.Add(1)
+			go func() {
+				defer e.done.Done()
+				_ = w.Watch(ctx, e.changed)
+			}()
+		}
 	})
 	e.mu.Lock()
 	e.running = true
@@ -212,7 +260,69 @@ func (e *engine) start() error {
 	return nil
 }
 
-// maintain expires overdue orders and reconciles stale attempts.
+// lead takes and renews the leader lease until ctx is done, and moves the
+// work that runs once here when this instance gets it and away when it
+// loses it. When the store cannot be reached this instance steps down
+// before its lease would have run out, so two leaders never overlap (as
+// long as clocks run at the same rate); the lease is released by
+// Destruct, once the work has stopped.
+func (e *engine) lead(ctx context.Context, l store.Leaser) {
+	ttl := e.leaderLease
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	var renewed time.Time
+	for {
+		asked := time.Now()
+		got, err := l.Lease(ctx, leaderLeaseName, e.holder, ttl)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if e.leading.Load() && time.Since(renewed) > ttl*2/3 {
+				e.log.Error("cannot renew the leader lease: stepping down", zap.Error(err))
+				e.setLeading(false)
+			}
+		case got:
+			renewed = asked
+			if !e.leading.Load() {
+				e.log.Info("this instance now leads: expiry, reconciling and chain watching run here")
+				e.setLeading(true)
+			}
+		case e.leading.Load():
+			e.log.Warn("another instance took the leader lease")
+			e.setLeading(false)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (e *engine) setLeading(v bool) {
+	e.leading.Store(v)
+	for _, s := range e.allSites() {
+		e.handover(s.Name())
+	}
+}
+
+// changed tells the live pages of this instance that an order moved
+// (any instance's change, from store.Watcher).
+func (e *engine) changed(site string, refs []string) {
+	if site == "" {
+		for _, s := range e.allSites() {
+			s.Changed(nil)
+		}
+		return
+	}
+	if s, ok := e.site(site); ok {
+		s.Changed(refs)
+	}
+}
+
+// maintain expires overdue orders and reconciles stale attempts, on the
+// leader.
 func (e *engine) maintain(ctx context.Context) {
 	expiry := time.NewTicker(expiryEvery)
 	defer expiry.Stop()
@@ -223,12 +333,18 @@ func (e *engine) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-expiry.C:
+			if !e.leading.Load() {
+				continue
+			}
 			for _, s := range e.allSites() {
 				if _, err := s.Expire(ctx, 200); err != nil {
 					e.log.Error("expiring orders", zap.String("site", s.Name()), zap.Error(err))
 				}
 			}
 		case <-reconcile.C:
+			if !e.leading.Load() {
+				continue
+			}
 			age := time.Duration(e.reconcileAfter.Load())
 			for _, s := range e.allSites() {
 				if _, err := s.Reconcile(ctx, age, 500); err != nil {
@@ -256,6 +372,15 @@ func (e *engine) Destruct() error {
 	}
 	e.runMu.Unlock()
 	e.done.Wait()
+	if l, ok := e.store.underlying().(store.Leaser); ok && e.leading.Load() {
+		// The work has stopped: another instance may lead at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := l.Release(ctx, leaderLeaseName, e.holder); err != nil {
+			e.log.Warn("releasing the leader lease", zap.Error(err))
+		}
+		cancel()
+	}
+	e.leading.Store(false)
 	active.CompareAndSwap(e, nil)
 	return e.store.Close()
 }

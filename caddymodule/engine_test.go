@@ -13,6 +13,8 @@ import (
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/bolt"
 	"github.com/caddy-checkout/checkout/templates"
 )
 
@@ -57,7 +59,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // that is only validated), starts at once for a site registered later
 // (a reload), and stops when its site goes.
 func TestProviderRunnersFollowTheRunningConfig(t *testing.T) {
-	e := newEngine(filepath.Join(t.TempDir(), "checkout.db"), slog.Default(), zap.NewNop())
+	e := newBoltEngine(filepath.Join(t.TempDir(), "checkout.db"))
 	secret, _ := sign.ParseSecret(sign.NewSecret())
 	pages, _ := templates.New("", nil)
 	newSite := func(name string, p provider.Provider) *handlers.Site {
@@ -106,7 +108,7 @@ func TestProviderRunnersFollowTheRunningConfig(t *testing.T) {
 // failing, the background work of a site name never runs twice at once,
 // and a failed reload leaves the old config's work running.
 func TestReloadHandsBackgroundWorkOver(t *testing.T) {
-	e := newEngine(filepath.Join(t.TempDir(), "checkout.db"), slog.Default(), zap.NewNop())
+	e := newBoltEngine(filepath.Join(t.TempDir(), "checkout.db"))
 	secret, _ := sign.ParseSecret(sign.NewSecret())
 	pages, _ := templates.New("", nil)
 	var live, maxLive atomic.Int32
@@ -142,4 +144,9 @@ func TestReloadHandsBackgroundWorkOver(t *testing.T) {
 	if m := maxLive.Load(); m != 1 {
 		t.Fatalf("%d copies of the background work ran at once, want 1", m)
 	}
+}
+
+func newBoltEngine(path string) *engine {
+	open := func() (store.Store, error) { return bolt.Open(path, bolt.Options{}) }
+	return newEngine(path, open, 0, slog.Default(), zap.NewNop())
 }

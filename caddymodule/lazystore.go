@@ -1,5 +1,9 @@
-// lazyStore opens the bbolt file on first use rather than at provision,
-// so that validating a config never contends for the file lock.
+// lazyStore opens the store on first use rather than at provision, so
+// that validating a config never contends for the bbolt file lock nor
+// connects to PostgreSQL. An open that failed (PostgreSQL down) is tried
+// again by a later use, at most once a second, so the store comes back
+// by itself with no restart, and a burst of requests does not queue
+// behind one slow connection attempt each.
 package caddymodule
 
 import (
@@ -10,14 +14,18 @@ import (
 
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
-	"github.com/caddy-checkout/checkout/store/bolt"
 )
 
+// reopenAfter is how long a failed open is answered from memory.
+const reopenAfter = time.Second
+
 type lazyStore struct {
-	path string
-	cur  atomic.Pointer[store.Store] // fast path once open
-	mu   sync.Mutex
-	s    store.Store
+	opener func() (store.Store, error)
+	cur    atomic.Pointer[store.Store] // fast path once open
+	mu     sync.Mutex
+	s      store.Store
+	err    error     // the last failed open
+	failed time.Time // when it failed
 }
 
 var _ store.Store = (*lazyStore)(nil)
@@ -31,19 +39,30 @@ func (l *lazyStore) get() (store.Store, error) {
 	if l.s != nil {
 		return l.s, nil
 	}
-	s, err := bolt.Open(l.path, bolt.Options{})
+	if l.err != nil && time.Since(l.failed) < reopenAfter {
+		return nil, l.err
+	}
+	s, err := l.opener()
 	if err != nil {
+		l.err, l.failed = err, time.Now()
 		return nil, err
 	}
-	l.s = s
-	var st store.Store = s
-	l.cur.Store(&st)
+	l.s, l.err = s, nil
+	l.cur.Store(&s)
 	return s, nil
 }
 
 func (l *lazyStore) open() error { _, err := l.get(); return err }
 
 func (l *lazyStore) isOpen() bool { return l.cur.Load() != nil }
+
+// underlying is the open store, or nil.
+func (l *lazyStore) underlying() store.Store {
+	if p := l.cur.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 func (l *lazyStore) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) (*order.Order, error) {
 	s, err := l.get()
@@ -172,7 +191,7 @@ func (l *lazyStore) Close() error {
 		return nil
 	}
 	err := l.s.Close()
-	l.s = nil
+	l.s, l.err = nil, nil
 	l.cur.Store(nil)
 	return err
 }

@@ -42,17 +42,40 @@ func (h *hub) subscribe(ref string) (chan struct{}, func()) {
 }
 
 func (h *hub) publish(o *order.Order) {
+	refs := make([]string, len(o.Attempts))
+	for i, a := range o.Attempts {
+		refs[i] = a.Ref
+	}
+	h.publishRefs(refs)
+}
+
+// publishRefs wakes the pages of these attempts; nil wakes every page.
+func (h *hub) publishRefs(refs []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, a := range o.Attempts {
-		for ch := range h.subs[a.Ref] {
+	wake := func(subs map[chan struct{}]struct{}) {
+		for ch := range subs {
 			select {
 			case ch <- struct{}{}:
 			default:
 			}
 		}
 	}
+	if refs == nil {
+		for _, subs := range h.subs {
+			wake(subs)
+		}
+		return
+	}
+	for _, ref := range refs {
+		wake(h.subs[ref])
+	}
 }
+
+// Changed tells the site's live pages that the order with these attempt
+// references moved, in this instance or another sharing the store (nil:
+// any order may have moved). Each open page reads its order again.
+func (s *Site) Changed(refs []string) { s.hub.publishRefs(refs) }
 
 // statusView is the public status of an attempt: nothing about the
 // customer, nothing secret.

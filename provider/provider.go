@@ -267,9 +267,19 @@ type Message struct {
 }
 
 // Runner is a provider with background work (a chain watcher). Run returns
-// when ctx is done.
+// when ctx is done. Where several instances share a store, a Runner runs
+// on one of them at a time (the leader), unless it is an EveryInstance.
 type Runner interface {
 	Run(ctx context.Context) error
+}
+
+// EveryInstance is a Runner whose work each instance must do for itself,
+// because its own requests use it (a Voucher-Safe bot's XMPP session, over
+// which the instance's customers are sent their orders). It runs on every
+// instance sharing the store, not on the leader alone.
+type EveryInstance interface {
+	Runner
+	EveryInstance()
 }
 
 // Env is what the core gives a provider when it is set up.

@@ -153,7 +153,10 @@ type Store interface {
 
 	// Due returns up to limit pending deliveries whose NextAt is not after
 	// now and that are the earliest pending delivery of their order,
-	// soonest NextAt first.
+	// soonest NextAt first. A store shared by several processes claims
+	// what it returns for this process, for a lease that each Due
+	// returning it again renews and SaveDelivery ends; another process's
+	// live claims are not returned.
 	Due(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
 	// NextDue is the earliest NextAt of any pending delivery; ok is false
 	// when nothing is pending.
@@ -191,6 +194,32 @@ type Store interface {
 	Close() error
 }
 
+// Leaser is implemented by stores that several processes share (several
+// Caddy instances behind one load balancer). Background work that must
+// run in one place at a time (expiry, reconciling, a chain watcher) runs
+// where the lease is held. A store without it belongs to one process,
+// which always leads.
+type Leaser interface {
+	// Lease takes or renews the named lease for holder until ttl from now,
+	// and reports whether holder has it (false: another holder's lease is
+	// still running).
+	Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// Release ends holder's lease at once, so another takes over without
+	// waiting for it to run out. Releasing a lease not held does nothing.
+	Release(ctx context.Context, name, holder string) error
+}
+
+// Watcher is implemented by stores that several processes share: Watch
+// calls fn for every order an Update of any process changed, with the
+// order's site and attempt references, so that customers' live pages on
+// every instance follow. fn("", nil) means that changes may have been
+// missed (a reconnect): anything may have changed. A store that shares
+// its outbox this way also claims what Due returns, for one process at a
+// time. Watch returns when ctx is done.
+type Watcher interface {
+	Watch(ctx context.Context, fn func(site string, refs []string)) error
+}
+
 // ProviderData is a small durable key-value space for what a provider
 // must remember beyond orders: a chain watcher's checkpoint, the next
 // address index of an extended public key, which address belongs to which
@@ -209,4 +238,15 @@ type ProviderData interface {
 	// NextSeq returns the next number of the counter under key: 0 the
 	// first time, then 1, 2, ... Each number is given out once.
 	NextSeq(ctx context.Context, key string) (uint64, error)
+}
+
+// Sink receives the whole contents of a store, as `caddy checkout
+// copy-store` moves them into another: every order with its deliveries
+// (history included, states and sequence numbers kept), the provider
+// data, the idempotency records and the spent tokens.
+type Sink interface {
+	Order(ctx context.Context, o *order.Order, deliveries []Delivery) error
+	Data(ctx context.Context, key string, val []byte) error
+	Idempotent(ctx context.Context, key string, rec Idempotent) error
+	Spent(ctx context.Context, key string, until time.Time) error
 }

@@ -103,13 +103,14 @@ type runState struct {
 }
 
 var (
-	_ provider.Provider   = (*VoucherSafe)(nil)
-	_ provider.Setuper    = (*VoucherSafe)(nil)
-	_ provider.Runner     = (*VoucherSafe)(nil)
-	_ provider.Router     = (*VoucherSafe)(nil)
-	_ provider.Checker    = (*VoucherSafe)(nil)
-	_ provider.Labeler    = (*VoucherSafe)(nil)
-	_ provider.Currencies = (*VoucherSafe)(nil)
+	_ provider.Provider      = (*VoucherSafe)(nil)
+	_ provider.Setuper       = (*VoucherSafe)(nil)
+	_ provider.Runner        = (*VoucherSafe)(nil)
+	_ provider.EveryInstance = (*VoucherSafe)(nil)
+	_ provider.Router        = (*VoucherSafe)(nil)
+	_ provider.Checker       = (*VoucherSafe)(nil)
+	_ provider.Labeler       = (*VoucherSafe)(nil)
+	_ provider.Currencies    = (*VoucherSafe)(nil)
 )
 
 // Name implements provider.Provider.
@@ -256,3 +257,8 @@ func (v *VoucherSafe) Setup(env provider.Env) error {
 
 // Run keeps the bot's XMPP session open until ctx ends.
 func (v *VoucherSafe) Run(ctx context.Context) error { return v.bot.Run(ctx) }
+
+// EveryInstance implements provider.EveryInstance: each instance sends
+// its own customers' orders, so each keeps its own XMPP session (a
+// resource of the same account).
+func (v *VoucherSafe) EveryInstance() {}
