@@ -82,7 +82,7 @@ type siteRun struct {
 	site    *handlers.Site
 	leading bool // whether the leader's runners are among them
 	cancel  context.CancelFunc
-	done   chan struct{} // closed when every runner of the site returned
+	done    chan struct{} // closed when every runner of the site returned
 }
 
 // newEngine makes the engine of the store that open opens. leaderLease
