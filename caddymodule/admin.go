@@ -96,7 +96,7 @@ func (a *Admin) orders(w http.ResponseWriter, r *http.Request) error {
 	}
 	list, err := e.store.List(r.Context(), store.ListFilter{Site: q.Get("site"), Status: st, Limit: limit})
 	if err != nil {
-		return apiErr(http.StatusInternalServerError, "listing orders: %v", err)
+		return apiErr(storeStatus(err), "listing orders: %v", err)
 	}
 	if list == nil {
 		list = []*order.Order{}
@@ -142,7 +142,7 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "no order %s in site %s", id, site)
 	}
 	if err != nil {
-		return apiErr(http.StatusInternalServerError, "reading order: %v", err)
+		return apiErr(storeStatus(err), "reading order: %v", err)
 	}
 	if action != "" {
 		s, ok := e.site(site)
@@ -157,7 +157,7 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 		}
 		o, _, err = s.Apply(r.Context(), order.ByAdmin, provider.Finding{Ref: o.Current().Ref, Status: order.Cancelled, Note: "cancelled by an operator"})
 		if err != nil {
-			return apiErr(http.StatusInternalServerError, "cancelling order: %v", err)
+			return apiErr(storeStatus(err), "cancelling order: %v", err)
 		}
 	}
 	return writeAdminJSON(w, o)
@@ -203,7 +203,7 @@ func (a *Admin) deliveries(w http.ResponseWriter, r *http.Request) error {
 	}
 	list, err := e.store.Deliveries(r.Context(), store.DeliveryFilter{State: st, Site: q.Get("site"), OrderID: q.Get("order"), Limit: limit})
 	if err != nil {
-		return apiErr(http.StatusInternalServerError, "listing deliveries: %v", err)
+		return apiErr(storeStatus(err), "listing deliveries: %v", err)
 	}
 	shown := make([]store.Delivery, len(list))
 	for i, d := range list {
@@ -226,7 +226,7 @@ func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
 			return apiErr(http.StatusNotFound, "no delivery %s", id)
 		}
 		if err != nil {
-			return apiErr(http.StatusInternalServerError, "reading delivery: %v", err)
+			return apiErr(storeStatus(err), "reading delivery: %v", err)
 		}
 		return writeAdminJSON(w, d.Redacted())
 	case r.Method == http.MethodPost && action == "retry":
@@ -237,7 +237,7 @@ func (a *Admin) delivery(w http.ResponseWriter, r *http.Request) error {
 		case errors.Is(err, notify.ErrDelivered):
 			return apiErr(http.StatusConflict, "%v", err)
 		case err != nil:
-			return apiErr(http.StatusInternalServerError, "retrying delivery: %v", err)
+			return apiErr(storeStatus(err), "retrying delivery: %v", err)
 		}
 		return writeAdminJSON(w, d.Redacted())
 	}
@@ -252,3 +252,12 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 }
 
 var _ caddy.AdminRouter = (*Admin)(nil)
+
+// storeStatus is the status of a store failure: 503 when the store is
+// unreachable for now (retrying is right), else 500.
+func storeStatus(err error) int {
+	if store.Unavailable(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

@@ -8,6 +8,7 @@ package caddymodule
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,8 +45,8 @@ func (l *lazyStore) get() (store.Store, error) {
 	}
 	s, err := l.opener()
 	if err != nil {
-		l.err, l.failed = err, time.Now()
-		return nil, err
+		l.err, l.failed = fmt.Errorf("%w: %w", store.ErrUnavailable, err), time.Now()
+		return nil, l.err
 	}
 	l.s, l.err = s, nil
 	l.cur.Store(&s)

@@ -453,6 +453,11 @@ func (s *Site) serveAPIGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) apiInternal(w http.ResponseWriter, what string, err error) {
 	s.log.Error(what, zap.String("site", s.cfg.Site), zap.Error(err))
+	if store.Unavailable(err) {
+		w.Header().Set("Retry-After", "5")
+		writeAPIError(w, http.StatusServiceUnavailable, "the order store is unavailable; nothing was changed, try again shortly")
+		return
+	}
 	writeAPIError(w, http.StatusInternalServerError, "internal error; nothing was changed, try again")
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/templates"
 )
 
@@ -111,8 +112,15 @@ func (s *Site) shopURL(o *order.Order) string {
 	return "/"
 }
 
+// internalError logs err and shows the customer an error page: 503 "try
+// again shortly" when the store is unreachable for now, else 500.
 func (s *Site) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error(what, zap.String("site", s.cfg.Site), zap.Error(err))
+	if store.Unavailable(err) {
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, http.StatusServiceUnavailable, "error.unavailable")
+		return
+	}
 	s.fail(w, r, http.StatusInternalServerError, "error.internal")
 }
 

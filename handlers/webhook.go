@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/store"
 )
 
 // maxWebhookBody caps what a webhook may send; real events are far smaller.
@@ -54,7 +55,11 @@ func (s *Site) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.cfg.Observer.Webhook(s.cfg.Site, name, "error")
 		s.log.Error("webhook failed", zap.String("provider", name), zap.Error(err))
-		writeAPIError(w, http.StatusInternalServerError, "internal error; retry later")
+		status := http.StatusInternalServerError
+		if store.Unavailable(err) {
+			status = http.StatusServiceUnavailable
+		}
+		writeAPIError(w, status, "internal error; retry later")
 		return
 	}
 	for _, f := range findings {
@@ -66,7 +71,11 @@ func (s *Site) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.cfg.Observer.Webhook(s.cfg.Site, name, "error")
 			s.log.Error("applying webhook", zap.String("provider", name), zap.Error(err))
-			writeAPIError(w, http.StatusInternalServerError, "internal error; retry later")
+			status := http.StatusInternalServerError
+			if store.Unavailable(err) {
+				status = http.StatusServiceUnavailable // the provider retries
+			}
+			writeAPIError(w, status, "internal error; retry later")
 			return
 		}
 	}

@@ -6,7 +6,10 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddy-checkout/checkout/order"
@@ -14,6 +17,39 @@ import (
 
 // ErrNotFound is returned when an order, attempt or delivery does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrUnavailable marks a store that could not be reached or opened.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Unavailable reports whether err means that the store could not be
+// reached or did not answer in time (PostgreSQL down, restarting, out of
+// connections, a statement timed out), rather than that it refused what
+// was asked. Nothing was written, and the same request may succeed
+// later: customers get a 503 page, providers' webhooks a 503 so that they
+// retry, the API a 503.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	// A server's answer that it cannot serve now (SQLSTATE classes 08:
+	// connection exception, 53: insufficient resources, 57: operator
+	// intervention such as a shutdown or a statement timeout), read
+	// through the SQLState method of PostgreSQL drivers' errors.
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		c := se.SQLState()
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57")
+	}
+	return false
+}
 
 // DeliveryState is where a shop callback stands.
 type DeliveryState string

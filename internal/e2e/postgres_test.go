@@ -82,7 +82,14 @@ func startInstance(t *testing.T, dsn, secret, callback, upstream string) *instan
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = in.cmd.Process.Kill(); _, _ = in.cmd.Process.Wait() })
+	t.Cleanup(func() {
+		_ = in.cmd.Process.Kill()
+		_, _ = in.cmd.Process.Wait()
+		if t.Failed() {
+			l := in.log()
+			t.Logf("log of the instance at %s (its end):\n%s", in.base, l[max(0, len(l)-6000):])
+		}
+	})
 	waitFor(t, 30*time.Second, "Caddy at "+in.base+" to start", func() bool {
 		r, err := http.Get("http://" + in.base + "/")
 		if err == nil {
@@ -476,4 +483,172 @@ func leaseHolder(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestPostgresDownUnderTraffic stops PostgreSQL for 10 s while customers
+// buy and providers send webhooks through one instance: while it is down
+// customers get a 503 page, webhooks a 503 (so providers retry) and the
+// admin API a 503 JSON error; once it is back everything works again with
+// no restart, and every order and payment that was acknowledged is stored.
+func TestPostgresDownUnderTraffic(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	secret := sign.NewSecret()
+	shop, err := demoshop.New(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := newShopRecorder(t, secret)
+	mux := http.NewServeMux()
+	mux.Handle("/payments/webhook", cb)
+	mux.Handle("/", shop)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	in := startInstance(t, dsn, secret, srv.URL+"/payments/webhook", strings.TrimPrefix(srv.URL, "http://"))
+
+	type result struct {
+		ref        string // the order's attempt, when the buy was accepted
+		buy        int
+		webhook    int // the payment's webhook, when the buy was accepted
+		during     bool
+		buyHTML    bool
+		webhookErr error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		down    bool
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 { // four customers, one after another each
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				during := down
+				mu.Unlock()
+				c := noRedirectClient()
+				r, err := c.PostForm("http://"+in.base+"/buy", map[string][]string{"product": {"mug"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(r.Body)
+				r.Body.Close()
+				res := result{buy: r.StatusCode, during: during, buyHTML: strings.Contains(string(b), "<html")}
+				if r.StatusCode == http.StatusSeeOther {
+					res.ref = path.Base(r.Header.Get("Location"))
+					var st struct{ Amount, Currency string }
+					if code := getJSON(t, "http://"+in.base+"/_checkout/status/"+res.ref, &st); code == 200 {
+						body, h := sandboxWebhook(t, secret, res.ref, st.Amount, st.Currency)
+						res.webhook, res.webhookErr = postWebhook(in.base, body, h)
+					}
+				}
+				mu.Lock()
+				results = append(results, res)
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	count := func(f func(result) bool) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range results {
+			if f(r) {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "paid orders before the outage", func() bool {
+		return count(func(r result) bool { return r.webhook == 200 }) >= 10
+	})
+
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	pg.Stop(t)
+	stopped := time.Now()
+	waitFor(t, 15*time.Second, "503s while PostgreSQL is down", func() bool {
+		return count(func(r result) bool { return r.during && r.buy == http.StatusServiceUnavailable }) >= 5
+	})
+	if r, err := http.Get("http://" + in.admin + "/checkout/orders"); err != nil {
+		t.Fatal(err)
+	} else {
+		var apiErr struct {
+			Error string `json:"error"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&apiErr)
+		r.Body.Close()
+		if r.StatusCode != http.StatusServiceUnavailable || err != nil || apiErr.Error == "" {
+			t.Errorf("admin API while PostgreSQL is down: %d %+v (%v), want 503 with a JSON error", r.StatusCode, apiErr, err)
+		}
+	}
+	time.Sleep(time.Until(stopped.Add(10 * time.Second)))
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	pg.Restart(t)
+	back := count(func(result) bool { return true })
+	waitFor(t, 15*time.Second, "paid orders after PostgreSQL is back, with no restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range results[back:] {
+			if r.webhook == 200 {
+				n++
+			}
+		}
+		return n >= 10
+	})
+	close(stop)
+	wg.Wait()
+
+	// What customers and providers saw.
+	mu.Lock()
+	defer mu.Unlock()
+	var accepted, paid, refused int
+	for _, r := range results {
+		switch {
+		case r.buy == http.StatusSeeOther:
+			accepted++
+		case r.buy == http.StatusServiceUnavailable:
+			refused++
+			if !r.buyHTML {
+				t.Errorf("a customer's 503 was not a page")
+			}
+		default:
+			t.Errorf("a buy was answered %d", r.buy)
+		}
+		if r.webhook == 200 {
+			paid++
+		} else if r.ref != "" && r.webhook != http.StatusServiceUnavailable {
+			t.Errorf("a webhook was answered %d (%v), want 200 or 503", r.webhook, r.webhookErr)
+		}
+	}
+	// Nothing acknowledged is lost: every accepted order is stored, and
+	// every payment answered 200 is paid.
+	for _, r := range results {
+		if r.ref == "" {
+			continue
+		}
+		var st struct{ Status string }
+		if code := getJSON(t, "http://"+in.base+"/_checkout/status/"+r.ref, &st); code != 200 {
+			t.Fatalf("order %s, accepted with a 303, is not stored (%d)", r.ref, code)
+		}
+		if r.webhook == 200 && st.Status != "paid" {
+			t.Fatalf("order %s: its webhook was answered 200 but it is %s", r.ref, st.Status)
+		}
+	}
+	t.Logf("%d buys: %d accepted, %d answered 503; %d payments acknowledged", len(results), accepted, refused, paid)
+	if strings.Contains(in.log(), pg.Password()) {
+		t.Fatal("the instance logged the database password")
+	}
 }
