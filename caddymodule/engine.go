@@ -70,7 +70,7 @@ type engine struct {
 	// runMu serialises handovers of the providers' background work. It
 	// is taken before mu, never while mu is held.
 	runMu sync.Mutex
-	runs  map[string]*siteRun // by site name: at most one site's runners at a time
+	runs  map[string]*siteRun // by site name (and group): at most one site's runners at a time
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -79,10 +79,9 @@ type engine struct {
 
 // siteRun is one site's running provider work.
 type siteRun struct {
-	site    *handlers.Site
-	leading bool // whether the leader's runners are among them
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when every runner of the site returned
+	site   *handlers.Site
+	cancel context.CancelFunc
+	done   chan struct{} // closed when every runner of the group returned
 }
 
 // newEngine makes the engine of the store that open opens. leaderLease
@@ -146,7 +145,10 @@ func (e *engine) unregister(s *handlers.Site) {
 // and no other's: the running work of an older site stops, and has
 // returned, before the current site's starts, so that two copies never run
 // at once (one chain watcher, one XMPP login per account). It does nothing
-// before the engine starts.
+// before the engine starts. A site's runners are two groups: those of
+// every instance (provider.EveryInstance), and the rest, which run only
+// while this instance leads; a change of leader starts or stops the second
+// group and leaves the first alone.
 func (e *engine) handover(name string) {
 	e.runMu.Lock()
 	defer e.runMu.Unlock()
@@ -155,25 +157,40 @@ func (e *engine) handover(name string) {
 	running := e.running
 	e.mu.RUnlock()
 	leading := e.leading.Load()
-	if run := e.runs[name]; run != nil {
-		if ok && run.site == cur && running && run.leading == leading {
-			return
+	for _, leaderOnly := range []bool{false, true} {
+		key := name
+		if leaderOnly {
+			key += "\x00leader"
 		}
-		run.cancel()
-		<-run.done
-		delete(e.runs, name)
-	}
-	if !ok || !running {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &siteRun{site: cur, leading: leading, cancel: cancel, done: make(chan struct{})}
-	e.runs[name] = run
-	var wg sync.WaitGroup
-	for _, r := range cur.Runners() {
-		if _, everywhere := r.(provider.EveryInstance); !everywhere && !leading {
+		want := ok && running && (leading || !leaderOnly)
+		if run := e.runs[key]; run != nil {
+			if want && run.site == cur {
+				continue
+			}
+			run.cancel()
+			<-run.done
+			delete(e.runs, key)
+		}
+		if !want {
 			continue
 		}
+		var group []provider.Runner
+		for _, r := range cur.Runners() {
+			if _, everywhere := r.(provider.EveryInstance); everywhere != leaderOnly {
+				group = append(group, r)
+			}
+		}
+		e.runs[key] = e.runGroup(name, cur, group)
+	}
+}
+
+// runGroup starts runners of the site cur (named name) and returns their
+// run.
+func (e *engine) runGroup(name string, cur *handlers.Site, runners []provider.Runner) *siteRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &siteRun{site: cur, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	for _, r := range runners {
 		wg.Add(1)
 		e.done.Add(1)
 		go func() {
@@ -188,6 +205,7 @@ func (e *engine) handover(name string) {
 		wg.Wait()
 		close(run.done)
 	}()
+	return run
 }
 
 func (e *engine) site(name string) (*handlers.Site, bool) {
