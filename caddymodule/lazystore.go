@@ -236,3 +236,29 @@ func (l *lazyStore) NextSeq(ctx context.Context, key string) (uint64, error) {
 	}
 	return s.NextSeq(ctx, key)
 }
+
+// Lease implements store.Leaser for the providers (store.Exclusive): the
+// open store's lease where it is shared; a store of one process always
+// grants it.
+func (l *lazyStore) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	s, err := l.get()
+	if err != nil {
+		return false, err
+	}
+	if ls, ok := s.(store.Leaser); ok {
+		return ls.Lease(ctx, name, holder, ttl)
+	}
+	return true, nil
+}
+
+// Release implements store.Leaser.
+func (l *lazyStore) Release(ctx context.Context, name, holder string) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	if ls, ok := s.(store.Leaser); ok {
+		return ls.Release(ctx, name, holder)
+	}
+	return nil
+}

@@ -228,6 +228,9 @@ func (s *Site) Env() provider.Env {
 		VerifyCSRF: s.verifyCSRF,
 		Data:       siteData{s.cfg.Store, s.cfg.Site + "/"},
 		SharedData: s.cfg.Store,
+		Exclusive: func(ctx context.Context, name string, ttl time.Duration, fn func() error) error {
+			return store.Exclusive(ctx, s.cfg.Store, name, ttl, fn)
+		},
 		Currencies: s.currencies,
 		Logger:     s.log,
 		Intake:     s.intakeFor,

@@ -313,6 +313,10 @@ type Env struct {
 	// must be unique across the sites of a store (an address handed out
 	// from an xpub that two sites might share).
 	SharedData store.ProviderData
+	// Exclusive runs fn while no other instance sharing the store runs fn
+	// under the same name (store.Exclusive): ttl must outlast fn. With a
+	// store of its own it just runs fn.
+	Exclusive func(ctx context.Context, name string, ttl time.Duration, fn func() error) error
 
 	// For providers that take orders through routes of their own (a
 	// compatibility API such as 0xBTCpay's):

@@ -5,6 +5,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -285,4 +287,55 @@ type Sink interface {
 	Data(ctx context.Context, key string, val []byte) error
 	Idempotent(ctx context.Context, key string, rec Idempotent) error
 	Spent(ctx context.Context, key string, until time.Time) error
+}
+
+// exclusivePoll is how often Exclusive asks for a lease another holds.
+const exclusivePoll = 200 * time.Millisecond
+
+// Exclusive runs fn while holding the lease name of st, so that no other
+// process sharing st runs fn under that name at the same time (a
+// Voucher-Safe pickup from one merchant safe). It waits for another
+// holder's run to end, until ctx is done. ttl bounds the lease should
+// this process die holding it: it must be longer than fn can take. A
+// store that is not shared (not a Leaser, or a Leaser that always grants)
+// just runs fn.
+func Exclusive(ctx context.Context, st any, name string, ttl time.Duration, fn func() error) error {
+	l, ok := st.(Leaser)
+	if !ok {
+		return fn()
+	}
+	holder, err := randomHolder()
+	if err != nil {
+		return err
+	}
+	for {
+		got, err := l.Lease(ctx, name, holder, ttl)
+		if err != nil {
+			return err
+		}
+		if got {
+			break
+		}
+		t := time.NewTimer(exclusivePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = l.Release(rctx, name, holder) // else it runs out after ttl
+	}()
+	return fn()
+}
+
+func randomHolder() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }

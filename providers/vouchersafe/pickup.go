@@ -32,6 +32,10 @@ type Pickup struct {
 	Args    []string
 	Timeout time.Duration
 	lane    *lane
+	safe    string
+	// Exclusive, when set, keeps pickups of one safe one at a time across
+	// the instances sharing the store too (provider.Env.Exclusive).
+	Exclusive func(ctx context.Context, name string, ttl time.Duration, fn func() error) error
 }
 
 // NewPickup is the pickup of a merchant safe: pickups of one safe run one
@@ -43,7 +47,7 @@ func NewPickup(args []string, timeout time.Duration, safe string) (*Pickup, erro
 	if timeout <= 0 {
 		return nil, errors.New("pickup_timeout: want a positive duration, such as 90s")
 	}
-	return &Pickup{Args: args, Timeout: timeout, lane: laneFor(safe)}, nil
+	return &Pickup{Args: args, Timeout: timeout, lane: laneFor(safe), safe: strings.ToLower(safe)}, nil
 }
 
 // CheckCommand checks a pickup_command's arguments.
@@ -139,6 +143,34 @@ func (p *Pickup) Run(ctx context.Context, value string) (Output, error) {
 	case <-ctx.Done():
 		return Output{Exit: -1}, fmt.Errorf("%w: still waiting for the merchant safe", ErrBusy)
 	}
+	if p.Exclusive == nil {
+		return p.run(ctx, value)
+	}
+	var (
+		out Output
+		ran bool
+	)
+	// Held a little longer than the pickup may take, so an instance that
+	// dies mid-pickup frees the safe soon after its pickup would have
+	// been killed anyway.
+	err := p.Exclusive(ctx, "vouchersafe/pickup/"+p.safe, p.Timeout+10*time.Second, func() error {
+		ran = true
+		var err error
+		out, err = p.run(ctx, value)
+		return err
+	})
+	switch {
+	case ran:
+		return out, err
+	case ctx.Err() != nil:
+		return Output{Exit: -1}, fmt.Errorf("%w: still waiting for the merchant safe (another instance's pickup)", ErrBusy)
+	default:
+		return Output{Exit: -1}, fmt.Errorf("taking the merchant safe: %w", err)
+	}
+}
+
+// run runs the command once the safe is this pickup's.
+func (p *Pickup) run(ctx context.Context, value string) (Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	args := p.command(value)

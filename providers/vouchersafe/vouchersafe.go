@@ -216,6 +216,7 @@ func (v *VoucherSafe) Setup(env provider.Env) error {
 	if v.pickup, err = NewPickup(v.PickupCommand, time.Duration(v.PickupTimeout), v.MerchantVS); err != nil {
 		return err
 	}
+	v.pickup.Exclusive = env.Exclusive
 	addr := v.Server
 	if addr == "" {
 		addr = net.JoinHostPort(me.Domainpart(), strconv.Itoa(DefaultPort))

@@ -1,0 +1,279 @@
+// Tests of what only a store shared by several processes has: migrations
+// under a lock, claims of the outbox, leases, the change feed, and the
+// bounds on every statement. The store contract itself is the
+// conformance suite (conformance_test.go).
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/caddy-checkout/checkout/internal/pgtest"
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/store"
+	"github.com/caddy-checkout/checkout/store/postgres"
+)
+
+func open(t *testing.T, dsn string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func exec(t *testing.T, dsn, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newOrder(t *testing.T, id string, now time.Time) *order.Order {
+	t.Helper()
+	o, err := order.New(order.Intake{Key: order.Key{Site: "shop", ID: id}, Amount: money.MustParse("10.00", "USD")}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func put(t *testing.T, s store.Store, o *order.Order, ds ...store.Delivery) {
+	t.Helper()
+	_, err := s.Update(context.Background(), o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) { return o, ds, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInstancesStartingTogetherMigrateOnce: eight instances opening a new
+// database at once all start, and the schema is applied once.
+func TestInstancesStartingTogetherMigrateOnce(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			_ = s.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, version int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), max(version) FROM checkout_schema`).Scan(&rows, &version); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || version != postgres.SchemaVersion() {
+		t.Fatalf("checkout_schema has %d rows, version %d; want 1 row, version %d", rows, version, postgres.SchemaVersion())
+	}
+}
+
+// TestNewerSchemaIsRefused: a database a newer release migrated is not
+// misread by this one.
+func TestNewerSchemaIsRefused(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	open(t, dsn, postgres.Options{}).Close()
+	exec(t, dsn, `UPDATE checkout_schema SET version = 99`)
+	_, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err == nil || !strings.Contains(err.Error(), "schema version 99, newer than this build knows") {
+		t.Fatalf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestDueClaimsForOneInstance: a due callback goes to one instance at a
+// time: the other sees nothing while the claim runs, gets it once the
+// claim runs out (its holder died), and a saved try ends the claim.
+func TestDueClaimsForOneInstance(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	a := open(t, dsn, postgres.Options{ClaimLease: time.Second})
+	b := open(t, dsn, postgres.Options{ClaimLease: time.Second})
+	now := time.Now().UTC()
+	put(t, a, newOrder(t, "o1", now), store.Delivery{ID: "d1", Type: "order.created", URL: "http://shop/", CreatedAt: now, NextAt: now},
+		store.Delivery{ID: "d2", Type: "order.paid", URL: "http://shop/", CreatedAt: now, NextAt: now})
+
+	ids := func(s *postgres.Store) string {
+		t.Helper()
+		ds, err := s.Due(ctx, now.Add(time.Minute), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := ids(a); got != "d1" {
+		t.Fatalf("A's Due: %q, want d1 (the head of the order's line)", got)
+	}
+	if got := ids(b); got != "" {
+		t.Fatalf("B's Due while A holds d1: %q, want nothing (not even d2, which waits behind d1)", got)
+	}
+	if got := ids(a); got != "d1" {
+		t.Fatalf("A's Due again: %q, want d1 (its own claim, renewed)", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ids(b) != "d1" {
+		if time.Now().After(deadline) {
+			t.Fatal("B never got d1 after A's claim ran out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// B delivers it: the next in line is free for anyone at once.
+	d, err := b.Delivery(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.State = store.DeliveryDelivered
+	if err := b.SaveDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(a); got != "d2" {
+		t.Fatalf("A's Due after d1 was delivered: %q, want d2", got)
+	}
+}
+
+// TestExclusiveAcrossInstances: work run through store.Exclusive on two
+// instances never overlaps.
+func TestExclusiveAcrossInstances(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	stores := []*postgres.Store{open(t, dsn, postgres.Options{}), open(t, dsn, postgres.Options{})}
+	var inside, most, runs atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			err := store.Exclusive(context.Background(), stores[i%2], "vouchersafe/pickup/safe", 10*time.Second, func() error {
+				n := inside.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(20 * time.Millisecond)
+				inside.Add(-1)
+				runs.Add(1)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if runs.Load() != 10 || most.Load() != 1 {
+		t.Fatalf("%d runs, at most %d at once; want 10 runs, one at a time", runs.Load(), most.Load())
+	}
+	// A waiter gives up with its context.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	hold := make(chan struct{})
+	go func() {
+		_ = store.Exclusive(context.Background(), stores[0], "x", 10*time.Second, func() error { <-hold; return nil })
+	}()
+	time.Sleep(100 * time.Millisecond)
+	err := store.Exclusive(ctx, stores[1], "x", 10*time.Second, func() error { t.Error("ran while held"); return nil })
+	close(hold)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a waiter whose context ended: %v", err)
+	}
+}
+
+// TestWatchReportsOtherInstancesChanges: an instance's Watch hears of a
+// change another instance made, with the order's site and attempt refs.
+func TestWatchReportsOtherInstancesChanges(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	a := open(t, dsn, postgres.Options{})
+	b := open(t, dsn, postgres.Options{})
+	o := newOrder(t, "o1", time.Now())
+	put(t, a, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 10)
+	go func() {
+		_ = b.Watch(ctx, func(site string, refs []string) { got <- site + " " + strings.Join(refs, ",") })
+	}()
+	// Watch is listening once a change made now arrives; retry until then.
+	want := "shop " + o.Attempts[0].Ref
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.Description = time.Now().String()
+		put(t, a, o)
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("Watch reported %q, want %q", g, want)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Watch heard nothing of A's changes")
+		}
+	}
+}
+
+// TestStatementTimeoutBoundsAWait: an update waiting on a row another
+// session holds gives up after the statement timeout, as an unavailable
+// store, and writes nothing.
+func TestStatementTimeoutBoundsAWait(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	s := open(t, dsn, postgres.Options{StatementTimeout: 300 * time.Millisecond})
+	o := newOrder(t, "o1", time.Now())
+	put(t, s, o)
+
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM checkout_orders WHERE id = 'o1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Update(context.Background(), o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		cur.Description = "changed"
+		return cur, nil, nil
+	})
+	if err == nil || !store.Unavailable(err) {
+		t.Fatalf("update of a locked row: %v, want an unavailable-store error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the update waited %s", d)
+	}
+	_ = tx.Rollback(context.Background())
+	got, err := s.Get(context.Background(), o.Key)
+	if err != nil || got.Description == "changed" {
+		t.Fatalf("after the timed-out update: %+v %v", got, err)
+	}
+}
