@@ -67,20 +67,17 @@ func parsePayload(p string) (site string, refs []string) {
 
 // Watch implements store.Watcher with LISTEN on a connection of its own.
 // When the connection breaks it reconnects with backoff; notifications
-// sent meanwhile are lost, so after reconnecting it calls fn("", nil):
+// sent meanwhile are lost, so each time it is listening again (and the
+// first time, for changes made before it listened) it calls fn("", nil):
 // anything may have changed. Behind a pooler that does not keep LISTEN
 // (PgBouncer in transaction mode) nothing arrives, and live pages fall back
 // on their own polling.
 func (s *Store) Watch(ctx context.Context, fn func(site string, refs []string)) error {
 	backoff := 100 * time.Millisecond
-	first := true
 	for ctx.Err() == nil {
 		err := s.listen(ctx, func() {
 			backoff = 100 * time.Millisecond
-			if !first {
-				fn("", nil)
-			}
-			first = false
+			fn("", nil)
 		}, fn)
 		if ctx.Err() != nil {
 			break
