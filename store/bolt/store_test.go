@@ -4,7 +4,6 @@ package bolt_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -73,31 +72,6 @@ func put(t testing.TB, s *bolt.Store, o *order.Order, ds ...store.Delivery) *ord
 	return got
 }
 
-func jsonOf(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func ids(ds []*store.Delivery) string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.ID)
-	}
-	return strings.Join(out, ",")
-}
-
-func orderIDs(list []*order.Order) string {
-	var out []string
-	for _, o := range list {
-		out = append(out, o.ID)
-	}
-	return strings.Join(out, ",")
-}
-
 func TestOpenCreatesPrivateDirAndFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "checkout")
 	path := filepath.Join(dir, "checkout.db")
@@ -153,60 +127,6 @@ func TestOpenLockedFailsClearlyWithinTimeout(t *testing.T) {
 	s3.Close()
 }
 
-func TestReopenKeepsOrdersOutboxAndIndexes(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "checkout.db")
-	s := openStore(t, path)
-
-	a := newOrder(t, "shop", "A", t0, time.Hour)
-	b := newOrder(t, "shop", "B", t0.Add(time.Minute), 2*time.Hour)
-	put(t, s, a, delivery("a1", 1, t0), delivery("a2", 2, t0))
-	put(t, s, b, delivery("b1", 1, t0.Add(time.Second)))
-	if _, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishIdempotent(ctx, "idem-1", store.Idempotent{Status: 201, Body: []byte("ok")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openStore(t, path)
-	defer s.Close()
-	got, err := s.Get(ctx, a.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if jsonOf(t, got) != jsonOf(t, a) {
-		t.Errorf("order after reopen\n got %s\nwant %s", jsonOf(t, got), jsonOf(t, a))
-	}
-	if o, err := s.ByRef(ctx, b.Current().Ref); err != nil || o.ID != "B" {
-		t.Errorf("ByRef after reopen = %v, %v", o, err)
-	}
-	if got, err := s.Open(ctx, "shop", t0.Add(3*time.Hour), 10); err != nil || orderIDs(got) != "A,B" {
-		t.Errorf("Open after reopen = %s, %v", orderIDs(got), err)
-	}
-	if got, err := s.List(ctx, store.ListFilter{}); err != nil || orderIDs(got) != "B,A" {
-		t.Errorf("List after reopen = %s, %v", orderIDs(got), err)
-	}
-	if ds, err := s.Due(ctx, t0.Add(time.Hour), 10); err != nil || ids(ds) != "a1,b1" {
-		t.Errorf("Due after reopen = %s, %v", ids(ds), err)
-	}
-	if next, ok, err := s.NextDue(ctx); err != nil || !ok || !next.Equal(t0) {
-		t.Errorf("NextDue after reopen = %v, %v, %v", next, ok, err)
-	}
-	if ds, err := s.Deliveries(ctx, store.DeliveryFilter{}); err != nil || len(ds) != 3 {
-		t.Errorf("Deliveries after reopen = %s, %v", ids(ds), err)
-	}
-	rec, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute)
-	if err != nil || rec == nil || !rec.Done || rec.Status != 201 || string(rec.Body) != "ok" {
-		t.Errorf("idempotency record after reopen = %+v, %v", rec, err)
-	}
-}
-
-// damage closes s, overwrites one row of bucket with bytes that are not
-// JSON, and reopens the store.
 func damage(t *testing.T, s *bolt.Store, bucket []byte, key string) *bolt.Store {
 	t.Helper()
 	path := s.Path()
@@ -273,25 +193,4 @@ func TestCorruptRowsGiveErrorsNamingTheKey(t *testing.T) {
 	check("SaveDelivery", err, "d-broken")
 	_, err = s.BeginIdempotent(ctx, "idem-broken", store.Idempotent{CreatedAt: t0}, time.Minute)
 	check("BeginIdempotent", err, "idem-broken")
-}
-
-func TestCancelledContext(t *testing.T) {
-	s := newStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	called := false
-	_, err := s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
-		called = true
-		return o, nil, nil
-	})
-	if !errors.Is(err, context.Canceled) || called {
-		t.Errorf("Update with a cancelled context = %v (fn called: %v)", err, called)
-	}
-	if _, err := s.Get(context.Background(), o.Key); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("order written despite the cancelled context: %v", err)
-	}
-	if _, err := s.Get(ctx, o.Key); !errors.Is(err, context.Canceled) {
-		t.Errorf("Get with a cancelled context = %v", err)
-	}
 }

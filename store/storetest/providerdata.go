@@ -1,19 +1,17 @@
-package bolt_test
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/caddy-checkout/checkout/store"
 )
 
-func TestProviderDataSurvivesReopen(t *testing.T) {
+func testProviderDataSurvivesReopen(t *testing.T, f Factory) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "checkout.db")
-	s := openStore(t, path)
+	s := f.New(t)
 	if _, err := s.GetData(ctx, "erc20/shop/checkpoint"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing key: %v, want ErrNotFound", err)
 	}
@@ -33,11 +31,7 @@ func TestProviderDataSurvivesReopen(t *testing.T) {
 			t.Fatalf("NextSeq #%d = %d, %v", i, n, err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, path)
-	t.Cleanup(func() { _ = s.Close() })
+	s = f.Reopen(t, s)
 	if v, err := s.GetData(ctx, "erc20/shop/checkpoint"); err != nil || string(v) != "100" {
 		t.Fatalf("after reopen: %q, %v", v, err)
 	}
@@ -54,8 +48,8 @@ func TestProviderDataSurvivesReopen(t *testing.T) {
 	}
 }
 
-func TestNextSeqConcurrentNumbersAreUnique(t *testing.T) {
-	s := newStore(t)
+func testNextSeqConcurrentNumbersAreUnique(t *testing.T, f Factory) {
+	s := f.New(t)
 	var mu sync.Mutex
 	seen := map[uint64]bool{}
 	var wg sync.WaitGroup

@@ -1,5 +1,5 @@
 // Tests of the outbox: queue heads, retries, NextDue and listing.
-package bolt_test
+package storetest
 
 import (
 	"context"
@@ -9,10 +9,9 @@ import (
 
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
-	"github.com/caddy-checkout/checkout/store/bolt"
 )
 
-func due(t *testing.T, s *bolt.Store, now time.Time, limit int) string {
+func due(t *testing.T, s store.Store, now time.Time, limit int) string {
 	t.Helper()
 	ds, err := s.Due(context.Background(), now, limit)
 	if err != nil {
@@ -26,7 +25,7 @@ func due(t *testing.T, s *bolt.Store, now time.Time, limit int) string {
 	return ids(ds)
 }
 
-func save(t *testing.T, s *bolt.Store, id string, change func(*store.Delivery)) {
+func save(t *testing.T, s store.Store, id string, change func(*store.Delivery)) {
 	t.Helper()
 	ctx := context.Background()
 	d, err := s.Delivery(ctx, id)
@@ -42,8 +41,8 @@ func save(t *testing.T, s *bolt.Store, id string, change func(*store.Delivery)) 
 // outbox stores order A with three deliveries (a1 due at t0+3s, a2 at t0+1s,
 // a3 at t0+2s: later ones may have earlier times), B with one due at
 // t0+4s, and C with one due only at t0+1h.
-func outbox(t *testing.T) *bolt.Store {
-	s := newStore(t)
+func outbox(t *testing.T, f Factory) store.Store {
+	s := f.New(t)
 	put(t, s, newOrder(t, "shop", "A", t0, time.Hour),
 		delivery("a1", 1, t0.Add(3*time.Second)), delivery("a2", 2, t0.Add(time.Second)), delivery("a3", 3, t0.Add(2*time.Second)))
 	put(t, s, newOrder(t, "shop", "B", t0, time.Hour), delivery("b1", 1, t0.Add(4*time.Second)))
@@ -51,8 +50,8 @@ func outbox(t *testing.T) *bolt.Store {
 	return s
 }
 
-func TestDueReturnsOnlyDueQueueHeads(t *testing.T) {
-	s := outbox(t)
+func testDueReturnsOnlyDueQueueHeads(t *testing.T, f Factory) {
+	s := outbox(t, f)
 	for _, tc := range []struct {
 		name  string
 		now   time.Time
@@ -74,8 +73,8 @@ func TestDueReturnsOnlyDueQueueHeads(t *testing.T) {
 	}
 }
 
-func TestDeliveringTheHeadMakesTheNextOneHead(t *testing.T) {
-	s := outbox(t)
+func testDeliveringTheHeadMakesTheNextOneHead(t *testing.T, f Factory) {
+	s := outbox(t, f)
 	later := t0.Add(time.Minute)
 
 	// A failed try moves the head's NextAt; it stays head, the others wait.
@@ -104,8 +103,8 @@ func TestDeliveringTheHeadMakesTheNextOneHead(t *testing.T) {
 	}
 }
 
-func TestManualRetryRequeues(t *testing.T) {
-	s := outbox(t)
+func testManualRetryRequeues(t *testing.T, f Factory) {
+	s := outbox(t, f)
 	later := t0.Add(time.Minute)
 	save(t, s, "a1", func(d *store.Delivery) { d.State = store.DeliveryDead })
 	if got := due(t, s, later, 0); got != "a2,b1" {
@@ -123,13 +122,13 @@ func TestManualRetryRequeues(t *testing.T) {
 	}
 }
 
-func TestNextDueIsTheEarliestPending(t *testing.T) {
+func testNextDueIsTheEarliestPending(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	if _, ok, err := s.NextDue(ctx); ok || err != nil {
 		t.Errorf("NextDue of an empty outbox = %v, %v; want not ok", ok, err)
 	}
-	s = outbox(t)
+	s = outbox(t, f)
 	check := func(want time.Time) {
 		t.Helper()
 		next, ok, err := s.NextDue(ctx)
@@ -150,9 +149,9 @@ func TestNextDueIsTheEarliestPending(t *testing.T) {
 	}
 }
 
-func TestSaveDeliveryRefusals(t *testing.T) {
+func testSaveDeliveryRefusals(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := outbox(t)
+	s := outbox(t, f)
 	err := s.SaveDelivery(ctx, &store.Delivery{ID: "nope", Site: "shop", OrderID: "A", State: store.DeliveryDelivered})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SaveDelivery of an unknown id = %v, want ErrNotFound", err)
@@ -181,9 +180,9 @@ func TestSaveDeliveryRefusals(t *testing.T) {
 	}
 }
 
-func TestDeliveriesGetSeqAndDefaults(t *testing.T) {
+func testDeliveriesGetSeqAndDefaults(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	d1, d2 := delivery("d1", 0, t0), delivery("d2", 0, t0.Add(time.Second))
 	d1.State = ""
@@ -212,9 +211,9 @@ func TestDeliveriesGetSeqAndDefaults(t *testing.T) {
 	}
 }
 
-func TestDeliveriesFiltersNewestFirst(t *testing.T) {
+func testDeliveriesFiltersNewestFirst(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := outbox(t)
+	s := outbox(t, f)
 	// Created: a1 t0+3s, a2 t0+1s, a3 t0+2s, b1 t0+4s, c1 t0+1h.
 	save(t, s, "a2", func(d *store.Delivery) { d.State = store.DeliveryDelivered })
 	save(t, s, "b1", func(d *store.Delivery) { d.State = store.DeliveryDead })
@@ -250,8 +249,8 @@ func TestDeliveriesFiltersNewestFirst(t *testing.T) {
 // TestLinesOfOneOrderDoNotWaitForEachOther: a provider's own message (a
 // 0xBTCpay postback) that keeps failing holds up only its own line, never
 // the shop's callbacks of the same order.
-func TestLinesOfOneOrderDoNotWaitForEachOther(t *testing.T) {
-	s := newStore(t)
+func testLinesOfOneOrderDoNotWaitForEachOther(t *testing.T, f Factory) {
+	s := f.New(t)
 	o := newOrder(t, "shop", "L", t0, time.Hour)
 	postback := delivery("p1", 0, t0)
 	postback.Queue = "erc20.postback"

@@ -1,5 +1,5 @@
 // Tests of the Idempotency-Key records.
-package bolt_test
+package storetest
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-func TestIdempotencyBeginFinishForget(t *testing.T) {
+func testIdempotencyBeginFinishForget(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	first := store.Idempotent{Fingerprint: "fp-1", CreatedAt: t0}
 
 	got, err := s.BeginIdempotent(ctx, "k", first, time.Minute)
@@ -51,9 +51,9 @@ func TestIdempotencyBeginFinishForget(t *testing.T) {
 	}
 }
 
-func TestIdempotencyStaleTakeover(t *testing.T) {
+func testIdempotencyStaleTakeover(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	if got, err := s.BeginIdempotent(ctx, "k", store.Idempotent{Fingerprint: "old", CreatedAt: t0}, time.Minute); err != nil || got != nil {
 		t.Fatalf("Begin = %+v, %v", got, err)
 	}
@@ -77,9 +77,9 @@ func TestIdempotencyStaleTakeover(t *testing.T) {
 	}
 }
 
-func TestIdempotencyZeroCreatedAtUsesNow(t *testing.T) {
+func testIdempotencyZeroCreatedAtUsesNow(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	before := time.Now()
 	if _, err := s.BeginIdempotent(ctx, "k", store.Idempotent{Fingerprint: "f"}, time.Hour); err != nil {
 		t.Fatal(err)

@@ -1,21 +1,14 @@
-package bolt_test
+package storetest
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/caddy-checkout/checkout/store/bolt"
 )
 
-func TestSpendTokenOnceAcrossReopen(t *testing.T) {
+func testSpendTokenOnceAcrossReopen(t *testing.T, f Factory) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "checkout.db")
-	s, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := f.New(t)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	until := now.Add(2 * time.Minute)
 	if fresh, err := s.SpendToken(ctx, "shop\x00tok1", until, now); err != nil || !fresh {
@@ -24,13 +17,7 @@ func TestSpendTokenOnceAcrossReopen(t *testing.T) {
 	if fresh, err := s.SpendToken(ctx, "shop\x00tok1", until, now); err != nil || fresh {
 		t.Fatalf("second spend = %v, %v; want already spent", fresh, err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = bolt.Open(path, bolt.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = f.Reopen(t, s)
 	if fresh, err := s.SpendToken(ctx, "shop\x00tok1", until, now.Add(time.Minute)); err != nil || fresh {
 		t.Fatalf("spend after reopening = %v, %v; want already spent", fresh, err)
 	}
@@ -39,13 +26,9 @@ func TestSpendTokenOnceAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestSpentTokensAreForgottenAfterTheyExpire(t *testing.T) {
+func testSpentTokensAreForgottenAfterTheyExpire(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "checkout.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := f.New(t)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	for i := range 200 {
 		if _, err := s.SpendToken(ctx, "old"+string(rune('a'+i%26))+time.Duration(i).String(), now.Add(time.Minute), now); err != nil {

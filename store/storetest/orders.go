@@ -1,5 +1,5 @@
 // Tests of Update and the order reads (Get, ByRef, List, Open).
-package bolt_test
+package storetest
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-func TestUpdateCreatesAndReturnsStoredOrder(t *testing.T) {
+func testUpdateCreatesAndReturnsStoredOrder(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "1234567", t0, time.Hour)
 
 	var seen []*order.Order
@@ -54,8 +54,8 @@ func TestUpdateCreatesAndReturnsStoredOrder(t *testing.T) {
 	}
 }
 
-func TestGetUnknownIsNotFound(t *testing.T) {
-	s := newStore(t)
+func testGetUnknownIsNotFound(t *testing.T, f Factory) {
+	s := f.New(t)
 	_, err := s.Get(context.Background(), order.Key{Site: "shop", ID: "nope"})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get of an unknown order = %v, want ErrNotFound", err)
@@ -66,9 +66,9 @@ func TestGetUnknownIsNotFound(t *testing.T) {
 	}
 }
 
-func TestUpdateErrorWritesNothing(t *testing.T) {
+func testUpdateErrorWritesNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	put(t, s, o, delivery("a1", 1, t0))
 	before := jsonOf(t, o)
@@ -128,9 +128,9 @@ func TestUpdateErrorWritesNothing(t *testing.T) {
 }
 
 // A failing Update must not take others of the same group commit down.
-func TestUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T) {
+func testUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	errBoom := errors.New("boom")
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
@@ -159,9 +159,9 @@ func TestUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T) {
 	}
 }
 
-func TestUpdateNilOrderWritesNothing(t *testing.T) {
+func testUpdateNilOrderWritesNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	put(t, s, o)
 
@@ -187,9 +187,9 @@ func TestUpdateNilOrderWritesNothing(t *testing.T) {
 	}
 }
 
-func TestUpdateRefusesInconsistentResults(t *testing.T) {
+func testUpdateRefusesInconsistentResults(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	other := newOrder(t, "shop", "B", t0, time.Hour)
 	put(t, s, other)
@@ -247,9 +247,9 @@ func TestUpdateRefusesInconsistentResults(t *testing.T) {
 	}
 }
 
-func TestByRefFindsEveryAttempt(t *testing.T) {
+func testByRefFindsEveryAttempt(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	put(t, s, o)
 	first := o.Current().Ref
@@ -282,9 +282,9 @@ func TestByRefFindsEveryAttempt(t *testing.T) {
 	}
 }
 
-func TestOpenFollowsStatusAndExpiry(t *testing.T) {
+func testOpenFollowsStatusAndExpiry(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	// Expiries: A t0+1h, B t0+2h, C t0+3h, D t0+30m (on hold).
 	a := newOrder(t, "shop", "A", t0, time.Hour)
 	b := newOrder(t, "shop", "B", t0, 2*time.Hour)
@@ -366,9 +366,9 @@ func TestOpenFollowsStatusAndExpiry(t *testing.T) {
 	}
 }
 
-func TestListOrderAndFilters(t *testing.T) {
+func testListOrderAndFilters(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	for i, k := range []order.Key{{Site: "shop", ID: "A"}, {Site: "shop", ID: "B"}, {Site: "other", ID: "C"}, {Site: "shopx", ID: "D"}} {
 		put(t, s, newOrder(t, k.Site, k.ID, t0.Add(time.Duration(i)*time.Minute), time.Hour))
 	}
@@ -415,9 +415,9 @@ func TestListOrderAndFilters(t *testing.T) {
 
 // Concurrent read-modify-write of one key through Update must never lose
 // an increment, even though group commit may run fn more than once.
-func TestConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T) {
+func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "counter", t0, time.Hour)
 	o.Metadata = map[string]string{"n": "0"}
 	put(t, s, o)
@@ -453,9 +453,9 @@ func TestConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T) {
 
 // TestOpenFollowsTheHoldDeadline: an order on hold is due at its
 // provider's hold deadline, days after its pending expiry.
-func TestOpenFollowsTheHoldDeadline(t *testing.T) {
+func testOpenFollowsTheHoldDeadline(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "K", t0, 30*time.Minute)
 	put(t, s, o)
 	hold := t0.Add(72 * time.Hour)
@@ -478,9 +478,9 @@ func TestOpenFollowsTheHoldDeadline(t *testing.T) {
 // TestByProviderRef: an attempt is found by the provider's own reference
 // once recorded, follows the attempt's changes, and a provider ref never
 // opens the attempt's pages through ByRef.
-func TestByProviderRef(t *testing.T) {
+func testByProviderRef(t *testing.T, f Factory) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := f.New(t)
 	o := newOrder(t, "shop", "P", t0, time.Hour)
 	o.Current().ProviderRef = "cs_test_1"
 	put(t, s, o)
