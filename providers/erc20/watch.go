@@ -102,6 +102,10 @@ type Watcher struct {
 	cp        *checkpoint
 	head      uint64 // the chain head at the last poll
 	rescanned bool   // the first poll of this process scans back over the margin
+	// gen is the stored generation of the address list last read:
+	// another instance sharing the store hands out addresses too, and
+	// only the leader's watcher polls.
+	gen string
 	now       func() time.Time
 }
 
@@ -149,14 +153,56 @@ func (w *Watcher) Load(ctx context.Context) error {
 	return nil
 }
 
-// Watch adds a receiving address durably.
+// Watch adds a receiving address durably, and tells the watcher of
+// whichever instance polls (the leader) that the list has grown.
 func (w *Watcher) Watch(ctx context.Context, addr common.Address, ref string) error {
 	if err := w.data.PutData(ctx, w.prefix+"addr/"+addr.Hex(), []byte(ref)); err != nil {
+		return err
+	}
+	if _, err := w.data.NextSeq(ctx, w.prefix+"addr-gen"); err != nil {
 		return err
 	}
 	w.mu.Lock()
 	w.watched[addr] = ref
 	w.mu.Unlock()
+	return nil
+}
+
+// refresh reads the addresses other instances added since the last poll
+// (one read when there are none). When there are, the poll scans back
+// over the margin, as after a restart: a payment to such an address may
+// already be in a block this watcher scanned before it knew the address.
+func (w *Watcher) refresh(ctx context.Context) error {
+	raw, err := w.data.GetData(ctx, w.prefix+"addr-gen")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the address list's generation: %w", err)
+	}
+	w.mu.Lock()
+	same := string(raw) == w.gen
+	w.mu.Unlock()
+	if same {
+		return nil
+	}
+	found := map[common.Address]string{}
+	err = w.data.ScanData(ctx, w.prefix+"addr/", func(key string, val []byte) error {
+		found[common.HexToAddress(key[len(w.prefix+"addr/"):])] = string(val)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("loading watched addresses: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for a, ref := range found {
+		if _, ok := w.watched[a]; !ok {
+			w.watched[a] = ref
+			w.rescanned = false
+		}
+	}
+	w.gen = string(raw)
 	return nil
 }
 
@@ -207,9 +253,12 @@ type PollResult struct {
 // Poll scans the new blocks and credits transfers that reached the
 // confirmation depth. It makes three RPC calls whatever the number of
 // watched addresses: the head, the checkpoint's block, and one
-// eth_getLogs.
+// eth_getLogs. It first learns the addresses other instances handed out.
 func (w *Watcher) Poll(ctx context.Context) (PollResult, error) {
 	var res PollResult
+	if err := w.refresh(ctx); err != nil {
+		return res, err
+	}
 	head, err := w.chain.HeaderByNumber(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("reading the chain head: %w", err)

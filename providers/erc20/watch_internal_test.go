@@ -363,3 +363,47 @@ func TestLazyClientErrorsHoldNoEndpointURL(t *testing.T) {
 		t.Fatalf("error %v: want one without the endpoint's key", err)
 	}
 }
+
+// TestLeaderWatcherLearnsOtherInstancesAddresses: with several instances
+// sharing the store, an address handed out by one that does not poll (a
+// follower) is watched by the one that does (the leader) from its next
+// poll, and a payment to it is credited, even one in a block the leader
+// had scanned before it knew the address.
+func TestLeaderWatcherLearnsOtherInstancesAddresses(t *testing.T) {
+	chain := newFakeChain(40)
+	data := newMemData()
+	var cr credited
+	leader := NewWatcher(chain, testToken, 2, data, "erc20/x/", cr.fn)
+	follower := NewWatcher(chain, testToken, 2, data, "erc20/x/", cr.fn)
+	if err := leader.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, leader)
+	addr := common.HexToAddress("0x7777")
+	chain.mine(1)
+	// The follower hands out the address, the customer pays at once,
+	// and the leader polls past that block before it looks at the list
+	// again (the race: its previous poll read the list just before).
+	if err := follower.Watch(context.Background(), addr, "ref-f"); err != nil {
+		t.Fatal(err)
+	}
+	chain.transfer(testToken, addr, 300)
+	chain.mine(1)
+	leader.mu.Lock()
+	leader.gen = "" // as if its last read came just before the address
+	leader.mu.Unlock()
+	leader.cp = &checkpoint{Number: chain.head(), Hash: chain.header(chain.head()).Hash()}
+	res := poll(t, leader)
+	if leader.Watched() != 1 {
+		t.Fatalf("the leader watches %d addresses, want the follower's one", leader.Watched())
+	}
+	chain.mine(3)
+	poll(t, leader)
+	if cr.count() != 1 {
+		t.Fatalf("the payment to the follower's address was credited %d times (first poll %+v), want once", cr.count(), res)
+	}
+	chain.mine(3)
+	if poll(t, leader); cr.count() != 1 {
+		t.Fatal("credited twice")
+	}
+}
