@@ -262,3 +262,17 @@ func (l *lazyStore) Release(ctx context.Context, name, holder string) error {
 	}
 	return nil
 }
+
+// SaveDeliveryIf implements store.DeliverySwapper where the open store
+// does; a store of one process saves unconditionally (its notifier's own
+// claims keep tries of one delivery from overlapping).
+func (l *lazyStore) SaveDeliveryIf(ctx context.Context, d, was *store.Delivery) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	if sw, ok := s.(store.DeliverySwapper); ok {
+		return sw.SaveDeliveryIf(ctx, d, was)
+	}
+	return s.SaveDelivery(ctx, d)
+}

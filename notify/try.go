@@ -56,6 +56,7 @@ func (n *Notifier) attempt(ctx context.Context, id string) error {
 		return nil
 	}
 
+	was := *d
 	a := n.post(ctx, d, start)
 	if a.err != nil && ctx.Err() != nil {
 		n.log.Debug("callback try interrupted; it stays pending",
@@ -64,8 +65,21 @@ func (n *Notifier) attempt(ctx context.Context, id string) error {
 	}
 	n.record(d, a, start, n.now())
 	// Saved even when ctx is cancelled just now: the shop has the
-	// callback, and forgetting that would only send it again.
-	if err := n.store.SaveDelivery(context.WithoutCancel(ctx), d); err != nil {
+	// callback, and forgetting that would only send it again. Where the
+	// store is shared, only over the version this try started from: if
+	// another instance tried it meanwhile (this try outlived its claim),
+	// its record stands.
+	if sw, ok := n.store.(store.DeliverySwapper); ok {
+		err = sw.SaveDeliveryIf(context.WithoutCancel(ctx), d, &was)
+	} else {
+		err = n.store.SaveDelivery(context.WithoutCancel(ctx), d)
+	}
+	if errors.Is(err, store.ErrStale) {
+		n.log.Warn("another instance recorded a try of this callback first; this try's outcome is not saved",
+			slog.String("delivery", d.ID), slog.String("site", d.Site), slog.String("order", d.OrderID))
+		return nil
+	}
+	if err != nil {
 		// Unsaved, the delivery stays due as it was: the shop may get
 		// this callback again, which its webhook-id dedupe absorbs.
 		return fmt.Errorf("saving the outcome of delivery %s (it will be sent again): %w", d.ID, err)

@@ -247,6 +247,21 @@ type Leaser interface {
 	Release(ctx context.Context, name, holder string) error
 }
 
+// ErrStale is returned by SaveDeliveryIf when the delivery changed since
+// it was read: another process tried it meanwhile.
+var ErrStale = errors.New("changed since it was read")
+
+// DeliverySwapper is implemented by stores that several processes share.
+// SaveDeliveryIf saves d only if the stored delivery is still was (what a
+// try started from); otherwise it changes nothing and returns ErrStale. A
+// try that outlived its claim, while another process tried the delivery
+// again and recorded that, must not overwrite the newer outcome (a
+// delivered callback made pending again would be sent after the
+// callbacks that followed it).
+type DeliverySwapper interface {
+	SaveDeliveryIf(ctx context.Context, d, was *Delivery) error
+}
+
 // Watcher is implemented by stores that several processes share: Watch
 // calls fn for every order an Update of any process changed, with the
 // order's site and attempt references, so that customers' live pages on

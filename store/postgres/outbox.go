@@ -8,6 +8,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,6 +97,23 @@ func decodeDelivery(id string, raw []byte) (*store.Delivery, error) {
 // its line (Site, OrderID, Queue, Seq) cannot change. Saving ends this
 // instance's claim of the delivery.
 func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
+	return s.saveDelivery(ctx, d, nil)
+}
+
+// SaveDeliveryIf implements store.DeliverySwapper: the stored row must
+// still be was, byte for byte as encoded.
+func (s *Store) SaveDeliveryIf(ctx context.Context, d, was *store.Delivery) error {
+	if was == nil {
+		return fmt.Errorf("saving delivery: nil previous version")
+	}
+	prev, err := json.Marshal(was)
+	if err != nil {
+		return fmt.Errorf("encoding delivery %s: %w", was.ID, err)
+	}
+	return s.saveDelivery(ctx, d, prev)
+}
+
+func (s *Store) saveDelivery(ctx context.Context, d *store.Delivery, prev []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -109,14 +127,17 @@ func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var site, orderID, queue string
 		var seq int64
-		var created int64
-		err := tx.QueryRow(ctx, `SELECT site, order_id, queue, seq, created_at FROM checkout_deliveries WHERE id = $1 FOR UPDATE`,
-			next.ID).Scan(&site, &orderID, &queue, &seq, &created)
+		var stored []byte
+		err := tx.QueryRow(ctx, `SELECT site, order_id, queue, seq, doc FROM checkout_deliveries WHERE id = $1 FOR UPDATE`,
+			next.ID).Scan(&site, &orderID, &queue, &seq, &stored)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("delivery %s: %w", next.ID, store.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("saving delivery %s: %w", next.ID, err)
+		}
+		if prev != nil && !bytes.Equal(stored, prev) {
+			return fmt.Errorf("saving delivery %s: %w", next.ID, store.ErrStale)
 		}
 		if site != next.Site || orderID != next.OrderID || uint64(seq) != next.Seq || queue != next.Queue {
 			return fmt.Errorf("saving delivery %s: order or seq changed (%s/%s #%d → %s/%s #%d)",

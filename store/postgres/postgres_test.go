@@ -351,3 +351,41 @@ func TestOutageAndRecovery(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAStaleTryDoesNotOverwriteANewerOne: a try that outlived its claim,
+// while another instance delivered the callback, cannot make it pending
+// again (it would be sent after the callbacks that followed it).
+func TestAStaleTryDoesNotOverwriteANewerOne(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	a := open(t, dsn, postgres.Options{})
+	b := open(t, dsn, postgres.Options{})
+	now := time.Now().UTC()
+	put(t, a, newOrder(t, "o1", now), store.Delivery{ID: "d1", Type: "order.paid", URL: "http://shop/", CreatedAt: now, NextAt: now})
+
+	was, err := a.Delivery(ctx, "d1") // A's try starts from this
+	if err != nil {
+		t.Fatal(err)
+	}
+	byB, err := b.Delivery(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byB.State, byB.Tries, byB.LastStatus = store.DeliveryDelivered, 1, 204
+	if err := b.SaveDeliveryIf(ctx, byB, &store.Delivery{}); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("save over a version that is not stored: %v, want ErrStale", err)
+	}
+	bWas, _ := b.Delivery(ctx, "d1")
+	if err := b.SaveDeliveryIf(ctx, byB, bWas); err != nil {
+		t.Fatal(err)
+	}
+	late := *was
+	late.Tries, late.LastError, late.NextAt = 1, "timeout", now.Add(5*time.Second)
+	if err := a.SaveDeliveryIf(ctx, &late, was); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("A's late save: %v, want ErrStale", err)
+	}
+	got, err := a.Delivery(ctx, "d1")
+	if err != nil || got.State != store.DeliveryDelivered || got.LastStatus != 204 {
+		t.Fatalf("after A's late save: %+v %v; want B's delivered record", got, err)
+	}
+}

@@ -40,6 +40,8 @@ var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Leaser  = (*Store)(nil)
 	_ store.Watcher = (*Store)(nil)
+
+	_ store.DeliverySwapper = (*Store)(nil)
 )
 
 // Defaults for Options.
@@ -68,6 +70,10 @@ type Options struct {
 	// Instance names this process in claims and leases; default a random
 	// name. Two stores with one Instance act as one instance.
 	Instance string
+	// Tracer, when set, is told of every statement the store sends (for
+	// benchmarks that count statements per order, or for tracing); it
+	// must be safe for concurrent use.
+	Tracer pgx.QueryTracer
 }
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for
@@ -147,6 +153,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg.MaxConns = opts.MaxConns
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
+	}
 	rp := cfg.ConnConfig.RuntimeParams
 	rp["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	// A transaction left open by a client that vanished must not hold
