@@ -201,7 +201,8 @@ func (st *Storage) opener() (string, func() (store.Store, error), error) {
 		sum := sha256.Sum256([]byte(dsn))
 		opts := postgres.Options{ClaimLease: time.Duration(st.ClaimLease)}
 		return "postgres:" + hex.EncodeToString(sum[:]), func() (store.Store, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Long enough to wait for another instance's migration.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			return postgres.Open(ctx, dsn, opts)
 		}, nil

@@ -280,10 +280,11 @@ func (e *engine) start() error {
 
 // lead takes and renews the leader lease until ctx is done, and moves the
 // work that runs once here when this instance gets it and away when it
-// loses it. When the store cannot be reached this instance steps down
-// before its lease would have run out, so two leaders never overlap (as
-// long as clocks run at the same rate); the lease is released by
-// Destruct, once the work has stopped.
+// loses it. Each renewal is bounded by a third of the lease, and an
+// instance that has not renewed for two thirds of it steps down, however
+// slow its database calls are, so it has stopped before another can take
+// the lease (given clocks that run at the same rate). The lease is
+// released by Destruct, once the work has stopped.
 func (e *engine) lead(ctx context.Context, l store.Leaser) {
 	ttl := e.leaderLease
 	tick := time.NewTicker(ttl / 3)
@@ -291,12 +292,14 @@ func (e *engine) lead(ctx context.Context, l store.Leaser) {
 	var renewed time.Time
 	for {
 		asked := time.Now()
-		got, err := l.Lease(ctx, leaderLeaseName, e.holder, ttl)
+		cctx, cancel := context.WithTimeout(ctx, ttl/3)
+		got, err := l.Lease(cctx, leaderLeaseName, e.holder, ttl)
+		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			if e.leading.Load() && time.Since(renewed) > ttl*2/3 {
+			if e.leading.Load() && time.Since(renewed) >= ttl*2/3 {
 				e.log.Error("cannot renew the leader lease: stepping down", zap.Error(err))
 				e.setLeading(false)
 			}

@@ -91,7 +91,7 @@ type Store struct {
 func ParseDSN(dsn string) (string, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return "", fmt.Errorf("invalid PostgreSQL connection string (%s)", redactErr(err, dsn))
+		return "", fmt.Errorf("invalid PostgreSQL connection string (%s)", redactErr(err))
 	}
 	return describe(cfg.ConnConfig), nil
 }
@@ -110,21 +110,26 @@ func hostPort(host string, port uint16) string {
 	return host + ":" + strconv.Itoa(int(port))
 }
 
-// redactErr renders a parse error with any text of the connection
-// string's password replaced, for the messages of ParseDSN and Open.
-func redactErr(err error, dsn string) string {
+// parseProblems are what pgx says of a connection string it cannot
+// parse. Its error repeats the string with the password hidden only as
+// well as an unparseable string allows, and the errors it wraps (such as
+// url.Parse's) repeat it whole, so only one of these phrases is shown.
+var parseProblems = []string{
+	"failed to parse as URL", "failed to parse as keyword/value", "invalid port", "invalid sslmode",
+	"sslmode is invalid", "invalid target_session_attrs", "invalid connect_timeout", "unterminated quoted string",
+	"invalid keyword/value", "missing password", "invalid escape", "cannot parse",
+}
+
+// redactErr describes a parse error of a connection string without any
+// of the string's text.
+func redactErr(err error) string {
 	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	for _, p := range parseProblems {
+		if strings.Contains(msg, p) {
+			return p + "; the string is not shown, as it may hold the password"
 		}
 	}
-	for _, f := range strings.Fields(dsn) { // keyword form: password=…
-		if v, ok := strings.CutPrefix(f, "password="); ok && v != "" {
-			msg = strings.ReplaceAll(msg, strings.Trim(v, "'"), "xxxxx")
-		}
-	}
-	return msg
+	return "the string is not shown, as it may hold the password"
 }
 
 // Open connects to the database named by dsn, applies the schema
@@ -149,7 +154,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("opening checkout store: invalid PostgreSQL connection string (%s)", redactErr(err, dsn))
+		return nil, fmt.Errorf("opening checkout store: invalid PostgreSQL connection string (%s)", redactErr(err))
 	}
 	cfg.MaxConns = opts.MaxConns
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
@@ -232,6 +237,10 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
+// migrateTimeout bounds waiting for another instance's migration and
+// running ours.
+const migrateTimeout = 10 * time.Minute
+
 // migrationLock is the advisory lock key under which instances migrate,
 // one at a time ("checkout" in ASCII).
 const migrationLock int64 = 0x636865636b6f7574
@@ -241,16 +250,26 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout+30*time.Second)
+	// Another instance may be migrating: wait for it, and give a
+	// migration of a large table time, rather than the statement timeout
+	// of requests.
+	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
-	conn, err := s.pool.Acquire(ctx)
+	pooled, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
+	// The session's statement timeout is lifted for the migration, so the
+	// connection leaves the pool and is closed afterwards (which also
+	// ends the session lock should unlocking fail).
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return err
+	}
 	// A session lock, held across the migrations' own transactions.
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
-		return fmt.Errorf("waiting for the schema lock: %w", err)
+		return fmt.Errorf("waiting for the schema lock (another instance migrating?): %w", err)
 	}
 	defer func() {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
