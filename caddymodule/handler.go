@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -236,6 +237,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			cfg.Site = u.Hostname()
 		}
 	}
+	if err := checkSiteName(cfg.Site); err != nil {
+		return err
+	}
 	settings, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("encoding settings: %v", err)
@@ -359,3 +363,22 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// maxSiteName bounds a site name: it is part of every order's key and of
+// the change notices instances send each other.
+const maxSiteName = 200
+
+// checkSiteName refuses a site name that could not key orders in every
+// store: empty, too long, or with spaces, control characters or '/'
+// (order keys are shown as site/order id).
+func checkSiteName(name string) error {
+	if name == "" || len(name) > maxSiteName {
+		return fmt.Errorf("site %q: want 1 to %d characters", name, maxSiteName)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || r == '/' || !unicode.IsPrint(r) {
+			return fmt.Errorf("site %q: letters, digits and punctuation only (no spaces, control characters or /)", name)
+		}
+	}
+	return nil
+}

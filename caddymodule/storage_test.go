@@ -102,3 +102,18 @@ func TestValidatePostgresStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestSiteNamesThatCannotKeyOrdersAreRefused: a site name is part of
+// every order's key in every store and of the notices instances send
+// each other.
+func TestSiteNamesThatCannotKeyOrdersAreRefused(t *testing.T) {
+	for _, name := range []string{`"two words"`, `"a/b"`, strings.Repeat("s", 201)} {
+		err := validateCheckout(t, t.TempDir(), "site "+name, "secret "+sign.NewSecret(), "sandbox")
+		if err == nil || !strings.Contains(err.Error(), "site") {
+			t.Errorf("site %s: %v, want refused", name, err)
+		}
+	}
+	if err := validateCheckout(t, t.TempDir(), "site shop-1.example", "secret "+sign.NewSecret(), "sandbox"); err != nil {
+		t.Fatalf("a good site name was refused: %v", err)
+	}
+}
