@@ -1,5 +1,6 @@
-// Tests of opening, locking, reopening and damaged files, and the helpers
-// the other tests share.
+// Tests of what is bbolt's own (the file's mode, its lock, damaged rows),
+// and the helpers of the package's tests. The store contract's behaviour
+// is tested by the conformance suite (store/storetest).
 package bolt_test
 
 import (
@@ -127,6 +128,8 @@ func TestOpenLockedFailsClearlyWithinTimeout(t *testing.T) {
 	s3.Close()
 }
 
+// damage closes s, overwrites one row of bucket with bytes that are not
+// JSON, and reopens the store.
 func damage(t *testing.T, s *bolt.Store, bucket []byte, key string) *bolt.Store {
 	t.Helper()
 	path := s.Path()

@@ -1,9 +1,10 @@
+// Helpers shared by the conformance tests.
 package storetest
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +14,23 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
+// t0 is the suite's clock. Times derived from it are whole seconds, so
+// that they survive a store that keeps microseconds (PostgreSQL).
 var t0 = time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)
 
+// newOrder makes a pending order of 75.00 USD. It calls t.Fatal, so it
+// must not be called inside an UpdateFunc (bbolt runs those on its
+// committer goroutine) or another goroutine: use makeOrder there.
 func newOrder(t testing.TB, site, id string, now time.Time, expires time.Duration) *order.Order {
 	t.Helper()
+	o, err := makeOrder(site, id, now, expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func makeOrder(site, id string, now time.Time, expires time.Duration) (*order.Order, error) {
 	o, err := order.New(order.Intake{
 		Key:     order.Key{Site: site, ID: id},
 		Amount:  money.MustParse("75.00", "USD"),
@@ -24,9 +38,9 @@ func newOrder(t testing.TB, site, id string, now time.Time, expires time.Duratio
 		Expires: expires,
 	}, now, time.Hour)
 	if err != nil {
-		t.Fatalf("order.New: %v", err)
+		return nil, fmt.Errorf("order.New: %w", err)
 	}
-	return o
+	return o, nil
 }
 
 func delivery(id string, seq uint64, nextAt time.Time) store.Delivery {
@@ -72,74 +86,4 @@ func orderIDs(list []*order.Order) string {
 		out = append(out, o.ID)
 	}
 	return strings.Join(out, ",")
-}
-
-func testReopenKeepsOrdersOutboxAndIndexes(t *testing.T, f Factory) {
-	ctx := context.Background()
-	s := f.New(t)
-
-	a := newOrder(t, "shop", "A", t0, time.Hour)
-	b := newOrder(t, "shop", "B", t0.Add(time.Minute), 2*time.Hour)
-	put(t, s, a, delivery("a1", 1, t0), delivery("a2", 2, t0))
-	put(t, s, b, delivery("b1", 1, t0.Add(time.Second)))
-	if _, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishIdempotent(ctx, "idem-1", store.Idempotent{Status: 201, Body: []byte("ok")}); err != nil {
-		t.Fatal(err)
-	}
-	s = f.Reopen(t, s)
-	got, err := s.Get(ctx, a.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if jsonOf(t, got) != jsonOf(t, a) {
-		t.Errorf("order after reopen\n got %s\nwant %s", jsonOf(t, got), jsonOf(t, a))
-	}
-	if o, err := s.ByRef(ctx, b.Current().Ref); err != nil || o.ID != "B" {
-		t.Errorf("ByRef after reopen = %v, %v", o, err)
-	}
-	if got, err := s.Open(ctx, "shop", t0.Add(3*time.Hour), 10); err != nil || orderIDs(got) != "A,B" {
-		t.Errorf("Open after reopen = %s, %v", orderIDs(got), err)
-	}
-	if got, err := s.List(ctx, store.ListFilter{}); err != nil || orderIDs(got) != "B,A" {
-		t.Errorf("List after reopen = %s, %v", orderIDs(got), err)
-	}
-	if ds, err := s.Due(ctx, t0.Add(time.Hour), 10); err != nil || ids(ds) != "a1,b1" {
-		t.Errorf("Due after reopen = %s, %v", ids(ds), err)
-	}
-	if next, ok, err := s.NextDue(ctx); err != nil || !ok || !next.Equal(t0) {
-		t.Errorf("NextDue after reopen = %v, %v, %v", next, ok, err)
-	}
-	if ds, err := s.Deliveries(ctx, store.DeliveryFilter{}); err != nil || len(ds) != 3 {
-		t.Errorf("Deliveries after reopen = %s, %v", ids(ds), err)
-	}
-	rec, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute)
-	if err != nil || rec == nil || !rec.Done || rec.Status != 201 || string(rec.Body) != "ok" {
-		t.Errorf("idempotency record after reopen = %+v, %v", rec, err)
-	}
-}
-
-// damage closes s, overwrites one row of bucket with bytes that are not
-// JSON, and reopens the store.
-
-func testCancelledContext(t *testing.T, f Factory) {
-	s := f.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	called := false
-	_, err := s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
-		called = true
-		return o, nil, nil
-	})
-	if !errors.Is(err, context.Canceled) || called {
-		t.Errorf("Update with a cancelled context = %v (fn called: %v)", err, called)
-	}
-	if _, err := s.Get(context.Background(), o.Key); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("order written despite the cancelled context: %v", err)
-	}
-	if _, err := s.Get(ctx, o.Key); !errors.Is(err, context.Canceled) {
-		t.Errorf("Get with a cancelled context = %v", err)
-	}
 }

@@ -4,6 +4,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,10 @@ func testUpdateErrorWritesNothing(t *testing.T, f Factory) {
 				// Change everything in place, as a real fn would before it
 				// finds a reason to refuse.
 				if cur == nil {
-					cur = newOrder(t, tc.key.Site, tc.key.ID, t0, time.Hour)
+					var err error
+					if cur, err = makeOrder(tc.key.Site, tc.key.ID, t0, time.Hour); err != nil {
+						return nil, nil, err
+					}
 				}
 				cur.Status = order.Paid
 				cur.ExpiresAt = t0.Add(time.Minute)
@@ -127,7 +131,9 @@ func testUpdateErrorWritesNothing(t *testing.T, f Factory) {
 	}
 }
 
-// A failing Update must not take others of the same group commit down.
+// A failing Update must not take down others made at the same time (of
+// bbolt's group commit, of PostgreSQL's connection pool): an UpdateFunc's
+// error writes nothing and is returned unchanged, to its caller only.
 func testUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
@@ -135,8 +141,8 @@ func testUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T, f Factory) {
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
+		o := newOrder(t, "shop", "o"+strconv.Itoa(i), t0, time.Hour)
 		wg.Go(func() {
-			o := newOrder(t, "shop", "o"+strconv.Itoa(i), t0, time.Hour)
 			_, errs[i] = s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
 				if i%2 == 1 {
 					return nil, nil, errBoom
@@ -192,6 +198,7 @@ func testUpdateRefusesInconsistentResults(t *testing.T, f Factory) {
 	s := f.New(t)
 	o := newOrder(t, "shop", "A", t0, time.Hour)
 	other := newOrder(t, "shop", "B", t0, time.Hour)
+	c := newOrder(t, "shop", "C", t0, time.Hour)
 	put(t, s, other)
 
 	for _, tc := range []struct {
@@ -202,7 +209,7 @@ func testUpdateRefusesInconsistentResults(t *testing.T, f Factory) {
 			return nil, []store.Delivery{delivery("x", 1, t0)}, nil
 		}},
 		{"fail/other-key", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			return newOrder(t, "shop", "C", t0, time.Hour), nil, nil
+			return c, nil, nil
 		}},
 		{"fail/delivery-of-other-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
 			d := delivery("x", 1, t0)
@@ -257,7 +264,7 @@ func testByRefFindsEveryAttempt(t *testing.T, f Factory) {
 	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 		in := order.Intake{Key: cur.Key, Amount: money.MustParse("80.00", "USD")}
 		if res, err := cur.Receive(in, t0.Add(time.Minute), time.Hour); err != nil || res != order.NewAttempt {
-			t.Fatalf("Receive = %v, %v", res, err)
+			return nil, nil, fmt.Errorf("order.Receive = %v, %v", res, err)
 		}
 		return cur, nil, nil
 	})
@@ -331,7 +338,7 @@ func testOpenFollowsStatusAndExpiry(t *testing.T, f Factory) {
 		out := cur.Apply(order.Transition{To: order.Paid, Ref: cur.Current().Ref,
 			Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_1"}, Paid: cur.Amount, Provider: "stripe"}, t0.Add(time.Minute))
 		if !out.Changed {
-			t.Fatalf("Apply: %+v", out)
+			return nil, nil, fmt.Errorf("order.Apply changed nothing: %+v", out)
 		}
 		return cur, nil, nil
 	})
@@ -414,7 +421,7 @@ func testListOrderAndFilters(t *testing.T, f Factory) {
 }
 
 // Concurrent read-modify-write of one key through Update must never lose
-// an increment, even though group commit may run fn more than once.
+// an increment, even though a store may run fn more than once.
 func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
@@ -451,7 +458,7 @@ func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {
 	}
 }
 
-// TestOpenFollowsTheHoldDeadline: an order on hold is due at its
+// testOpenFollowsTheHoldDeadline: an order on hold is due at its
 // provider's hold deadline, days after its pending expiry.
 func testOpenFollowsTheHoldDeadline(t *testing.T, f Factory) {
 	ctx := context.Background()
@@ -475,7 +482,7 @@ func testOpenFollowsTheHoldDeadline(t *testing.T, f Factory) {
 	}
 }
 
-// TestByProviderRef: an attempt is found by the provider's own reference
+// testByProviderRef: an attempt is found by the provider's own reference
 // once recorded, follows the attempt's changes, and a provider ref never
 // opens the attempt's pages through ByRef.
 func testByProviderRef(t *testing.T, f Factory) {

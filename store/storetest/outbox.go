@@ -246,7 +246,7 @@ func testDeliveriesFiltersNewestFirst(t *testing.T, f Factory) {
 	}
 }
 
-// TestLinesOfOneOrderDoNotWaitForEachOther: a provider's own message (a
+// testLinesOfOneOrderDoNotWaitForEachOther: a provider's own message (a
 // 0xBTCpay postback) that keeps failing holds up only its own line, never
 // the shop's callbacks of the same order.
 func testLinesOfOneOrderDoNotWaitForEachOther(t *testing.T, f Factory) {

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ func testSharedConcurrentUpdatesLoseNothing(t *testing.T, f Factory) {
 	o := newOrder(t, "shop", "counter", t0, time.Hour)
 	o.Metadata = map[string]string{"n": "0"}
 	put(t, a, o)
-	both(a, b, 25, func(s store.Store, _ int) {
+	both(a, b, 50, func(s store.Store, _ int) {
 		_, err := s.Update(context.Background(), o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 			n, _ := strconv.Atoi(cur.Metadata["n"])
 			cur.Metadata["n"] = strconv.Itoa(n + 1)
@@ -43,8 +44,8 @@ func testSharedConcurrentUpdatesLoseNothing(t *testing.T, f Factory) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Metadata["n"] != "50" {
-		t.Fatalf("after 2×25 increments through two handles: %s, want 50", got.Metadata["n"])
+	if got.Metadata["n"] != "100" {
+		t.Fatalf("after 2×50 increments through two handles: %s, want 100", got.Metadata["n"])
 	}
 }
 
@@ -72,6 +73,46 @@ func testSharedChangesAreSeenByTheOther(t *testing.T, f Factory) {
 	}
 	if ds, err := b.Due(ctx, t0, 0); err != nil || ids(ds) != "seen-1" {
 		t.Fatalf("Due on the other handle: %q %v", ids(ds), err)
+	}
+	if next, ok, err := b.NextDue(ctx); err != nil || !ok || !next.Equal(t0) {
+		t.Errorf("NextDue on the other handle = %v, %v, %v; want %v", next, ok, err, t0)
+	}
+
+	// And back: the other handle pays the order and delivers its callback.
+	_, err := b.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		out := cur.Apply(order.Transition{To: order.Paid, Ref: cur.Current().Ref,
+			Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_seen"}, Paid: cur.Amount, Provider: "stripe"}, t0.Add(time.Minute))
+		if !out.Changed {
+			return nil, nil, fmt.Errorf("order.Apply changed nothing: %+v", out)
+		}
+		return cur, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, b, "seen-1", func(d *store.Delivery) { d.State, d.Tries, d.LastAt = store.DeliveryDelivered, 1, t0 })
+	if got, err := a.Get(ctx, o.Key); err != nil || got.Status != order.Paid {
+		t.Errorf("Get of an order the other handle paid = %v, %v", got, err)
+	}
+	if list, err := a.List(ctx, store.ListFilter{Status: order.Paid}); err != nil || orderIDs(list) != "seen" {
+		t.Errorf("List of paid orders after the other handle paid one = %q, %v", orderIDs(list), err)
+	}
+	if list, err := a.Open(ctx, "shop", t0.Add(2*time.Hour), 0); err != nil || len(list) != 0 {
+		t.Errorf("Open after the other handle paid the order = %q, %v; want none", orderIDs(list), err)
+	}
+	if d, err := a.Delivery(ctx, "seen-1"); err != nil || d.State != store.DeliveryDelivered || d.Tries != 1 {
+		t.Errorf("Delivery the other handle delivered = %+v, %v", d, err)
+	}
+	if _, ok, err := a.NextDue(ctx); err != nil || ok {
+		t.Errorf("NextDue after the other handle delivered the only callback = %v, %v; want none", ok, err)
+	}
+
+	// Provider data written by one is read by the other.
+	if err := a.PutData(ctx, "erc20/shop/checkpoint", []byte("100")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.GetData(ctx, "erc20/shop/checkpoint"); err != nil || string(v) != "100" {
+		t.Errorf("GetData on the other handle = %q, %v", v, err)
 	}
 }
 
@@ -205,7 +246,10 @@ func testSharedCreatedOnceByTwo(t *testing.T, f Factory) {
 			if cur != nil {
 				return nil, nil, nil
 			}
-			o := newOrder(t, "shop", "twice", t0, time.Hour)
+			o, err := makeOrder("shop", "twice", t0, time.Hour)
+			if err != nil {
+				return nil, nil, err
+			}
 			return o, []store.Delivery{delivery("created-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0, t0)}, nil
 		})
 		if err != nil {
