@@ -48,6 +48,15 @@ func BenchSite(b testing.TB, configure func(*handlers.Config)) (*handlers.Site, 
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
+	return BenchSiteOn(b, st, configure), st
+}
+
+// BenchSiteOn is BenchSite over the store st, which the caller opened and
+// closes: sites built on one shared store (PostgreSQL) are the instances
+// of one site. Each call makes its own secret, unless configure sets one
+// (instances of one site share theirs).
+func BenchSiteOn(b testing.TB, st store.Store, configure func(*handlers.Config)) *handlers.Site {
+	b.Helper()
 	secret, err := sign.ParseSecret(sign.NewSecret())
 	if err != nil {
 		b.Fatal(err)
@@ -69,7 +78,7 @@ func BenchSite(b testing.TB, configure func(*handlers.Config)) (*handlers.Site, 
 			}
 		}
 	}
-	return site, st
+	return site
 }
 
 type lockedWriter struct {
@@ -96,6 +105,17 @@ func BufferLogger(buf *bytes.Buffer, mu *sync.Mutex) *zap.Logger {
 // goroutines in flight, each expected to get 200. It reports events/s.
 func WebhookIngest(b *testing.B, site *handlers.Site, path string, goroutines int, build func(i int) ([]byte, http.Header)) {
 	b.Helper()
+	WebhookIngestAcross(b, []*handlers.Site{site}, path, goroutines, build, nil)
+}
+
+// WebhookIngestAcross is WebhookIngest over several instances of one site
+// on a shared store, as behind a load balancer: webhook i is posted to
+// sites[i%len(sites)]. started, when not nil, is called once the webhooks
+// are made, just before the first is posted (to start counting what the
+// posting costs).
+func WebhookIngestAcross(b *testing.B, sites []*handlers.Site, path string, goroutines int,
+	build func(i int) ([]byte, http.Header), started func()) {
+	b.Helper()
 	bodies := make([][]byte, b.N)
 	headers := make([]http.Header, b.N)
 	var next atomic.Int64
@@ -116,6 +136,9 @@ func WebhookIngest(b *testing.B, site *handlers.Site, path string, goroutines in
 	var seq atomic.Int64
 	b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
+	if started != nil {
+		started()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -124,7 +147,7 @@ func WebhookIngest(b *testing.B, site *handlers.Site, path string, goroutines in
 			r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(bodies[i]))
 			maps.Copy(r.Header, headers[i])
 			w := httptest.NewRecorder()
-			_ = site.ServeHTTP(w, r, handlers.NextHandler(http.NotFoundHandler()))
+			_ = sites[int(i)%len(sites)].ServeHTTP(w, r, handlers.NextHandler(http.NotFoundHandler()))
 			if w.Code != http.StatusOK {
 				b.Errorf("webhook %d: %d %s", i, w.Code, w.Body.String())
 				return

@@ -1,8 +1,9 @@
 // Command intakerate measures the header intake of SPEC §4.1 over real
 // HTTP through Caddy at a fixed arrival rate: a tiny shop upstream answers
 // every GET /buy/<id> with X-Checkout-Order/-Amount/-Currency, the checkout
-// handler stores the order durably (bbolt, group commit) and answers 303 to
-// the sandbox's page.
+// handler stores the order durably (bbolt, group commit; or, with
+// -postgres, in a PostgreSQL database) and answers 303 to the sandbox's
+// page.
 //
 // The load is open-loop: request i is due at start + i/rate whether or not
 // earlier ones were answered, and its latency is counted from that due
@@ -34,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.etcd.io/bbolt"
 
 	"github.com/caddy-checkout/checkout/internal/bench/benchkit"
@@ -53,6 +55,7 @@ func main() {
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of this (Caddy's) process during the measured window of each checkout phase to this file (rate appended)")
 		quiet    = flag.Float64("quiet", 0.2, "before each phase, wait until other processes use less than this many cores (see -quietwait)")
 		quietMax = flag.Duration("quietwait", 20*time.Second, "longest wait for a quiet machine before a phase (0: do not wait)")
+		pgDSN    = flag.String("postgres", "", "store the orders in this PostgreSQL database (storage postgres <dsn>) instead of a new bbolt file per rate")
 
 		child  = flag.Bool("child", false, "internal: run only the load generator and print JSON")
 		target = flag.String("target", "", "internal: address for -child")
@@ -131,7 +134,11 @@ func main() {
 					fatal(err)
 				}
 			case "checkout":
-				if err := benchkit.LoadCaddyfile(caddyfile(port, shopAddr, dbPath, secret)); err != nil {
+				storage := "bolt " + dbPath
+				if *pgDSN != "" {
+					storage = "postgres " + *pgDSN
+				}
+				if err := benchkit.LoadCaddyfile(caddyfile(port, shopAddr, storage, secret)); err != nil {
 					fatal(err)
 				}
 				expectStatus = http.StatusSeeOther
@@ -156,7 +163,11 @@ func main() {
 				}
 			}
 			if phase == "checkout" {
-				n, err := countOrders(dbPath, pfx)
+				count := countOrders
+				if *pgDSN != "" {
+					count = func(_, prefix string) (int, error) { return countPostgresOrders(*pgDSN, prefix) }
+				}
+				n, err := count(dbPath, pfx)
 				if err != nil {
 					fatal(err)
 				}
@@ -231,10 +242,13 @@ func makeTarget(addr, prefix string, expect int) benchkit.Target {
 	}
 }
 
-func caddyfile(port int, upstream, dbPath, secret string) string {
+// caddyfile is the config of a phase: plain reverse_proxy, or with secret
+// the checkout in front of it, over storage ("bolt <path>" or
+// "postgres <dsn>").
+func caddyfile(port int, upstream, storage, secret string) string {
 	global, handler := "", ""
 	if secret != "" {
-		global = "\tcheckout {\n\t\tstorage bolt " + dbPath + "\n\t}\n"
+		global = "\tcheckout {\n\t\tstorage " + storage + "\n\t}\n"
 		handler = "\tcheckout {\n\t\tsecret " + secret + "\n\t\tsandbox\n\t}\n"
 	}
 	return fmt.Sprintf(`{
@@ -316,6 +330,21 @@ func countOrders(path, prefix string) (int, error) {
 			return nil
 		})
 	})
+	return n, err
+}
+
+// countPostgresOrders counts the orders whose id starts with prefix in the
+// PostgreSQL database, read after Caddy stopped.
+func countPostgresOrders(dsn, prefix string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM checkout_orders WHERE starts_with(id, $1)`, prefix).Scan(&n)
 	return n, err
 }
 
