@@ -7,9 +7,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Lease implements store.Leaser: holder gets or keeps the named lease
@@ -58,6 +60,106 @@ func changePayload(site string, refs []string) string {
 		return site + "\n"
 	}
 	return p
+}
+
+// feedEvery is how long changes are gathered before they are announced.
+const feedEvery = 20 * time.Millisecond
+
+// feed announces committed changes to the other instances (NOTIFY), in
+// batches, after the changes' own transactions. A NOTIFY takes a lock of
+// the whole PostgreSQL cluster from its transaction's commit until the
+// commit is flushed: sent inside every state change, it made the state
+// changes of all instances commit one at a time, each with its own WAL
+// flush (BENCHMARKS.md §5). Sent afterwards, from a transaction that
+// writes nothing, it costs no flush and holds the lock briefly. A change
+// whose announcement is lost (the instance dies within feedEvery of the
+// commit) reaches live pages at their next poll.
+type feed struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	mu      sync.Mutex
+	pending map[string]map[string]bool // site → attempt refs
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newFeed(pool *pgxpool.Pool, timeout time.Duration) *feed {
+	f := &feed{pool: pool, timeout: timeout, pending: map[string]map[string]bool{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go f.run()
+	return f
+}
+
+func (f *feed) announce(site string, refs []string) {
+	f.mu.Lock()
+	set := f.pending[site]
+	if set == nil {
+		set = map[string]bool{}
+		f.pending[site] = set
+	}
+	for _, r := range refs {
+		set[r] = true
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *feed) run() {
+	defer close(f.done)
+	for {
+		select {
+		case <-f.stop:
+			f.flush() // what was committed before Close
+			return
+		case <-f.wake:
+		}
+		t := time.NewTimer(feedEvery)
+		select {
+		case <-f.stop:
+			t.Stop()
+		case <-t.C:
+		}
+		f.flush()
+	}
+}
+
+// flush sends what is pending: one statement, one payload per site (or
+// several, when a site's refs do not fit in one).
+func (f *feed) flush() {
+	f.mu.Lock()
+	pending := f.pending
+	f.pending = map[string]map[string]bool{}
+	f.mu.Unlock()
+	var payloads []string
+	for site, set := range pending {
+		var refs []string
+		size := len(site) + 1
+		for r := range set {
+			if size+len(r)+1 > maxPayload && len(refs) > 0 {
+				payloads = append(payloads, changePayload(site, refs))
+				refs, size = nil, len(site)+1
+			}
+			refs = append(refs, r)
+			size += len(r) + 1
+		}
+		payloads = append(payloads, changePayload(site, refs))
+	}
+	if len(payloads) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	// Not worth a WAL flush: nothing is written.
+	_, _ = f.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, changeChannel, payloads)
+}
+
+func (f *feed) close() {
+	close(f.stop)
+	<-f.done
 }
 
 func parsePayload(p string) (site string, refs []string) {

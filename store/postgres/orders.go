@@ -79,10 +79,14 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	var out *order.Order
-	var fnErr error
+	var (
+		out     *order.Order
+		fnErr   error
+		changed bool
+		refs    []string
+	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out, fnErr = nil, nil
+		out, fnErr, changed = nil, nil, false
 		var raw []byte
 		var lastSeq int64
 		err := tx.QueryRow(ctx, `SELECT doc, last_seq FROM checkout_orders WHERE site = $1 AND id = $2 FOR UPDATE`,
@@ -158,14 +162,9 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 				return err
 			}
 		}
-		if exists && len(ix.refs) > 0 {
-			// Live pages of other instances: delivered at commit, only if
-			// it commits. A new order has no page open yet.
-			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changeChannel, changePayload(key.Site, ix.refs)); err != nil {
-				return fmt.Errorf("announcing the change of order %s: %w", key, err)
-			}
-		}
 		out = next
+		changed = exists // a new order has no live page open yet
+		refs = ix.refs
 		return nil
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
@@ -173,6 +172,9 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if changed && len(refs) > 0 {
+		s.feed.announce(key.Site, refs) // committed: other instances' live pages follow
 	}
 	return out, nil
 }

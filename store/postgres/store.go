@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,7 +64,9 @@ type Options struct {
 	StatementTimeout time.Duration
 	// ConnectTimeout bounds opening one connection.
 	ConnectTimeout time.Duration
-	// MaxConns is the size of the connection pool.
+	// MaxConns is the size of the connection pool, unless the connection
+	// string sets pool_max_conns. With n instances the server sees up to
+	// n × MaxConns sessions.
 	MaxConns int32
 	// ClaimLease: see DefaultClaimLease.
 	ClaimLease time.Duration
@@ -80,9 +83,11 @@ type Options struct {
 // concurrent use, and any number of Stores, in any number of processes,
 // may share one database.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
-	name string // the database, for messages: host:port/dbname, no credentials
+	pool      *pgxpool.Pool
+	opts      Options
+	name      string // the database, for messages: host:port/dbname, no credentials
+	feed      *feed  // announces committed changes to the other instances
+	closeOnce sync.Once
 }
 
 // ParseDSN checks a connection string without connecting, and returns its
@@ -156,7 +161,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening checkout store: invalid PostgreSQL connection string (%s)", redactErr(err))
 	}
-	cfg.MaxConns = opts.MaxConns
+	if !strings.Contains(dsn, "pool_max_conns") { // the connection string's own setting wins
+		cfg.MaxConns = opts.MaxConns
+	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
@@ -176,6 +183,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, fmt.Errorf("opening checkout store %s: %w", s.name, err)
 	}
+	s.feed = newFeed(s.pool, opts.StatementTimeout)
 	return s, nil
 }
 
@@ -187,7 +195,10 @@ func (s *Store) Instance() string { return s.opts.Instance }
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() error {
-	s.pool.Close()
+	s.closeOnce.Do(func() {
+		s.feed.close()
+		s.pool.Close()
+	})
 	return nil
 }
 
