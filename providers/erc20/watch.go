@@ -106,7 +106,7 @@ type Watcher struct {
 	// another instance sharing the store hands out addresses too, and
 	// only the leader's watcher polls.
 	gen string
-	now       func() time.Time
+	now func() time.Time
 }
 
 // NewWatcher makes a watcher. Its state lives in data under prefix.
