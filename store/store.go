@@ -64,6 +64,15 @@ const (
 	DeliveryDead      DeliveryState = "dead"      // still failing after the retry horizon
 )
 
+// Valid reports whether s is one of the delivery states.
+func (s DeliveryState) Valid() bool {
+	switch s {
+	case DeliveryPending, DeliveryDelivered, DeliveryGone, DeliveryDead:
+		return true
+	}
+	return false
+}
+
 // Delivery is one shop callback (a Standard Webhooks message) in the
 // outbox. It is written in the same transaction as the state change it
 // reports, and its ID is the webhook-id on every try.
@@ -156,6 +165,31 @@ type Idempotent struct {
 	Status      int       `json:"status,omitempty"`
 	Body        []byte    `json:"body,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Abandoned reports whether a call beginning at now may take over this
+// record: it is not done and began more than stale ago (its caller died).
+// A stale of zero or less never takes over: reading it as "at once" would
+// run a call twice while its first run is still in flight.
+func (rec Idempotent) Abandoned(now time.Time, stale time.Duration) bool {
+	return !rec.Done && stale > 0 && now.Sub(rec.CreatedAt) > stale
+}
+
+// Finished is what FinishIdempotent stores: rec, done, with the
+// Fingerprint and CreatedAt of the record begun (old, nil when there is
+// none) where rec has none. A finished call left looking in flight would
+// answer every repeat with 409 and then, once stale, run a second time.
+func Finished(rec Idempotent, old *Idempotent) Idempotent {
+	rec.Done = true
+	if old != nil {
+		if rec.Fingerprint == "" {
+			rec.Fingerprint = old.Fingerprint
+		}
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = old.CreatedAt
+		}
+	}
+	return rec
 }
 
 // Store keeps orders and the callback outbox.

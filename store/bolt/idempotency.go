@@ -59,8 +59,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, key string, rec store.Idemp
 			if err != nil {
 				return err
 			}
-			takeOver := !old.Done && stale > 0 && now.Sub(old.CreatedAt) > stale
-			if !takeOver {
+			if !old.Abandoned(now, stale) {
 				found = old
 				return nil
 			}
@@ -84,22 +83,15 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, rec store.Idem
 	if key == "" {
 		return fmt.Errorf("finishing idempotent call: empty key")
 	}
-	rec.Done = true
 	return s.commit.do(func(tx *bbolt.Tx) error {
-		out := rec
-		if raw := tx.Bucket(bucketIdempotency).Get([]byte(key)); raw != nil && (out.Fingerprint == "" || out.CreatedAt.IsZero()) {
-			old, err := decodeIdempotent(key, raw)
-			if err != nil {
+		var old *store.Idempotent
+		if raw := tx.Bucket(bucketIdempotency).Get([]byte(key)); raw != nil && (rec.Fingerprint == "" || rec.CreatedAt.IsZero()) {
+			var err error
+			if old, err = decodeIdempotent(key, raw); err != nil {
 				return err
 			}
-			if out.Fingerprint == "" {
-				out.Fingerprint = old.Fingerprint
-			}
-			if out.CreatedAt.IsZero() {
-				out.CreatedAt = old.CreatedAt
-			}
 		}
-		return putIdempotent(tx, key, out)
+		return putIdempotent(tx, key, store.Finished(rec, old))
 	})
 }
 

@@ -24,14 +24,6 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-func validState(s store.DeliveryState) bool {
-	switch s {
-	case store.DeliveryPending, store.DeliveryDelivered, store.DeliveryGone, store.DeliveryDead:
-		return true
-	}
-	return false
-}
-
 // queuePrefix is the prefix of one order's rows in the queue and byorder
 // buckets. The NUL after the order key keeps order "a" from matching
 // order "ab".
@@ -62,7 +54,7 @@ func addDelivery(tx *bbolt.Tx, ok []byte, key order.Key, d store.Delivery) error
 	if d.State == "" {
 		d.State = store.DeliveryPending
 	}
-	if !validState(d.State) {
+	if !d.State.Valid() {
 		return fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
 	}
 	if strings.ContainsRune(d.Queue, 0) {
@@ -178,7 +170,7 @@ func (s *Store) SaveDelivery(ctx context.Context, d *store.Delivery) error {
 	if d == nil {
 		return fmt.Errorf("saving delivery: nil delivery")
 	}
-	if !validState(d.State) {
+	if !d.State.Valid() {
 		return fmt.Errorf("saving delivery %s: unknown state %q", d.ID, d.State)
 	}
 	next := *d

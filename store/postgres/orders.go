@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,26 +36,17 @@ func indexOf(o *order.Order) orderIndex {
 		if a.Ref != "" {
 			ix.refs = append(ix.refs, a.Ref)
 		}
-		if a.ProviderRef != "" && !contains(ix.prefs, a.ProviderRef) {
+		if a.ProviderRef != "" && !slices.Contains(ix.prefs, a.ProviderRef) {
 			ix.prefs = append(ix.prefs, a.ProviderRef)
 		}
 	}
 	return ix
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func minus(a, b []string) [][]byte {
 	var out [][]byte
 	for _, v := range a {
-		if !contains(b, v) {
+		if !slices.Contains(b, v) {
 			out = append(out, []byte(v))
 		}
 	}

@@ -23,14 +23,6 @@ import (
 	"github.com/caddy-checkout/checkout/store"
 )
 
-func validState(s store.DeliveryState) bool {
-	switch s {
-	case store.DeliveryPending, store.DeliveryDelivered, store.DeliveryGone, store.DeliveryDead:
-		return true
-	}
-	return false
-}
-
 // prepareDelivery fills the defaults of a delivery added with its order's
 // update and checks it; seq is the order's highest Seq so far.
 func (s *Store) prepareDelivery(key order.Key, d store.Delivery, seq *int64) (store.Delivery, error) {
@@ -49,7 +41,7 @@ func (s *Store) prepareDelivery(key order.Key, d store.Delivery, seq *int64) (st
 	if d.State == "" {
 		d.State = store.DeliveryPending
 	}
-	if !validState(d.State) {
+	if !d.State.Valid() {
 		return d, fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
 	}
 	if strings.ContainsRune(d.Queue, 0) {
@@ -120,7 +112,7 @@ func (s *Store) saveDelivery(ctx context.Context, d *store.Delivery, prev []byte
 	if d == nil {
 		return fmt.Errorf("saving delivery: nil delivery")
 	}
-	if !validState(d.State) {
+	if !d.State.Valid() {
 		return fmt.Errorf("saving delivery %s: unknown state %q", d.ID, d.State)
 	}
 	next := *d
@@ -201,25 +193,9 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]*store.Del
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 		RETURNING d.id, d.doc`, ns(now), limitOr(limit), s.opts.Instance, s.opts.ClaimLease.Seconds())
+	out, err := readDeliveries(rows, err, "claiming due deliveries")
 	if err != nil {
-		return nil, fmt.Errorf("claiming due deliveries: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.Delivery
-	for rows.Next() {
-		var id string
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, fmt.Errorf("claiming due deliveries: %w", err)
-		}
-		d, err := decodeDelivery(id, raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claiming due deliveries: %w", err)
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].NextAt.Equal(out[j].NextAt) {
@@ -279,8 +255,14 @@ func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*stor
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT $1`
 	rows, err := s.pool.Query(ctx, q, args...)
+	return readDeliveries(rows, err, "listing deliveries")
+}
+
+// readDeliveries decodes the (id, doc) rows of a query, whose error is
+// err; what names the query in errors.
+func readDeliveries(rows pgx.Rows, err error, what string) ([]*store.Delivery, error) {
 	if err != nil {
-		return nil, fmt.Errorf("listing deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*store.Delivery
@@ -288,7 +270,7 @@ func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*stor
 		var id string
 		var raw []byte
 		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, fmt.Errorf("listing deliveries: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		d, err := decodeDelivery(id, raw)
 		if err != nil {
@@ -297,7 +279,7 @@ func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]*stor
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

@@ -62,7 +62,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, key string, rec store.Idemp
 		if err != nil {
 			return err
 		}
-		if old.Done || stale <= 0 || rec.CreatedAt.Sub(old.CreatedAt) <= stale {
+		if !old.Abandoned(rec.CreatedAt, stale) {
 			found = old
 			return nil
 		}
@@ -87,28 +87,19 @@ func (s *Store) FinishIdempotent(ctx context.Context, key string, rec store.Idem
 	if key == "" {
 		return fmt.Errorf("finishing idempotent call: empty key")
 	}
-	rec.Done = true
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		out := rec
+		var old *store.Idempotent
 		var raw []byte
 		err := tx.QueryRow(ctx, `SELECT doc FROM checkout_idempotency WHERE key = $1 FOR UPDATE`, []byte(key)).Scan(&raw)
 		switch {
 		case err == nil:
-			if out.Fingerprint == "" || out.CreatedAt.IsZero() {
-				old, err := decodeIdempotent(key, raw)
-				if err != nil {
-					return err
-				}
-				if out.Fingerprint == "" {
-					out.Fingerprint = old.Fingerprint
-				}
-				if out.CreatedAt.IsZero() {
-					out.CreatedAt = old.CreatedAt
-				}
+			if old, err = decodeIdempotent(key, raw); err != nil {
+				return err
 			}
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("reading idempotency key %q: %w", key, err)
 		}
+		out := store.Finished(rec, old)
 		data, err := json.Marshal(out)
 		if err != nil {
 			return fmt.Errorf("encoding idempotency key %q: %w", key, err)
