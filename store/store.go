@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -100,6 +101,34 @@ type Delivery struct {
 	LastAt     time.Time     `json:"last_at,omitzero"`
 	LastStatus int           `json:"last_status,omitempty"`
 	LastError  string        `json:"last_error,omitempty"`
+}
+
+// ForOrder checks a delivery that an Update adds to the order under key,
+// and fills what it leaves empty: the order's Site and OrderID, and the
+// pending State. Its Seq is the store's to give.
+func (d *Delivery) ForOrder(key order.Key) error {
+	if d.ID == "" {
+		return fmt.Errorf("adding a delivery to order %s: empty id", key)
+	}
+	if d.Site == "" {
+		d.Site = key.Site
+	}
+	if d.OrderID == "" {
+		d.OrderID = key.ID
+	}
+	if d.Site != key.Site || d.OrderID != key.ID {
+		return fmt.Errorf("adding delivery %s to order %s: it belongs to order %s/%s", d.ID, key, d.Site, d.OrderID)
+	}
+	if d.State == "" {
+		d.State = DeliveryPending
+	}
+	if !d.State.Valid() {
+		return fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
+	}
+	if strings.ContainsRune(d.Queue, 0) {
+		return fmt.Errorf("adding delivery %s: queue name contains NUL", d.ID)
+	}
+	return nil
 }
 
 // Redacted is the delivery as shown to operators (the admin API): its URL

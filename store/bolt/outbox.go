@@ -15,7 +15,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -39,26 +38,8 @@ func queueKey(ok []byte, queue string, seq uint64) []byte {
 // addDelivery appends a new delivery of the order under ok, inside the
 // order's own transaction.
 func addDelivery(tx *bbolt.Tx, ok []byte, key order.Key, d store.Delivery) error {
-	if d.ID == "" {
-		return fmt.Errorf("adding a delivery to order %s: empty id", keyName(ok))
-	}
-	if d.Site == "" {
-		d.Site = key.Site
-	}
-	if d.OrderID == "" {
-		d.OrderID = key.ID
-	}
-	if d.Site != key.Site || d.OrderID != key.ID {
-		return fmt.Errorf("adding delivery %s to order %s: it belongs to order %s/%s", d.ID, keyName(ok), d.Site, d.OrderID)
-	}
-	if d.State == "" {
-		d.State = store.DeliveryPending
-	}
-	if !d.State.Valid() {
-		return fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
-	}
-	if strings.ContainsRune(d.Queue, 0) {
-		return fmt.Errorf("adding delivery %s: queue name contains NUL", d.ID)
+	if err := d.ForOrder(key); err != nil {
+		return err
 	}
 	rows := tx.Bucket(bucketDeliveries)
 	if rows.Get([]byte(d.ID)) != nil {

@@ -26,26 +26,8 @@ import (
 // prepareDelivery fills the defaults of a delivery added with its order's
 // update and checks it; seq is the order's highest Seq so far.
 func (s *Store) prepareDelivery(key order.Key, d store.Delivery, seq *int64) (store.Delivery, error) {
-	if d.ID == "" {
-		return d, fmt.Errorf("adding a delivery to order %s: empty id", key)
-	}
-	if d.Site == "" {
-		d.Site = key.Site
-	}
-	if d.OrderID == "" {
-		d.OrderID = key.ID
-	}
-	if d.Site != key.Site || d.OrderID != key.ID {
-		return d, fmt.Errorf("adding delivery %s to order %s: it belongs to order %s/%s", d.ID, key, d.Site, d.OrderID)
-	}
-	if d.State == "" {
-		d.State = store.DeliveryPending
-	}
-	if !d.State.Valid() {
-		return d, fmt.Errorf("adding delivery %s: unknown state %q", d.ID, d.State)
-	}
-	if strings.ContainsRune(d.Queue, 0) {
-		return d, fmt.Errorf("adding delivery %s: queue name contains NUL", d.ID)
+	if err := d.ForOrder(key); err != nil {
+		return d, err
 	}
 	if d.Seq == 0 {
 		d.Seq = uint64(*seq) + 1
