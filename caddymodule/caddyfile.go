@@ -4,6 +4,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -125,6 +126,8 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		templates_dir <dir>
 //		return_referers <origin>...   # more origins customers return from (a bank's 3-D Secure page)
 //		referer_policy log|refuse      # a return from a foreign Referer: logged (default) or refused
+//		price <path> <amount> <currency> [<description>]   # repeatable; a path, or a prefix ending in /*
+//		receipt_ttl <duration>         # how long a paid price's receipt opens its path (default 30d)
 //		brand {
 //			name  <text>
 //			logo  <file>             # PNG, JPEG, GIF, WebP or SVG, at most 256 KiB
@@ -218,7 +221,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.RefererPolicy = v
 		case "price":
-			return d.Errf("price: paywalled routes are not available in this build yet")
+			args := d.RemainingArgs()
+			if len(args) < 3 || len(args) > 4 {
+				return d.Errf(`price: want <path> <amount> <currency> ["description"], such as price /downloads/ebook.pdf 9.99 USD "The e-book"`)
+			}
+			p := Price{Path: args[0], Amount: args[1], Currency: args[2]}
+			if len(args) == 4 {
+				p.Description = args[3]
+			}
+			if !decimal.MatchString(p.Amount) {
+				return d.Errf("price %s: amount %q is not a decimal such as 9.99", p.Path, p.Amount)
+			}
+			h.Prices = append(h.Prices, p)
+		case "receipt_ttl":
+			dur, err := durationArg(d, "receipt_ttl")
+			if err != nil {
+				return err
+			}
+			h.ReceiptTTL = dur
 		case "brand":
 			if d.NextArg() {
 				return d.Errf("brand: takes a block (name, logo, color), not %q", d.Val())
@@ -274,10 +294,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// decimal is the shape of a price's amount; the currency's decimal places
+// are checked when the config loads.
+var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
 // single lists the settings that may appear once.
 var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
 	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
-	"locales": true, "intake": true, "api_allow": true, "brand": true, "return_referers": true, "referer_policy": true}
+	"locales": true, "intake": true, "api_allow": true, "brand": true, "return_referers": true, "referer_policy": true,
+	"receipt_ttl": true}
 
 func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
 	if !d.NextArg() {

@@ -556,9 +556,28 @@ func TestCaddyfileErrors(t *testing.T) {
 			want:  []string{"sandbox", `"mode"`, "Testfile:4"},
 		},
 		{
-			name:  "fail/price-not-yet",
-			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n price /downloads/ebook.pdf 9.99 USD \"The e-book\"\n sandbox\n}",
-			want:  []string{"price", "not available", "Testfile:3"},
+			name:  "ok/prices",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n price /downloads/ebook.pdf 9.99 USD \"The e-book\"\n price /reports/* 25 EUR\n receipt_ttl 30d\n sandbox\n}",
+		},
+		{
+			name:  "fail/price-too-few",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n price /downloads/ebook.pdf 9.99\n sandbox\n}",
+			want:  []string{"price: want <path> <amount> <currency>", "Testfile:3"},
+		},
+		{
+			name:  "fail/price-too-many",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n price /e.pdf 9.99 USD The e-book\n sandbox\n}",
+			want:  []string{"price: want", `["description"]`, "Testfile:3"},
+		},
+		{
+			name:  "fail/price-amount",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n price /e.pdf 9,99 USD\n sandbox\n}",
+			want:  []string{`price /e.pdf: amount "9,99" is not a decimal`, "Testfile:3"},
+		},
+		{
+			name:  "fail/receipt-ttl",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n receipt_ttl forever\n sandbox\n}",
+			want:  []string{`receipt_ttl "forever"`, "Testfile:3"},
 		},
 		{
 			name:   "fail/global-args",

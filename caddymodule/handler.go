@@ -100,6 +100,16 @@ type Handler struct {
 	// Referer always goes on to the server-side check.
 	RefererPolicy string `json:"referer_policy,omitempty"`
 
+	// Prices sell access to paths of this site, with no shop behind them:
+	// a request without a paid receipt is sent to pay (a browser) or
+	// answered 402 with a JSON price (a program). Each covers an exact
+	// path or a prefix ending in /*; no two may cover one path.
+	Prices []Price `json:"prices,omitempty"`
+
+	// ReceiptTTL is how long a paid price's receipt (a cookie, or a bearer
+	// token for programs) opens its path. Default: 30d.
+	ReceiptTTL caddy.Duration `json:"receipt_ttl,omitempty"`
+
 	// TemplatesDir holds page templates that replace the embedded ones of
 	// the same file name. Optional.
 	TemplatesDir string `json:"templates_dir,omitempty"`
@@ -115,6 +125,21 @@ type Handler struct {
 
 	site   *handlers.Site
 	engine *engine
+}
+
+// Price sells access to a path.
+type Price struct {
+	// Path is an exact path, such as /downloads/ebook.pdf, or a prefix
+	// ending in /*, such as /reports/* (which covers /reports and
+	// everything under it).
+	Path string `json:"path"`
+	// Amount is a decimal in the currency's major units, such as 9.99.
+	Amount string `json:"amount"`
+	// Currency is an ISO 4217 code or a token symbol that a provider of
+	// this site takes.
+	Currency string `json:"currency"`
+	// Description is shown on the pay page and kept with the order.
+	Description string `json:"description,omitempty"`
 }
 
 // Brand is how the pages present the shop.
@@ -267,6 +292,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("referer_policy %q: want log or refuse", h.RefererPolicy)
 	}
+	for _, p := range h.Prices {
+		cfg.Prices = append(cfg.Prices, handlers.Price(p))
+	}
+	cfg.ReceiptTTL = time.Duration(h.ReceiptTTL)
 	if h.Brand != nil {
 		if cfg.Brand, err = h.Brand.load(); err != nil {
 			return err
@@ -290,14 +319,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	site, err := handlers.New(cfg)
 	if err != nil {
 		return err
-	}
-	env := site.Env()
-	for _, p := range cfg.Providers {
-		if s, ok := p.(provider.Setuper); ok {
-			if err := s.Setup(env); err != nil {
-				return fmt.Errorf("provider %s: %v", p.Name(), err)
-			}
-		}
 	}
 	h.site = site
 	app.engine.register(site)

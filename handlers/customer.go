@@ -78,15 +78,33 @@ func (s *Site) continueURL(o *order.Order) string {
 // choices are the providers the pay page offers for the order, named in
 // the customer's language.
 func (s *Site) choices(r *http.Request, o *order.Order) []templates.Choice {
+	return s.choicesFor(r, o.Provider, o.Amount.Currency())
+}
+
+// choicesFor are the providers that take currency (only fixed, when set).
+func (s *Site) choicesFor(r *http.Request, fixed, currency string) []templates.Choice {
 	locale := s.cfg.Pages.Locale(r)
 	var cs []templates.Choice
 	for _, p := range s.cfg.Providers {
-		if o.Provider != "" && p.Name() != o.Provider || !accepts(p, o.Amount.Currency()) {
+		if fixed != "" && p.Name() != fixed || !accepts(p, currency) {
 			continue
 		}
 		cs = append(cs, templates.Choice{Name: p.Name(), Label: label(p, locale)})
 	}
 	return cs
+}
+
+// formOrigins are the providers' page origins that a pay form offering
+// choices may be redirected to: the form's POST is answered with a
+// redirect to the provider's page, which CSP form-action also governs.
+func (s *Site) formOrigins(choices []templates.Choice) []string {
+	var out []string
+	for _, c := range choices {
+		if o, ok := s.providers[c.Name].(provider.Origins); ok {
+			out = append(out, o.PageOrigins()...)
+		}
+	}
+	return out
 }
 
 func label(p provider.Provider, locale string) string {
@@ -96,8 +114,13 @@ func label(p provider.Provider, locale string) string {
 	return p.Name()
 }
 
-// showEnded shows the page of an order that can no longer be paid.
+// showEnded shows the page of an order that can no longer be paid; a paid
+// paywall order's customer gets the receipt.
 func (s *Site) showEnded(w http.ResponseWriter, r *http.Request, o *order.Order) {
+	if o.Status == order.Paid && isPaywall(o) {
+		s.deliverReceipt(w, r, o, o.Current().Ref)
+		return
+	}
 	name := map[order.State]string{order.Paid: "already_paid", order.Refunded: "already_paid",
 		order.Failed: "failed", order.Cancelled: "cancelled", order.Expired: "expired"}[o.Status]
 	if name == "" {
@@ -147,13 +170,7 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.page("pay", o, ref)
 	p.Providers = choices
-	for _, c := range choices {
-		if o, ok := s.providers[c.Name].(provider.Origins); ok {
-			// The form's POST is answered with a redirect to the
-			// provider's page, which CSP form-action also governs.
-			p.FormOrigins = append(p.FormOrigins, o.PageOrigins()...)
-		}
-	}
+	p.FormOrigins = s.formOrigins(choices)
 	p.CSRF = s.csrfToken(ref)
 	p.Action = s.cfg.BasePath + "/pay/" + ref
 	if cur := o.Current(); cur.Failed {
@@ -301,6 +318,10 @@ func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *or
 	}
 	switch o.Status {
 	case order.Paid:
+		if isPaywall(o) {
+			s.deliverReceipt(w, r, o, ref)
+			return
+		}
 		if s.cfg.SuccessURL == "" {
 			s.render(w, r, http.StatusOK, s.page("paid", o, ref))
 			return

@@ -68,6 +68,11 @@ type Config struct {
 	// 403, asking the provider nothing; otherwise such a return is logged
 	// and counted, and the server-side check decides.
 	RefuseForeignReferers bool
+	// Prices sell access to paths (SPEC §4.4); no two may cover one path.
+	Prices []Price
+	// ReceiptTTL is how long a paid price's receipt opens its path.
+	// Default: DefaultReceiptTTL.
+	ReceiptTTL time.Duration
 }
 
 // Brand is the shop's name, logo and accent colour on the pages. The logo
@@ -113,12 +118,15 @@ type Site struct {
 	// providers registered at Setup.
 	currencies *money.Currencies
 	routes     *http.ServeMux
+	prices     []*price
+	receiptTTL time.Duration
 }
 
 // DefaultBasePath is where the plugin's routes live unless configured.
 const DefaultBasePath = "/_checkout"
 
-// New checks cfg and builds the site.
+// New checks cfg, builds the site and sets up its providers
+// (provider.Setuper) with the site's Env.
 func New(cfg Config) (*Site, error) {
 	if cfg.Site == "" {
 		return nil, errors.New("site: a site name is required")
@@ -194,9 +202,31 @@ func New(cfg Config) (*Site, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if s.prices, err = checkPricePaths(cfg.Prices, cfg.BasePath); err != nil {
+		return nil, err
+	}
+	if s.receiptTTL = cfg.ReceiptTTL; s.receiptTTL == 0 {
+		s.receiptTTL = DefaultReceiptTTL
+	}
+	if s.receiptTTL < time.Minute {
+		return nil, fmt.Errorf("receipt_ttl %s: must be at least 1m", s.receiptTTL)
+	}
 	s.brand = brandPage(cfg.BasePath, cfg.Brand)
 	s.currencies = new(money.Currencies)
 	s.routes = s.buildMux()
+	env := s.Env()
+	for _, p := range cfg.Providers {
+		if su, ok := p.(provider.Setuper); ok {
+			if err := su.Setup(env); err != nil {
+				return nil, fmt.Errorf("provider %s: %v", p.Name(), err)
+			}
+		}
+	}
+	// Amounts are read once the providers have registered their
+	// currencies (an ERC-20 token's decimals).
+	if err := s.checkPrices(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -326,6 +356,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	if rest, ok := s.underBase(r.URL.Path); ok {
 		s.serveRoute(w, r, rest)
 		return nil
+	}
+	if pr := s.priceFor(r.URL.Path); pr != nil {
+		return s.servePriced(w, r, pr, next)
 	}
 	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, returnTokenParam+"=") {
 		return s.serveSuccess(w, r, next)

@@ -52,6 +52,10 @@ type Page struct {
 	Action       string        // where the page's form posts
 
 	ContinueURL string // back to the shop
+	// Receipt is shown on the paid page of a paywalled path bought for a
+	// program, with ReceiptExpires: the script sends it as a bearer token.
+	Receipt        string
+	ReceiptExpires time.Time
 	RetryURL    string // back to the pay page
 	StatusURL   string // JSON status, polled by live.js when EventSource is missing
 	// EventsURL is the Server-Sent Events URL; with Status set, live.js

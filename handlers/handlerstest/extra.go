@@ -21,7 +21,6 @@ import (
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/order"
-	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/store/bolt"
@@ -70,13 +69,6 @@ func BenchSiteOn(b testing.TB, st store.Store, configure func(*handlers.Config))
 	site, err := handlers.New(cfg)
 	if err != nil {
 		b.Fatal(err)
-	}
-	for _, p := range cfg.Providers {
-		if s, ok := p.(provider.Setuper); ok {
-			if err := s.Setup(site.Env()); err != nil {
-				b.Fatal(err)
-			}
-		}
 	}
 	return site
 }

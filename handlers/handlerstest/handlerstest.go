@@ -150,13 +150,6 @@ func (e *Env) Reload() {
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	for _, p := range e.Cfg.Providers {
-		if s, ok := p.(provider.Setuper); ok {
-			if err := s.Setup(site.Env()); err != nil {
-				e.T.Fatal(err)
-			}
-		}
-	}
 	e.siteMu.Lock()
 	e.site = site
 	e.siteMu.Unlock()
