@@ -56,8 +56,8 @@ type Page struct {
 	// program, with ReceiptExpires: the script sends it as a bearer token.
 	Receipt        string
 	ReceiptExpires time.Time
-	RetryURL    string // back to the pay page
-	StatusURL   string // JSON status, polled by live.js when EventSource is missing
+	RetryURL       string // back to the pay page
+	StatusURL      string // JSON status, polled by live.js when EventSource is missing
 	// EventsURL is the Server-Sent Events URL; with Status set, live.js
 	// reloads the page when the order moves on from Status.
 	EventsURL string
