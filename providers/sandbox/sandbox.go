@@ -42,6 +42,7 @@ var (
 	_ provider.Webhooker = (*Sandbox)(nil)
 	_ provider.Router    = (*Sandbox)(nil)
 	_ provider.Labeler   = (*Sandbox)(nil)
+	_ provider.Refunder  = (*Sandbox)(nil)
 )
 
 // Name implements provider.Provider.
@@ -190,6 +191,13 @@ func (s *Sandbox) deliver(r *http.Request, pay provider.Payment, outcome string)
 		return fmt.Errorf("webhook answered %d", rec.Code)
 	}
 	return nil
+}
+
+// Refund implements provider.Refunder: the sandbox moved no money, so a
+// refund of its payment is done at once, and repeating it is the same
+// refund (one event id per attempt).
+func (*Sandbox) Refund(_ context.Context, p provider.Payment) (provider.Finding, error) {
+	return provider.Finding{Ref: p.Ref, EventID: "sbx_refund_" + p.Ref, Status: order.Refunded, Note: "refunded in the sandbox (no real money)"}, nil
 }
 
 // Webhook verifies a sandbox webhook with the site secret (Standard

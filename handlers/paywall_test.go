@@ -1,0 +1,494 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
+	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/sign"
+	"github.com/caddy-checkout/checkout/store"
+)
+
+// fileServer stands in for what a paywalled site serves (a file server,
+// an API): it answers every path and records what reached it.
+type fileServer struct {
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func (f *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.seen = append(f.seen, r.Clone(context.Background()))
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	fmt.Fprintf(w, "content of %s", r.URL.Path)
+}
+
+// last is the last request that reached the upstream, or nil.
+func (f *fileServer) last() *http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.seen) == 0 {
+		return nil
+	}
+	return f.seen[len(f.seen)-1]
+}
+
+func (f *fileServer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+func paywalled(t *testing.T, prices ...handlers.Price) (*handlerstest.Env, *fileServer) {
+	t.Helper()
+	if len(prices) == 0 {
+		prices = []handlers.Price{
+			{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD", Description: "The e-book"},
+			{Path: "/reports/*", Amount: "25", Currency: "EUR", Description: "All reports"},
+		}
+	}
+	e := handlerstest.New(t, func(c *handlers.Config) { c.Prices = prices })
+	fs := &fileServer{}
+	e.SetUpstream(fs)
+	return e, fs
+}
+
+const browserAccept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+// orderCount is how many orders the store holds.
+func orderCount(t *testing.T, e *handlerstest.Env) int {
+	t.Helper()
+	os, err := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(os)
+}
+
+// payAt opens pay_url as a person, chooses the sandbox, pays, and
+// returns the answer to the provider's return.
+func payAt(t *testing.T, e *handlerstest.Env, c *http.Client, payURL string) handlerstest.Resp {
+	t.Helper()
+	page := e.Get(c, payURL, "Accept", browserAccept)
+	if page.Code != http.StatusOK || !strings.Contains(page.Body, `value="sandbox"`) {
+		t.Fatalf("pay_url: %d\n%s", page.Code, page.Body)
+	}
+	chosen := e.Post(c, payURL, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	if chosen.Code != http.StatusSeeOther || !strings.Contains(chosen.Location, "/_checkout/sandbox/") {
+		t.Fatalf("choosing the sandbox at pay_url: %d %q\n%s", chosen.Code, chosen.Location, chosen.Body)
+	}
+	ret := e.PaySandbox(c, chosen.Location, "paid")
+	if ret.Code != http.StatusSeeOther {
+		t.Fatalf("paying: %d", ret.Code)
+	}
+	return e.Get(c, ret.Location, "Accept", browserAccept)
+}
+
+// paymentRequired is the 402 body.
+type paymentRequired struct {
+	Error, Amount, Currency, Description, Path string
+	PayURL                                     string `json:"pay_url"`
+	ReceiptURL                                 string `json:"receipt_url"`
+	ReceiptTTL                                 int64  `json:"receipt_ttl_seconds"`
+	Refused                                    string `json:"receipt_refused"`
+}
+
+type receiptAnswer struct {
+	Status    string    `json:"status"`
+	Receipt   string    `json:"receipt"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Path      string    `json:"path"`
+	OrderID   string    `json:"order_id"`
+	PayURL    string    `json:"pay_url"`
+	Error     string    `json:"error"`
+}
+
+func decode[T any](t *testing.T, r handlerstest.Resp) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.Body), &v); err != nil {
+		t.Fatalf("%d %q is not the JSON expected: %v", r.Code, r.Body, err)
+	}
+	return v
+}
+
+// verifyPaidHeaders checks the signed headers a request reached the
+// upstream with, as the shop would.
+func verifyPaidHeaders(t *testing.T, e *handlerstest.Env, r *http.Request, amount, currency string) {
+	t.Helper()
+	f := sign.Fields{Method: r.Method, Path: r.URL.EscapedPath(), Order: r.Header.Get("X-Checkout-Order"),
+		Status: r.Header.Get("X-Checkout-Status"), Amount: r.Header.Get("X-Checkout-Amount"),
+		Currency: r.Header.Get("X-Checkout-Currency"), Transaction: r.Header.Get("X-Checkout-Transaction")}
+	if err := e.Secret.VerifyHeaders(r.Header.Get("X-Checkout-Signature"), f, e.Clock.Now(), 5*time.Minute); err != nil {
+		t.Fatalf("paid headers do not verify: %v (%+v)", err, f)
+	}
+	if f.Status != "paid" || f.Amount != amount || f.Currency != currency || !strings.HasPrefix(f.Order, "paywall-") {
+		t.Fatalf("paid headers = %+v", f)
+	}
+}
+
+func TestPaywallBrowserPaysAndGetsTheFile(t *testing.T) {
+	e, fs := paywalled(t)
+	c := e.Client()
+
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	if first.Code != http.StatusSeeOther || !strings.HasPrefix(first.Location, "/_checkout/buy/") || first.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("priced path without a receipt: %d %q %q, want 303 to pay_url, no-store", first.Code, first.Location, first.Header.Get("Cache-Control"))
+	}
+	page := e.Get(c, first.Location, "Accept", browserAccept)
+	for _, want := range []string{"The e-book", "$9.99", `value="sandbox"`} {
+		if !strings.Contains(page.Body, want) {
+			t.Fatalf("pay_url page lacks %q:\n%s", want, page.Body)
+		}
+	}
+	if n := orderCount(t, e); n != 0 || fs.count() != 0 {
+		t.Fatalf("before a provider was chosen: %d orders stored, %d requests reached the upstream; want none", n, fs.count())
+	}
+
+	back := payAt(t, e, c, first.Location)
+	if back.Code != http.StatusSeeOther || back.Location != "/downloads/ebook.pdf" {
+		t.Fatalf("after paying: %d %q, want 303 back to the path", back.Code, back.Location)
+	}
+	var cookie *http.Cookie
+	for _, ck := range (&http.Response{Header: back.Header}).Cookies() {
+		if ck.Name == "checkout_receipt" {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.Secure || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/downloads/ebook.pdf" {
+		t.Fatalf("receipt cookie = %+v, want HttpOnly, SameSite=Lax, not Secure on http, Path=/downloads/ebook.pdf", cookie)
+	}
+	if want := int((30 * 24 * time.Hour).Seconds()); cookie.MaxAge < want-5 || cookie.MaxAge > want {
+		t.Fatalf("receipt cookie Max-Age %d, want about %d (receipt_ttl 30d)", cookie.MaxAge, want)
+	}
+
+	got := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	if got.Code != http.StatusOK || got.Body != "content of /downloads/ebook.pdf" {
+		t.Fatalf("with the receipt: %d %q, want the file", got.Code, got.Body)
+	}
+	up := fs.last()
+	verifyPaidHeaders(t, e, up, "9.99", "USD")
+	if strings.Contains(up.Header.Get("Cookie"), "checkout_receipt") {
+		t.Fatalf("the receipt cookie reached the upstream: %q", up.Header.Get("Cookie"))
+	}
+
+	// Other paths are not opened by it, and a path written another way is
+	// still priced.
+	if r := e.Get(c, "/downloads//ebook.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther {
+		t.Fatalf("/downloads//ebook.pdf without its cookie: %d, want 303 to pay", r.Code)
+	}
+	if r := e.Get(c, "/reports/q3.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther {
+		t.Fatalf("another price's path with this receipt: %d, want 303 to pay", r.Code)
+	}
+	// Unpriced paths pass as before, with no checkout headers.
+	if r := e.Get(c, "/downloads/free.pdf"); r.Code != http.StatusOK || fs.last().Header.Get("X-Checkout-Status") != "" {
+		t.Fatalf("unpriced path: %d, headers %v", r.Code, fs.last().Header)
+	}
+
+	// One order, one order.paid callback naming the path.
+	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
+	if len(os) != 1 || os[0].Status != order.Paid || os[0].Metadata["path"] != "/downloads/ebook.pdf" || os[0].Description != "The e-book" {
+		t.Fatalf("orders = %+v", os)
+	}
+	if types := e.CallbackTypes(); len(types) != 1 || types[0] != "order.paid" {
+		t.Fatalf("callbacks %v", types)
+	}
+	var cb struct {
+		Data struct {
+			OrderID  string            `json:"order_id"`
+			Metadata map[string]string `json:"metadata"`
+		}
+	}
+	_ = json.Unmarshal([]byte(e.Shop.Callbacks()[0].Body), &cb)
+	if cb.Data.Metadata["path"] != "/downloads/ebook.pdf" || cb.Data.OrderID != os[0].ID {
+		t.Fatalf("order.paid callback data = %+v", cb.Data)
+	}
+}
+
+func TestPaywallProgramGets402ThenABearerReceipt(t *testing.T) {
+	e, fs := paywalled(t)
+	prog := e.Client()
+
+	r := e.Get(prog, "/downloads/ebook.pdf", "Accept", "*/*")
+	if r.Code != http.StatusPaymentRequired || r.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("program: %d %v, want 402 JSON, no-store", r.Code, r.Header)
+	}
+	pr := decode[paymentRequired](t, r)
+	if pr.Amount != "9.99" || pr.Currency != "USD" || pr.Description != "The e-book" || pr.Path != "/downloads/ebook.pdf" ||
+		!strings.HasPrefix(pr.PayURL, e.Srv.URL+"/_checkout/buy/") || !strings.HasPrefix(pr.ReceiptURL, e.Srv.URL+"/_checkout/receipt/") ||
+		pr.ReceiptTTL != 30*24*3600 {
+		t.Fatalf("402 body = %+v", pr)
+	}
+	if un := e.Get(prog, pr.ReceiptURL); un.Code != http.StatusPaymentRequired || decode[receiptAnswer](t, un).Status != "unpaid" {
+		t.Fatalf("receipt_url before paying: %d %s", un.Code, un.Body)
+	}
+	if n := orderCount(t, e); n != 0 {
+		t.Fatalf("%d orders stored for a 402 and a receipt_url poll, want none", n)
+	}
+
+	// A person pays in a browser and is shown the receipt.
+	person := e.Client()
+	paid := payAt(t, e, person, pr.PayURL)
+	if paid.Code != http.StatusOK || !strings.Contains(paid.Body, "receipt-token") {
+		t.Fatalf("paid page for a program's purchase: %d\n%s", paid.Code, paid.Body)
+	}
+
+	ans := e.Get(prog, pr.ReceiptURL)
+	if ans.Code != http.StatusOK {
+		t.Fatalf("receipt_url once paid: %d %s", ans.Code, ans.Body)
+	}
+	ra := decode[receiptAnswer](t, ans)
+	o, err := e.Store.Get(context.Background(), order.Key{Site: "shop", ID: ra.OrderID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Receipt == "" || !ra.ExpiresAt.Equal(o.PaidAt.Add(30*24*time.Hour).Truncate(time.Second)) || ra.Path != "/downloads/ebook.pdf" {
+		t.Fatalf("receipt_url = %+v, paid at %s", ra, o.PaidAt)
+	}
+	if !strings.Contains(paid.Body, ra.Receipt) {
+		t.Fatalf("the paid page does not show the receipt %q", ra.Receipt)
+	}
+	if strings.Contains(ra.Receipt, "@") || strings.Contains(ra.Receipt, e.SecretText[6:]) {
+		t.Fatalf("receipt %q holds more than it should", ra.Receipt)
+	}
+
+	got := e.Get(prog, "/downloads/ebook.pdf", "Authorization", "Bearer "+ra.Receipt)
+	if got.Code != http.StatusOK || got.Body != "content of /downloads/ebook.pdf" {
+		t.Fatalf("with the bearer receipt: %d %q", got.Code, got.Body)
+	}
+	up := fs.last()
+	verifyPaidHeaders(t, e, up, "9.99", "USD")
+	if up.Header.Get("Authorization") != "" {
+		t.Fatalf("the bearer receipt reached the upstream")
+	}
+	// The receipt_url answers the same receipt again; pay_url no longer
+	// makes another order.
+	if again := decode[receiptAnswer](t, e.Get(prog, pr.ReceiptURL)); again.Receipt != ra.Receipt {
+		t.Fatalf("receipt_url changed its answer: %q then %q", ra.Receipt, again.Receipt)
+	}
+	if n := orderCount(t, e); n != 1 {
+		t.Fatalf("%d orders, want 1", n)
+	}
+}
+
+func TestPaywallReceiptsThatOpenNothing(t *testing.T) {
+	e, fs := paywalled(t)
+	prog := e.Client()
+	pr := decode[paymentRequired](t, e.Get(prog, "/reports/q3.pdf"))
+	payAt(t, e, e.Client(), pr.PayURL)
+	ra := decode[receiptAnswer](t, e.Get(prog, pr.ReceiptURL))
+	if ra.Receipt == "" {
+		t.Fatalf("no receipt: %+v", ra)
+	}
+	open := func(path, receipt string) handlerstest.Resp {
+		return e.Get(prog, path, "Authorization", "Bearer "+receipt)
+	}
+	// The prefix price opens the prefix and what is under it.
+	for _, p := range []string{"/reports/q3.pdf", "/reports/2026/q1.pdf", "/reports", "/reports/"} {
+		if r := open(p, ra.Receipt); r.Code != http.StatusOK {
+			t.Fatalf("%s with the receipt for /reports/*: %d %s", p, r.Code, r.Body)
+		}
+		verifyPaidHeaders(t, e, fs.last(), "25.00", "EUR")
+	}
+
+	id, rest, _ := strings.Cut(ra.Receipt, ".")
+	expUnix, _, _ := strings.Cut(rest, ".")
+	exp, _ := time.Parse(time.RFC3339, ra.ExpiresAt.Format(time.RFC3339))
+	forged := func(site, pricePath string) string {
+		return id + "." + e.Secret.Token("receipt", site+"\n"+pricePath+"\n"+id, exp)
+	}
+	flip := []byte(ra.Receipt)
+	flip[len(flip)-3] ^= 1
+	longer := id + "." + fmt.Sprint(exp.Add(24*time.Hour).Unix()) + rest[len(expUnix):]
+	otherSecret, _ := sign.ParseSecret(sign.NewSecret())
+	for _, tc := range []struct {
+		name, path, receipt, why string
+	}{
+		{"tampered", "/reports/q3.pdf", string(flip), "not valid"},
+		{"expiry moved", "/reports/q3.pdf", longer, "not valid"},
+		{"another path's", "/downloads/ebook.pdf", ra.Receipt, "not valid"},
+		{"another site's", "/reports/q3.pdf", forged("other-site", "/reports/*"), "not valid"},
+		{"another secret's", "/reports/q3.pdf", id + "." + otherSecret.Token("receipt", "shop\n/reports/*\n"+id, exp), "not valid"},
+		{"unknown order", "/reports/q3.pdf", forgedFor(e, "paywall-aaaaaaaaaaaaaaaaaaaaaaaaaa", "/reports/*", exp), "unknown"},
+		{"not a receipt", "/reports/q3.pdf", "paywall-x", "not one of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fs.count()
+			r := open(tc.path, tc.receipt)
+			if r.Code != http.StatusPaymentRequired || fs.count() != before {
+				t.Fatalf("%d, upstream reached: %v; want 402 and nothing served", r.Code, fs.count() != before)
+			}
+			if got := decode[paymentRequired](t, r).Refused; !strings.Contains(got, tc.why) {
+				t.Fatalf("receipt_refused %q, want it to say %q", got, tc.why)
+			}
+		})
+	}
+	// A browser with a bad cookie is sent to pay, and nothing is served.
+	bad := &http.Cookie{Name: "checkout_receipt", Value: string(flip), Path: "/reports"}
+	u, _ := url.Parse(e.Srv.URL + "/reports/")
+	browser := e.Client()
+	browser.Jar.SetCookies(u, []*http.Cookie{bad})
+	if r := e.Get(browser, "/reports/q3.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther || !strings.Contains(r.Location, "/buy/") {
+		t.Fatalf("browser with a tampered cookie: %d %q", r.Code, r.Location)
+	}
+
+	// Expired: receipt_ttl after payment, it opens nothing.
+	e.Clock.Add(30*24*time.Hour + time.Second)
+	if r := open("/reports/q3.pdf", ra.Receipt); r.Code != http.StatusPaymentRequired || !strings.Contains(decode[paymentRequired](t, r).Refused, "expired") {
+		t.Fatalf("expired receipt: %d %s", r.Code, r.Body)
+	}
+	if r := e.Get(prog, pr.ReceiptURL); r.Code != http.StatusGone {
+		t.Fatalf("receipt_url after the receipt expired: %d %s", r.Code, r.Body)
+	}
+}
+
+// forgedFor signs a receipt for an order id as the site would: the format
+// of SPEC §4.4.
+func forgedFor(e *handlerstest.Env, id, pricePath string, exp time.Time) string {
+	return id + "." + e.Secret.Token("receipt", "shop\n"+pricePath+"\n"+id, exp)
+}
+
+func TestPaywallRefundRevokesTheReceipt(t *testing.T) {
+	e, fs := paywalled(t)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK {
+		t.Fatalf("before the refund: %d", r.Code)
+	}
+	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
+	if _, err := e.Site().Refund(context.Background(), os[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	before := fs.count()
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther || fs.count() != before {
+		t.Fatalf("after the refund: %d, upstream reached %v; want 303 to pay and nothing served", r.Code, fs.count() != before)
+	}
+	if r := e.Get(c, "/downloads/ebook.pdf"); !strings.Contains(decode[paymentRequired](t, r).Refused, "refunded") {
+		t.Fatalf("program after the refund: %d %s", r.Code, r.Body)
+	}
+	if types := e.CallbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded" {
+		t.Fatalf("callbacks %v", types)
+	}
+}
+
+// downStore fails every read while down, as a store that cannot be
+// reached does.
+type downStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (d *downStore) Get(ctx context.Context, k order.Key) (*order.Order, error) {
+	if d.down.Load() {
+		return nil, fmt.Errorf("%w: connection refused", store.ErrUnavailable)
+	}
+	return d.Store.Get(ctx, k)
+}
+
+func TestPaywallFailsClosedWhenTheStoreIsDown(t *testing.T) {
+	var ds *downStore
+	e := handlerstest.New(t, func(c *handlers.Config) {
+		c.Prices = []handlers.Price{{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD"}}
+		if ds == nil {
+			ds = &downStore{Store: c.Store}
+		}
+		c.Store = ds
+	})
+	fs := &fileServer{}
+	e.SetUpstream(fs)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	ds.down.Store(true)
+	before := fs.count()
+	r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	if r.Code != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || fs.count() != before {
+		t.Fatalf("store down: %d, upstream reached %v; want 503 and nothing served", r.Code, fs.count() != before)
+	}
+	ds.down.Store(false)
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK {
+		t.Fatalf("store back: %d", r.Code)
+	}
+}
+
+func TestPaywallCrawlersStoreNothing(t *testing.T) {
+	e, fs := paywalled(t)
+	c := e.Client()
+	var payURLs []string
+	for i := range 50 {
+		accept := []string{browserAccept, "*/*", "", "application/json", "text/html;q=0"}[i%5]
+		r := e.Get(c, "/reports/"+fmt.Sprint(i)+".pdf", "Accept", accept, "User-Agent", "Googlebot/2.1")
+		if r.Code != http.StatusSeeOther && r.Code != http.StatusPaymentRequired {
+			t.Fatalf("crawler hit: %d", r.Code)
+		}
+		if r.Code == http.StatusSeeOther {
+			payURLs = append(payURLs, r.Location)
+		} else {
+			payURLs = append(payURLs, decode[paymentRequired](t, r).PayURL)
+		}
+		if i%5 == 4 && r.Code != http.StatusPaymentRequired {
+			t.Fatalf("Accept text/html;q=0 is not a browser: %d", r.Code)
+		}
+	}
+	// A crawler following the links reads the pay pages too.
+	for _, u := range payURLs {
+		if r := e.Get(c, u, "Accept", browserAccept); r.Code != http.StatusOK {
+			t.Fatalf("pay_url: %d", r.Code)
+		}
+	}
+	if n := orderCount(t, e); n != 0 || fs.count() != 0 {
+		t.Fatalf("%d orders stored, %d requests served; want none", n, fs.count())
+	}
+}
+
+func TestPaywallPayURLIsSignedAndExpires(t *testing.T) {
+	e, _ := paywalled(t)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	u, _ := url.Parse(first.Location)
+	q := u.Query()
+	q.Set("path", "/reports/q3.pdf")
+	u.RawQuery = q.Encode()
+	if r := e.Get(c, u.String(), "Accept", browserAccept); r.Code != http.StatusNotFound {
+		t.Fatalf("pay_url with another path: %d, want 404", r.Code)
+	}
+	page := e.Get(c, first.Location, "Accept", browserAccept)
+	csrf := handlerstest.CSRFOf(t, page.Body)
+	if r := e.Post(c, first.Location, url.Values{"csrf": {csrf}, "provider": {"nosuch"}}, "Origin", e.Srv.URL); r.Code != http.StatusBadRequest {
+		t.Fatalf("unknown provider: %d", r.Code)
+	}
+	if r := e.Post(c, first.Location, url.Values{"csrf": {"x"}, "provider": {"sandbox"}}, "Origin", e.Srv.URL); r.Code != http.StatusForbidden {
+		t.Fatalf("bad csrf: %d", r.Code)
+	}
+	e.Clock.Add(25 * time.Hour)
+	if r := e.Get(c, first.Location, "Accept", browserAccept); r.Code != http.StatusGone {
+		t.Fatalf("pay_url a day later: %d, want 410", r.Code)
+	}
+	if n := orderCount(t, e); n != 0 {
+		t.Fatalf("%d orders, want none", n)
+	}
+	// The same purchase posted twice is one order.
+	e.Clock.Add(-25 * time.Hour)
+	for range 2 {
+		page := e.Get(c, first.Location, "Accept", browserAccept)
+		if page.Code == http.StatusOK {
+			e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+		}
+	}
+	if n := orderCount(t, e); n != 1 {
+		t.Fatalf("%d orders for one purchase, want 1", n)
+	}
+}
+
