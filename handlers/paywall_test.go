@@ -491,4 +491,3 @@ func TestPaywallPayURLIsSignedAndExpires(t *testing.T) {
 		t.Fatalf("%d orders for one purchase, want 1", n)
 	}
 }
-
