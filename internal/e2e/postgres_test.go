@@ -64,10 +64,19 @@ type instance struct {
 // waits until it serves.
 func startInstance(t *testing.T, dsn, secret, callback, upstream string) *instance {
 	t.Helper()
+	return startInstanceOf(t, dsn, func(admin, listen string) string {
+		return pgCaddyfile(admin, listen, secret, callback, upstream)
+	})
+}
+
+// startInstanceOf starts a Caddy child with the Caddyfile that caddyfile
+// makes for its admin and listen addresses, sharing the database at dsn.
+func startInstanceOf(t *testing.T, dsn string, caddyfile func(admin, listen string) string) *instance {
+	t.Helper()
 	in := &instance{dir: t.TempDir()}
 	in.base = "127.0.0.1:" + itoa(freePort(t))
 	in.admin = "127.0.0.1:" + itoa(freePort(t))
-	cf := pgCaddyfile(in.admin, in.base, secret, callback, upstream)
+	cf := caddyfile(in.admin, in.base)
 	if err := os.WriteFile(filepath.Join(in.dir, "Caddyfile"), []byte(cf), 0o600); err != nil {
 		t.Fatal(err)
 	}
