@@ -239,3 +239,63 @@ func benchHeaderIntakeRate(b *testing.B, rate int) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(q(0.999), "p99.9-ms")
 }
+
+// BenchmarkPaywall is what checking a receipt costs a request for a priced
+// path (SPEC §4.4), beside the same request for the path unpriced: both
+// through Site.ServeHTTP with the same receipt in Authorization, the next
+// handler answering 200. "priced" includes the signed paid headers set on
+// the request; the store is read at most once a second per receipt.
+//
+//	go test ./handlers -run '^$' -bench Paywall -count 5
+func BenchmarkPaywall(b *testing.B) {
+	sites := map[string]*handlers.Site{}
+	var receipt string
+	for _, priced := range []bool{true, false} {
+		site, st := handlerstest.BenchSite(b, func(c *handlers.Config) {
+			c.Intake = handlers.Intakes{Headers: true}
+			c.Providers = []provider.Provider{&sandbox.Sandbox{}}
+			if priced {
+				c.Prices = []handlers.Price{{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD"}}
+			}
+		})
+		_ = st
+		name := "unpriced"
+		if priced {
+			name = "priced"
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = site.ServeHTTP(w, r, handlers.NextHandler(http.NotFoundHandler()))
+			}))
+			var err error
+			receipt, err = handlerstest.BuyReceipt(srv.URL, "/downloads/ebook.pdf")
+			srv.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		sites[name] = site
+	}
+	body := []byte(strings.Repeat("x", 128))
+	next := handlers.NextHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/pdf")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/downloads/ebook.pdf", nil)
+	req.Header.Set("Authorization", "Bearer "+receipt)
+	req.Header.Set("User-Agent", "curl/8.5.0")
+	req.Header.Set("Accept", "*/*")
+	w := &discardWriter{header: http.Header{}}
+	for _, name := range []string{"unpriced", "priced"} {
+		site := sites[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.header)
+				r := req.Clone(req.Context())
+				if _ = site.ServeHTTP(w, r, next); w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -398,23 +399,37 @@ func (s *Site) successPathMatches(r *http.Request, o *order.Order) bool {
 
 // setShopHeaders adds the signed headers of SPEC §6.2 to the request.
 func (s *Site) setShopHeaders(r *http.Request, o *order.Order) {
+	vals := s.shopHeaders(r.Method, r.URL.EscapedPath(), o, s.now())
+	setHeaders(r.Header, &vals)
+}
+
+// shopHeaderNames are the headers of SPEC §6.2, in the order of the
+// values shopHeaders makes.
+var shopHeaderNames = [...]string{"X-Checkout-Status", "X-Checkout-Order", "X-Checkout-Amount", "X-Checkout-Currency",
+	"X-Checkout-Provider", "X-Checkout-Transaction", "X-Checkout-Signature"}
+
+// shopHeaders are the values of shopHeaderNames for a request with method
+// and path (as the shop sees it in REQUEST_URI) about o, signed at now.
+func (s *Site) shopHeaders(method, path string, o *order.Order, now time.Time) [len(shopHeaderNames)]string {
 	f := sign.Fields{
-		Method:      r.Method,
-		Path:        r.URL.EscapedPath(), // as the shop sees it in REQUEST_URI
+		Method:      method,
+		Path:        path,
 		Order:       o.ID,
 		Status:      string(o.Status),
 		Amount:      o.Amount.String(),
 		Currency:    o.Amount.Currency(),
 		Transaction: headerSafe(o.Transaction),
 	}
-	h := r.Header
-	h.Set("X-Checkout-Status", f.Status)
-	h.Set("X-Checkout-Order", f.Order)
-	h.Set("X-Checkout-Amount", f.Amount)
-	h.Set("X-Checkout-Currency", f.Currency)
-	h.Set("X-Checkout-Provider", headerSafe(o.PaidWith))
-	h.Set("X-Checkout-Transaction", f.Transaction)
-	h.Set("X-Checkout-Signature", s.cfg.Secret.Headers(s.now(), f))
+	return [...]string{f.Status, f.Order, f.Amount, f.Currency, headerSafe(o.PaidWith), f.Transaction, s.cfg.Secret.Headers(now, f)}
+}
+
+// setHeaders sets shopHeaderNames to vals in h, with one allocation.
+func setHeaders(h http.Header, vals *[len(shopHeaderNames)]string) {
+	backing := vals[:len(vals):len(vals)]
+	backing = append([]string(nil), backing...)
+	for i, k := range shopHeaderNames {
+		h[k] = backing[i : i+1 : i+1]
+	}
 }
 
 // headerSafe keeps provider-made values to printable ASCII: control

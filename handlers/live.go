@@ -75,7 +75,19 @@ func (h *hub) publishRefs(refs []string) {
 // Changed tells the site's live pages that the order with these attempt
 // references moved, in this instance or another sharing the store (nil:
 // any order may have moved). Each open page reads its order again.
-func (s *Site) Changed(refs []string) { s.hub.publishRefs(refs) }
+func (s *Site) Changed(refs []string) {
+	if refs == nil {
+		s.receipts.reset()
+	}
+	s.receipts.forget(nil, refs)
+	s.hub.publishRefs(refs)
+}
+
+// changed is told of every state change this instance makes.
+func (s *Site) changed(o *order.Order) {
+	s.receipts.forget([]string{o.ID}, nil)
+	s.hub.publish(o)
+}
 
 // statusView is the public status of an attempt: nothing about the
 // customer, nothing secret.

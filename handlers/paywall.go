@@ -178,7 +178,7 @@ func (s *Site) priceFor(p string) *price {
 // (a browser) or told the price (a program). Without a receipt it reads
 // and writes nothing.
 func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, next Next) error {
-	o, refused, err := s.receiptOrder(r, pr)
+	rc, refused, err := s.receiptOrder(r, pr)
 	if err != nil {
 		// Fail closed: a receipt that cannot be checked opens nothing.
 		s.log.Error("checking a receipt", zap.String("site", s.cfg.Site), zap.Error(err))
@@ -190,8 +190,8 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ne
 		}
 		return nil
 	}
-	if o != nil {
-		s.setShopHeaders(r, o)
+	if rc != nil {
+		s.setPaidHeaders(r, rc)
 		if s.cfg.Intake.Headers {
 			return s.proxyWatchingHeaders(w, r, next)
 		}
@@ -255,12 +255,12 @@ func wantsHTML(r *http.Request) bool {
 	return false
 }
 
-// receiptOrder finds the paid order of a valid receipt for pr sent with r
-// (Authorization: Bearer, or the receipt cookie) and removes the receipt
-// from the request, which goes on to the upstream. With no valid receipt
-// it returns nil and, when one was sent, why it opened nothing. An error
-// means the store could not be read.
-func (s *Site) receiptOrder(r *http.Request, pr *price) (*order.Order, string, error) {
+// receiptOrder finds a valid receipt for pr sent with r (Authorization:
+// Bearer, or the receipt cookie) and removes the receipt from the request,
+// which goes on to the upstream. With no valid receipt it returns nil and,
+// when one was sent, why it opened nothing. An error means the store could
+// not be read.
+func (s *Site) receiptOrder(r *http.Request, pr *price) (*receiptEntry, string, error) {
 	var candidates []string
 	bearer := false
 	if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -272,23 +272,45 @@ func (s *Site) receiptOrder(r *http.Request, pr *price) (*order.Order, string, e
 		candidates = append(candidates, c.Value)
 	}
 	refused := ""
+	now := s.now()
 	for _, tok := range candidates {
-		o, why, err := s.openReceipt(r.Context(), pr, tok)
-		if err != nil {
-			return nil, "", err
-		}
-		if o != nil {
-			if bearer {
-				r.Header.Del("Authorization")
+		rc := s.receipts.get(tok, pr.Path, now)
+		if rc == nil {
+			epoch := s.receipts.epoch.Load()
+			o, until, why, err := s.openReceipt(r.Context(), pr, tok, now)
+			if err != nil {
+				return nil, "", err
 			}
+			if o == nil {
+				if refused == "" {
+					refused = why
+				}
+				continue
+			}
+			rc = s.receipts.put(tok, pr.Path, o, earlier(until, now.Add(receiptFresh)), epoch)
+		}
+		if bearer {
+			delete(r.Header, "Authorization")
+		}
+		if len(r.Header["Cookie"]) > 0 {
 			dropCookie(r, receiptCookie)
-			return o, "", nil
 		}
-		if refused == "" {
-			refused = why
-		}
+		return rc, "", nil
 	}
 	return nil, refused, nil
+}
+
+// setPaidHeaders gives r the signed headers of SPEC §6.2 for the
+// receipt's order. They are made once per receipt, path and second.
+func (s *Site) setPaidHeaders(r *http.Request, rc *receiptEntry) {
+	now := s.now()
+	method, p := r.Method, r.URL.EscapedPath()
+	sh := rc.signed.Load()
+	if sh == nil || sh.unix != now.Unix() || sh.method != method || sh.path != p {
+		sh = &signedHeaders{unix: now.Unix(), method: method, path: p, vals: s.shopHeaders(method, p, rc.o, now)}
+		rc.signed.Store(sh)
+	}
+	setHeaders(r.Header, &sh.vals)
 }
 
 // receipt is "<order id>.<unix expiry>.<mac>": the order it proves paid and
@@ -298,34 +320,36 @@ func (s *Site) receipt(pr string, orderID string, exp time.Time) string {
 	return orderID + "." + s.cfg.Secret.Token("receipt", s.cfg.Site+"\n"+pr+"\n"+orderID, exp)
 }
 
-// openReceipt checks a receipt for pr: the signature, the expiry, and that
-// its order is still paid (a refund revokes it). why says what was wrong.
-func (s *Site) openReceipt(ctx context.Context, pr *price, tok string) (o *order.Order, why string, err error) {
+// openReceipt checks a receipt for pr at now: the signature, the expiry,
+// and that its order is still paid (a refund revokes it). It returns the
+// order and when the receipt expires, or why it opens nothing.
+func (s *Site) openReceipt(ctx context.Context, pr *price, tok string, now time.Time) (o *order.Order, until time.Time, why string, err error) {
 	id, rest, ok := strings.Cut(tok, ".")
 	if !ok || !strings.HasPrefix(id, paywallIDPrefix) || len(id) > order.MaxIDLen {
-		return nil, "the receipt is not one of this site's", nil
+		return nil, until, "the receipt is not one of this site's", nil
 	}
-	now := s.now()
 	switch err := s.cfg.Secret.VerifyToken(rest, "receipt", s.cfg.Site+"\n"+pr.Path+"\n"+id, now); {
 	case errors.Is(err, sign.ErrExpired):
-		return nil, "the receipt has expired", nil
+		return nil, until, "the receipt has expired", nil
 	case err != nil:
-		return nil, "the receipt is not valid for this path", nil
+		return nil, until, "the receipt is not valid for this path", nil
 	}
+	exp, _, _ := strings.Cut(rest, ".")
+	unix, _ := strconv.ParseInt(exp, 10, 64) // checked by VerifyToken
 	o, err = s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, "the receipt's order is unknown", nil
+		return nil, until, "the receipt's order is unknown", nil
 	case err != nil:
-		return nil, "", err
+		return nil, until, "", err
 	case o.Status == order.Refunded:
-		return nil, "the order was refunded", nil
+		return nil, until, "the order was refunded", nil
 	case o.Status != order.Paid || o.Metadata[metaPrice] != pr.Path:
-		return nil, "the receipt's order is not paid", nil
+		return nil, until, "the receipt's order is not paid", nil
 	case !now.Before(o.PaidAt.Add(s.receiptTTL)):
-		return nil, "the receipt has expired", nil
+		return nil, until, "the receipt has expired", nil
 	}
-	return o, "", nil
+	return o, earlier(time.Unix(unix, 0), o.PaidAt.Add(s.receiptTTL)), "", nil
 }
 
 // dropCookie removes every cookie called name from r's Cookie headers,
@@ -600,4 +624,11 @@ type receiptAnswer struct {
 	OrderID   string     `json:"order_id,omitempty"`
 	PayURL    string     `json:"pay_url,omitempty"`
 	Error     string     `json:"error,omitempty"`
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

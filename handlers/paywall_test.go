@@ -15,6 +15,8 @@ import (
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/provider"
+	"github.com/caddy-checkout/checkout/providers/sandbox"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
 )
@@ -489,5 +491,69 @@ func TestPaywallPayURLIsSignedAndExpires(t *testing.T) {
 	}
 	if n := orderCount(t, e); n != 1 {
 		t.Fatalf("%d orders for one purchase, want 1", n)
+	}
+}
+
+// TestPaywallReceiptBelievedForASecond: a receipt found valid is not read
+// from the store again for a second. A change on this instance or told by
+// the change feed (another instance's refund) revokes it at once; a change
+// the feed missed, or a store gone unreadable, within that second.
+func TestPaywallReceiptBelievedForASecond(t *testing.T) {
+	var ds *downStore
+	e := handlerstest.New(t, func(c *handlers.Config) {
+		c.Prices = []handlers.Price{{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD"}}
+		if ds == nil {
+			ds = &downStore{Store: c.Store}
+		}
+		c.Store = ds
+	})
+	fs := &fileServer{}
+	e.SetUpstream(fs)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	get := func() int { return e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept).Code }
+	if code := get(); code != http.StatusOK {
+		t.Fatalf("with the receipt: %d", code)
+	}
+
+	// The store becomes unreadable: within the second the receipt still
+	// opens; after it, nothing does.
+	ds.down.Store(true)
+	if code := get(); code != http.StatusOK {
+		t.Fatalf("store down, receipt checked just now: %d", code)
+	}
+	e.Clock.Add(time.Second)
+	if code := get(); code != http.StatusServiceUnavailable {
+		t.Fatalf("store down for a second: %d, want 503", code)
+	}
+	ds.down.Store(false)
+	if code := get(); code != http.StatusOK {
+		t.Fatalf("store back: %d", code)
+	}
+
+	// Another instance over the same store refunds the order.
+	cfg := e.Cfg
+	cfg.Providers = []provider.Provider{&sandbox.Sandbox{}}
+	other, err := handlers.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
+	refunded, err := other.Refund(context.Background(), os[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := get(); code != http.StatusOK {
+		t.Fatalf("refunded elsewhere, not yet told, within the second: %d", code)
+	}
+	// The change feed tells this instance: revoked at once.
+	var refs []string
+	for _, a := range refunded.Attempts {
+		refs = append(refs, a.Ref)
+	}
+	e.Site().Changed(refs)
+	if code := get(); code != http.StatusSeeOther {
+		t.Fatalf("refunded elsewhere and told: %d, want 303 to pay", code)
 	}
 }

@@ -120,6 +120,7 @@ type Site struct {
 	routes     *http.ServeMux
 	prices     []*price
 	receiptTTL time.Duration
+	receipts   *receiptCache
 }
 
 // DefaultBasePath is where the plugin's routes live unless configured.
@@ -187,7 +188,7 @@ func New(cfg Config) (*Site, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
-	s := &Site{cfg: cfg, providers: map[string]provider.Provider{}, log: cfg.Logger, now: cfg.Now, hub: newHub()}
+	s := &Site{cfg: cfg, providers: map[string]provider.Provider{}, log: cfg.Logger, now: cfg.Now, hub: newHub(), receipts: newReceiptCache()}
 	for _, p := range cfg.Providers {
 		if _, dup := s.providers[p.Name()]; dup {
 			return nil, fmt.Errorf("provider %s configured twice", p.Name())
@@ -198,7 +199,7 @@ func New(cfg Config) (*Site, error) {
 	if s.pay, err = payments.New(payments.Config{
 		Site: cfg.Site, BasePath: cfg.BasePath, PublicURL: cfg.PublicURL, Callback: cfg.Callback,
 		Expire: cfg.Expire, Providers: cfg.Providers, Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now, Wake: cfg.Wake,
-		Observer: cfg.Observer, OnChange: s.hub.publish,
+		Observer: cfg.Observer, OnChange: s.changed,
 	}); err != nil {
 		return nil, err
 	}

@@ -270,8 +270,8 @@ func TestPaywallThroughCaddy(t *testing.T) {
 }
 
 // TestPaywallFailsClosedWhenPostgresIsDown: with the store unreachable a
-// valid receipt opens nothing (503), and it works again when the store is
-// back, without a restart.
+// valid receipt opens nothing (503) once the second it is believed for has
+// passed, and it works again when the store is back, without a restart.
 func TestPaywallFailsClosedWhenPostgresIsDown(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
@@ -292,6 +292,11 @@ func TestPaywallFailsClosedWhenPostgresIsDown(t *testing.T) {
 	}
 
 	pg.Stop(t)
+	// A receipt found valid is believed for a second without the store.
+	waitFor(t, 5*time.Second, "the receipt to stop opening the file", func() bool {
+		r, _ := visit(t, prog, site+"/downloads/ebook.pdf", "Authorization", "Bearer "+rc.Receipt)
+		return r.StatusCode != 200
+	})
 	for _, accept := range []string{"*/*", browserAccept} {
 		r, body := visit(t, prog, site+"/downloads/ebook.pdf", "Authorization", "Bearer "+rc.Receipt, "Accept", accept)
 		if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "%PDF") {

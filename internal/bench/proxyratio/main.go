@@ -26,6 +26,12 @@
 //
 //	go run ./internal/bench/proxyratio -rounds 5 -duration 5s -conns 32
 //
+// With -paywall it measures what checking a receipt costs instead: config A
+// is checkout + reverse_proxy with the path unpriced, config B the same
+// with a price on the path, and every request carries a valid receipt
+// (Authorization: Bearer) that it bought once, through the sandbox, before
+// the first round. The target is B/A >= 0.95.
+//
 // Everything stays on 127.0.0.1; every round is bounded in time
 // (-warmup + -duration) and in requests (-maxreq).
 package main
@@ -44,6 +50,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/bench/benchkit"
 	"github.com/caddy-checkout/checkout/sign"
 )
@@ -65,15 +72,15 @@ func main() {
 		quiet    = flag.Float64("quiet", 0.2, "before each round, wait until other processes use less than this many cores (see -quietwait)")
 		quietMax = flag.Duration("quietwait", 20*time.Second, "longest wait for a quiet machine before a round (0: do not wait)")
 
+		paywall = flag.Bool("paywall", false, "compare a priced path with a valid receipt (B) against the same path unpriced (A), both through checkout")
+		bearer  = flag.String("bearer", "", "internal: a receipt the load generator sends as Authorization: Bearer")
+
 		child  = flag.Bool("child", false, "internal: run only the load generator against -target and print JSON")
 		target = flag.String("target", "", "internal: address for -child")
 	)
 	flag.Parse()
 	if *child {
-		extra := ""
-		if *browser {
-			extra = benchkit.BrowserHeaders
-		}
+		extra := extraHeaders(*browser, *bearer)
 		res, err := benchkit.Closed(benchkit.Target{Addr: *target, Path: func(int64) string { return *path }, Extra: extra},
 			*conns, *warmup, *duration, *maxReq, nil)
 		if err != nil {
@@ -99,6 +106,7 @@ func main() {
 		}
 		benchkit.ChildCPUs = "1"
 	}
+	secret := sign.NewSecret()
 	// A hard bound on the whole run, whatever happens.
 	limit := time.Duration(*rounds)*2*(*warmup+*duration+*quietMax+15*time.Second) + 30*time.Second
 	tmp, cleanup, err := benchkit.Setup("proxyratio", limit)
@@ -136,8 +144,37 @@ func main() {
 }
 `
 	configA := fmt.Sprintf(global, "") + fmt.Sprintf(site, port, "", upstream)
-	configB := fmt.Sprintf(global, "\tcheckout {\n\t\tstorage bolt "+filepath.Join(tmp, "checkout.db")+"\n\t}\n") +
-		fmt.Sprintf(site, port, "\tcheckout {\n\t\tsecret "+sign.NewSecret()+"\n\t\tsandbox\n\t}\n", upstream)
+	withCheckout := func(price string) string {
+		return fmt.Sprintf(global, "\tcheckout {\n\t\tstorage bolt "+filepath.Join(tmp, "checkout.db")+"\n\t}\n") +
+			fmt.Sprintf(site, port, "\tcheckout {\n\t\tsecret "+secret+"\n"+price+"\t\tsandbox\n\t}\n", upstream)
+	}
+	configB := withCheckout("")
+	nameA, nameB, goal := "A (reverse_proxy)", "B (checkout + reverse_proxy)", 0.98
+	receipt, configC := "", ""
+	if *paywall {
+		configA = configB
+		configB = withCheckout("\t\tprice " + *path + " 9.99 USD\n")
+		// C is A with the proxy adding the seven headers B's requests
+		// reach the upstream with (values of the same length), in place
+		// of the receipt: B/C is the cost of checking the receipt alone.
+		configC = strings.Replace(configA, "reverse_proxy "+upstream, "reverse_proxy "+upstream+` {
+		header_up X-Checkout-Status paid
+		header_up X-Checkout-Order paywall-aaaaaaaaaaaaaaaaaaaaaaaaaa
+		header_up X-Checkout-Amount 9.99
+		header_up X-Checkout-Currency USD
+		header_up X-Checkout-Provider sandbox
+		header_up X-Checkout-Transaction sbx_txn_aaaaaaaaaaaaaaaaaaaaaaaaaa
+		header_up X-Checkout-Signature t=1795601474,v1=0000000000000000000000000000000000000000000000000000000000000000
+		header_up -Authorization
+	}`, 1)
+		nameA, nameB, goal = "A (checkout, path unpriced)", "B (checkout, path priced, valid receipt)", 0.95
+		if err := benchkit.LoadCaddyfile(configB); err != nil {
+			fatal(fmt.Errorf("loading config B: %w", err))
+		}
+		if receipt, err = handlerstest.BuyReceipt("http://"+addr, *path); err != nil {
+			fatal(fmt.Errorf("buying a receipt: %w", err))
+		}
+	}
 
 	if *profDir != "" {
 		if err := os.MkdirAll(*profDir, 0o755); err != nil {
@@ -148,10 +185,10 @@ func main() {
 	if *pin {
 		pinned = " (Caddy on CPU 0, load generator on CPU 1)"
 	}
-	fmt.Printf("proxyratio: %d rounds of A (reverse_proxy) and B (checkout + reverse_proxy), order %s, %s measured + %s warm-up each, %d connections, load generator %s%s, GOMAXPROCS %d, %d-byte body, GET %s, browser headers %v\n",
-		*rounds, *order, *duration, *warmup, *conns, *loadgen, pinned, runtime.GOMAXPROCS(0), *body, *path, *browser)
+	fmt.Printf("proxyratio: %d rounds of %s and %s, order %s, %s measured + %s warm-up each, %d connections, load generator %s%s, GOMAXPROCS %d, %d-byte body, GET %s, browser headers %v, receipt sent %v\n",
+		*rounds, nameA, nameB, *order, *duration, *warmup, *conns, *loadgen, pinned, runtime.GOMAXPROCS(0), *body, *path, *browser, receipt != "")
 
-	var rpsA, rpsB, forA, forB, cpuA, cpuB, srvA, srvB []float64
+	var rpsA, rpsB, forA, forB, cpuA, cpuB, srvA, srvB, rpsC, forC, cpuC, srvC []float64
 	for i := 1; i <= *rounds; i++ {
 		type config struct {
 			name, text         string
@@ -161,11 +198,14 @@ func main() {
 		if *order == "abba" && i%2 == 0 {
 			cfgs[0], cfgs[1] = cfgs[1], cfgs[0]
 		}
+		if configC != "" {
+			cfgs = append(cfgs, config{"C", configC, &rpsC, &forC, &cpuC, &srvC})
+		}
 		for _, cfg := range cfgs {
 			if err := benchkit.LoadCaddyfile(cfg.text); err != nil {
 				fatal(fmt.Errorf("loading config %s: %w", cfg.name, err))
 			}
-			if err := checkOnce(addr, *path, len(payload)); err != nil {
+			if err := checkOnce(addr, *path, extraHeaders(false, receipt), len(payload)); err != nil {
 				fatal(fmt.Errorf("config %s: %w", cfg.name, err))
 			}
 			prof := ""
@@ -174,7 +214,7 @@ func main() {
 			}
 			waited := benchkit.WaitQuiet(*quiet, *quietMax)
 			mark := benchkit.MarkCPU()
-			res, err := runRound(*loadgen, addr, *path, *browser, *conns, *warmup, *duration, *maxReq, prof)
+			res, err := runRound(*loadgen, addr, *path, *browser, receipt, *conns, *warmup, *duration, *maxReq, prof)
 			use := mark.Since()
 			if err != nil {
 				fatal(fmt.Errorf("round %d config %s: %w", i, cfg.name, err))
@@ -208,8 +248,8 @@ func main() {
 	for i := range rpsA {
 		pairs = append(pairs, rpsB[i]/rpsA[i])
 	}
-	fmt.Printf("median A (reverse_proxy)            %9.0f req/s  (min %.0f, max %.0f)\n", medA, slices.Min(rpsA), slices.Max(rpsA))
-	fmt.Printf("median B (checkout + reverse_proxy) %9.0f req/s  (min %.0f, max %.0f)\n", medB, slices.Min(rpsB), slices.Max(rpsB))
+	fmt.Printf("median %-42s %9.0f req/s  (min %.0f, max %.0f)\n", nameA, medA, slices.Min(rpsA), slices.Max(rpsA))
+	fmt.Printf("median %-42s %9.0f req/s  (min %.0f, max %.0f)\n", nameB, medB, slices.Min(rpsB), slices.Max(rpsB))
 	fmt.Printf("per-pair B/A: %s\n", fmtList(pairs))
 	m, ci := meanCI(pairs)
 	fmt.Printf("per-pair B/A: median %.4f, mean %.4f ± %.4f (95%% CI of the mean), min %.3f, max %.3f\n", median(pairs), m, ci, slices.Min(pairs), slices.Max(pairs))
@@ -233,20 +273,29 @@ func main() {
 		fmt.Printf("server CPU per request (Caddy + upstream, this process): median A %.1f µs, B %.1f µs; B adds %.1f µs (%+.1f%%)\n",
 			median(srvA), median(srvB), median(srvB)-median(srvA), (median(srvB)/median(srvA)-1)*100)
 	}
+	if configC != "" {
+		var bc []float64
+		for i := range rpsC {
+			bc = append(bc, rpsB[i]/rpsC[i])
+		}
+		m, ci := meanCI(bc)
+		fmt.Printf("median C (checkout, path unpriced, the proxy adding B's seven headers) %9.0f req/s; B/C per round: median %.4f, mean %.4f ± %.4f: the receipt check alone; server CPU per request C %.1f µs\n",
+			median(rpsC), median(bc), m, ci, median(srvC))
+	}
 	verdict := "meets"
-	if medB/medA < 0.98 {
+	if medB/medA < goal {
 		verdict = "MISSES"
 	}
-	fmt.Printf("ratio B/A (medians) = %.4f  — %s the 0.98 target\n", medB/medA, verdict)
+	fmt.Printf("ratio B/A (medians) = %.4f  — %s the %.2f target\n", medB/medA, verdict, goal)
 }
 
 // checkOnce makes sure the config answers the upstream's 200 before load.
 // Right after a reload the old server may still close a connection it had
 // just accepted, so a few tries are allowed.
-func checkOnce(addr, path string, bodyLen int) error {
+func checkOnce(addr, path, extra string, bodyLen int) error {
 	var err error
 	for range 20 {
-		if err = checkGET(addr, path, bodyLen); err == nil {
+		if err = checkGET(addr, path, extra, bodyLen); err == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -254,12 +303,13 @@ func checkOnce(addr, path string, bodyLen int) error {
 	return err
 }
 
-func checkGET(addr, path string, bodyLen int) error {
+func checkGET(addr, path, extra string, bodyLen int) error {
 	c, err := benchkit.Dial(addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	c.Extra = extra
 	r, err := c.GET(addr, path, 5*time.Second)
 	if err != nil {
 		return err
@@ -270,13 +320,10 @@ func checkGET(addr, path string, bodyLen int) error {
 	return nil
 }
 
-func runRound(loadgen, addr, path string, browser bool, conns int, warmup, dur time.Duration, maxReq int64, prof string) (benchkit.ClosedResult, error) {
+func runRound(loadgen, addr, path string, browser bool, receipt string, conns int, warmup, dur time.Duration, maxReq int64, prof string) (benchkit.ClosedResult, error) {
 	onMeasure := benchkit.ProfileWindow(prof)
 	if loadgen == "inproc" {
-		extra := ""
-		if browser {
-			extra = benchkit.BrowserHeaders
-		}
+		extra := extraHeaders(browser, receipt)
 		return benchkit.Closed(benchkit.Target{Addr: addr, Path: func(int64) string { return path }, Extra: extra}, conns, warmup, dur, maxReq, onMeasure)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), warmup+dur+30*time.Second)
@@ -284,7 +331,7 @@ func runRound(loadgen, addr, path string, browser bool, conns int, warmup, dur t
 	var res benchkit.ClosedResult
 	done := make(chan error, 1)
 	go func() {
-		done <- benchkit.RunChild(ctx, []string{"-child", "-target", addr, "-path", path, "-browser=" + strconv.FormatBool(browser),
+		done <- benchkit.RunChild(ctx, []string{"-child", "-target", addr, "-path", path, "-browser=" + strconv.FormatBool(browser), "-bearer", receipt,
 			"-conns", strconv.Itoa(conns), "-warmup", warmup.String(), "-duration", dur.String(),
 			"-maxreq", strconv.FormatInt(maxReq, 10)}, &res)
 	}()
@@ -302,6 +349,18 @@ func runRound(loadgen, addr, path string, browser bool, conns int, warmup, dur t
 		}
 	}
 	return res, <-done
+}
+
+// extraHeaders are the header lines every request of a round carries.
+func extraHeaders(browser bool, receipt string) string {
+	extra := ""
+	if browser {
+		extra = benchkit.BrowserHeaders
+	}
+	if receipt != "" {
+		extra += "Authorization: Bearer " + receipt + "\r\n"
+	}
+	return extra
 }
 
 func median(v []float64) float64 {
