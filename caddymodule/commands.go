@@ -210,6 +210,7 @@ http://%s {
 		callback http://%s/payments/webhook
 		success_url /orders/{order_id}/thanks
 		cancel_url /cart
+		price ` + demoshop.DownloadPath + ` ` + demoshop.DownloadPrice + ` USD "` + demoshop.DownloadName + `"
 		sandbox
 	}
 	reverse_proxy %s
@@ -265,7 +266,7 @@ func RunDemo(ctx context.Context, listen string, out io.Writer) error {
 		return fmt.Errorf("starting Caddy (is %s free? choose another with --listen): %v", listen, err)
 	}
 	defer func() { _ = caddy.Stop() }()
-	fmt.Fprintf(out, "\ncaddy-checkout demo is running.\n\n  Open http://%s/ in your browser: Buy → Pay (sandbox) → back at the shop, marked paid.\n\nPress Ctrl-C to stop.\n", listen)
+	fmt.Fprintf(out, "\ncaddy-checkout demo is running.\n\n  Open http://%s/ in your browser: Buy → Pay (sandbox) → back at the shop, marked paid.\n  A paid download, sold by one Caddyfile line: http://%s%s\n\nPress Ctrl-C to stop.\n", listen, listen, demoshop.DownloadPath)
 	<-ctx.Done()
 	return nil
 }

@@ -30,6 +30,14 @@ var Products = []Product{
 	{"tea", "Sencha tea, 100 g", "1800", "JPY"},
 }
 
+// Download is the file the demo sells without any shop code: Caddy's
+// checkout prices its path (`price`), and the shop only serves it.
+const (
+	DownloadPath  = "/downloads/guide.txt"
+	DownloadPrice = "3.00"
+	DownloadName  = "The shop owner's guide"
+)
+
 // Callback is a verified callback the shop received.
 type Callback struct {
 	ID   string
@@ -92,6 +100,8 @@ func (s *Shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.callback(w, r)
 	case strings.HasPrefix(r.URL.Path, "/orders/") && strings.HasSuffix(r.URL.Path, "/thanks"):
 		s.thanks(w, r)
+	case r.URL.Path == DownloadPath:
+		s.download(w, r)
 	case r.URL.Path == "/cart":
 		page(w, "Cart", template.HTML(`<p>Your order was not paid. <a href="/">Back to the shop</a></p>`))
 	case r.URL.Path == "/echo":
@@ -116,6 +126,8 @@ func (s *Shop) home(w http.ResponseWriter) {
 		fmt.Fprintf(&b, `<li>%s: %s %s <form method="post" action="/buy"><input type="hidden" name="product" value="%s"><button>Buy</button></form></li>`,
 			template.HTMLEscapeString(p.Name), p.Price, p.Currency, p.ID)
 	}
+	fmt.Fprintf(&b, `</ul><h2>A paid download</h2><p>No shop code at all: Caddy's <code>price</code> line sells this path, and the shop only serves the file.</p><ul><li>%s: %s USD <a href="%s">Download</a></li>`,
+		template.HTMLEscapeString(DownloadName), DownloadPrice, DownloadPath)
 	b.WriteString(`</ul><h2>Orders (from signed callbacks)</h2><ul>`)
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.status))
@@ -155,6 +167,21 @@ func (s *Shop) buy(w http.ResponseWriter, r *http.Request) {
 	// The body is what the shop would show without caddy-checkout; the
 	// plugin replaces the whole response.
 	fmt.Fprint(w, "payment required")
+}
+
+// download serves the paid file. Caddy lets only paid requests through;
+// the shop checks the signed headers anyway, as a careful upstream would.
+func (s *Shop) download(w http.ResponseWriter, r *http.Request) {
+	f := sign.Fields{Method: r.Method, Path: r.URL.EscapedPath(), Order: r.Header.Get("X-Checkout-Order"),
+		Status: r.Header.Get("X-Checkout-Status"), Amount: r.Header.Get("X-Checkout-Amount"),
+		Currency: r.Header.Get("X-Checkout-Currency"), Transaction: r.Header.Get("X-Checkout-Transaction")}
+	if s.secret.VerifyHeaders(r.Header.Get("X-Checkout-Signature"), f, s.now(), 5*time.Minute) != nil || f.Status != "paid" {
+		http.Error(w, "not paid", http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "%s\n\nPaid with order %s (%s %s). Your receipt opens this file again until it expires.\n",
+		DownloadName, f.Order, f.Amount, f.Currency)
 }
 
 func (s *Shop) thanks(w http.ResponseWriter, r *http.Request) {
