@@ -399,7 +399,11 @@ func (d *downStore) Get(ctx context.Context, k order.Key) (*order.Order, error) 
 	return d.Store.Get(ctx, k)
 }
 
-func TestPaywallFailsClosedWhenTheStoreIsDown(t *testing.T) {
+// paidOnDownStore is a site selling the e-book over a store that can be
+// taken down, and a browser that has paid for it (its receipt not yet
+// used).
+func paidOnDownStore(t *testing.T) (*handlerstest.Env, *fileServer, *downStore, *http.Client) {
+	t.Helper()
 	var ds *downStore
 	e := handlerstest.New(t, func(c *handlers.Config) {
 		c.Prices = []handlers.Price{{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD"}}
@@ -413,6 +417,11 @@ func TestPaywallFailsClosedWhenTheStoreIsDown(t *testing.T) {
 	c := e.Client()
 	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
 	payAt(t, e, c, first.Location)
+	return e, fs, ds, c
+}
+
+func TestPaywallFailsClosedWhenTheStoreIsDown(t *testing.T) {
+	e, fs, ds, c := paidOnDownStore(t)
 	ds.down.Store(true)
 	before := fs.count()
 	r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
@@ -499,19 +508,7 @@ func TestPaywallPayURLIsSignedAndExpires(t *testing.T) {
 // the change feed (another instance's refund) revokes it at once; a change
 // the feed missed, or a store gone unreadable, within that second.
 func TestPaywallReceiptBelievedForASecond(t *testing.T) {
-	var ds *downStore
-	e := handlerstest.New(t, func(c *handlers.Config) {
-		c.Prices = []handlers.Price{{Path: "/downloads/ebook.pdf", Amount: "9.99", Currency: "USD"}}
-		if ds == nil {
-			ds = &downStore{Store: c.Store}
-		}
-		c.Store = ds
-	})
-	fs := &fileServer{}
-	e.SetUpstream(fs)
-	c := e.Client()
-	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-	payAt(t, e, c, first.Location)
+	e, _, ds, c := paidOnDownStore(t)
 	get := func() int { return e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept).Code }
 	if code := get(); code != http.StatusOK {
 		t.Fatalf("with the receipt: %d", code)

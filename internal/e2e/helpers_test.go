@@ -118,27 +118,10 @@ var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 func payWithSandbox(t *testing.T, c *http.Client, base, product, outcome string) (sandboxURL, final string) {
 	t.Helper()
 	step := func(method, u string, form url.Values, hdr ...string) (*http.Response, string) {
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
-		}
 		if strings.HasPrefix(u, "/") {
 			u = base + u
 		}
-		req, _ := http.NewRequest(method, u, body)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		r, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return r, string(b)
+		return send(t, c, method, u, form, hdr...)
 	}
 	r, _ := step("POST", "/buy", url.Values{"product": {product}})
 	if r.StatusCode != 303 {
@@ -163,6 +146,33 @@ func payWithSandbox(t *testing.T, c *http.Client, base, product, outcome string)
 		loc = r.Header.Get("Location")
 	}
 	return sandboxURL, final
+}
+
+// send makes a request with c, a form POST when form is not nil, with
+// headers given as pairs, and returns the response and its body.
+func send(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	r, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return r, string(b)
 }
 
 func caddyfile(storage, admin, listen, secret, callback, upstream string) string {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,21 +68,10 @@ func paywallFiles(t *testing.T) string {
 
 const browserAccept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
-// visit sends a GET as a browser or a program and returns the status,
-// the Location and the body.
+// visit sends a GET with headers given as pairs.
 func visit(t *testing.T, c *http.Client, u string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	r, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return r, string(b)
+	return send(t, c, http.MethodGet, u, nil, hdr...)
 }
 
 // payAtPayURL opens pay_url as a person, chooses the sandbox and pays;
@@ -102,14 +90,7 @@ func payAtPayURL(t *testing.T, c *http.Client, base, payURL string) (*http.Respo
 		t.Fatalf("pay_url: %d\n%s", r.StatusCode, page)
 	}
 	post := func(u string, form url.Values) *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, abs(u), strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", "http://"+base)
-		r, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
+		r, _ := send(t, c, http.MethodPost, abs(u), form, "Origin", "http://"+base)
 		return r
 	}
 	r = post(payURL, url.Values{"csrf": {m[1]}, "provider": {"sandbox"}})
