@@ -217,6 +217,15 @@ func TestPaywallThroughCaddy(t *testing.T) {
 	if code := adminGet(t, admin, "/checkout/orders", &orders); code != 200 || len(orders) != 2 {
 		t.Fatalf("admin orders: %d %+v", code, orders)
 	}
+	_, metrics := visit(t, noRedirectClient(), "http://"+admin+"/metrics")
+	for _, want := range []string{
+		`caddy_checkout_orders_total{provider="",site="default",state="pending"} 2`,
+		`caddy_checkout_orders_total{provider="sandbox",site="default",state="paid"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	if code, body := adminRefund(t, admin, rc.OrderID); code != 200 {
 		t.Fatalf("refund: %d %s", code, body)
 	}
