@@ -68,9 +68,10 @@ func (s *Site) page(name string, o *order.Order, ref string) templates.Page {
 }
 
 // continueURL is where a customer goes back to the shop without a verified
-// payment: the cancel URL, or the shop's home page.
+// payment: the cancel URL, or the site's home page (always, for a paywalled
+// path's purchase: the cancel URL is the shop's cart).
 func (s *Site) continueURL(o *order.Order) string {
-	if s.cfg.CancelURL != "" {
+	if s.cfg.CancelURL != "" && !isPaywall(o) {
 		return fillOrderID(s.cfg.CancelURL, o.ID)
 	}
 	return "/"

@@ -206,7 +206,7 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ne
 	}
 	body := paymentRequired{
 		Error:       "payment_required",
-		Message:     "Pay at pay_url, then GET receipt_url for a receipt and send it as Authorization: Bearer <receipt>.",
+		Message:     "Payment required: a person pays at pay_url; then GET receipt_url for the receipt and send it in the header Authorization: Bearer followed by the receipt.",
 		Amount:      pr.amount.String(),
 		Currency:    pr.amount.Currency(),
 		Description: pr.Description,
@@ -447,7 +447,7 @@ func (s *Site) serveBuy(w http.ResponseWriter, r *http.Request) {
 		Providers:   s.choicesFor(r, "", pr.amount.Currency()),
 		CSRF:        s.csrfToken("buy\n" + pu.nonce),
 		Action:      r.URL.RequestURI(),
-		ContinueURL: s.shopURL(nil),
+		ContinueURL: "/",
 	}
 	p.FormOrigins = s.formOrigins(p.Providers)
 	s.render(w, r, http.StatusOK, p)

@@ -149,10 +149,13 @@ func TestPaywallBrowserPaysAndGetsTheFile(t *testing.T) {
 		t.Fatalf("priced path without a receipt: %d %q %q, want 303 to pay_url, no-store", first.Code, first.Location, first.Header.Get("Cache-Control"))
 	}
 	page := e.Get(c, first.Location, "Accept", browserAccept)
-	for _, want := range []string{"The e-book", "$9.99", `value="sandbox"`} {
+	for _, want := range []string{"The e-book", "$9.99", `value="sandbox"`, `<a href="/">`} {
 		if !strings.Contains(page.Body, want) {
 			t.Fatalf("pay_url page lacks %q:\n%s", want, page.Body)
 		}
+	}
+	if strings.Contains(page.Body, "/cart") {
+		t.Fatalf("pay_url page links to the shop's cart (cancel_url), which a paywalled path has nothing to do with")
 	}
 	if n := orderCount(t, e); n != 0 || fs.count() != 0 {
 		t.Fatalf("before a provider was chosen: %d orders stored, %d requests reached the upstream; want none", n, fs.count())
