@@ -208,6 +208,29 @@ func TestValidate(t *testing.T) {
 			want:     []string{`price "/files/../e.pdf"`, "plain form (/e.pdf)"},
 		},
 		{
+			name:     "fail/price-percent-encoded",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /downloads/my%20book.pdf 5 EUR", "sandbox"},
+			want:     []string{`price "/downloads/my%20book.pdf"`, "not percent-encoded", `"/docs/my book.pdf"`},
+		},
+		{
+			name:     "ok/price-with-a-space",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", `price "/downloads/my book.pdf" 5 EUR`, "sandbox"},
+		},
+		{
+			name:     "fail/price-overlaps-in-another-case",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /Reports/* 25 EUR", "price /reports/q3.pdf 5 EUR", "sandbox"},
+			want:     []string{`price "/reports/q3.pdf" overlaps price "/Reports/*"`, "without regard to case"},
+		},
+		{
+			name:     "fail/price-trailing-dot",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /e.pdf. 5 EUR", "sandbox"},
+			want:     []string{`price "/e.pdf."`, "plain form (/e.pdf)"},
+		},
+		{
 			name:     "fail/price-whole-site",
 			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
 			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /* 5 EUR", "sandbox"},

@@ -1,13 +1,15 @@
 // Paywalled routes (SPEC §4.4): a path sold for a price, with no shop
 // behind it. A request for the path without a receipt learns the price
 // and where to pay and stores nothing; the order is made when someone
-// chooses how to pay at pay_url; a paid order gives a receipt (a cookie
-// for a browser, a bearer token for a program) that opens the path until
-// it expires or the order is refunded.
+// chooses how to pay at pay_url (purchase.go); a paid order gives a
+// receipt (a cookie for a browser, a bearer token for a program) that
+// opens the path until it expires or the order is refunded.
 package handlers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -27,13 +29,13 @@ import (
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store"
-	"github.com/caddy-checkout/checkout/templates"
 )
 
 // Price sells access to a path.
 type Price struct {
 	// Path is an exact path ("/downloads/ebook.pdf") or a prefix ending
-	// in "/*" ("/reports/*": /reports and everything under it).
+	// in "/*" ("/reports/*": /reports and everything under it), written
+	// as it is named on disk, not percent-encoded ("/docs/my book.pdf").
 	Path string
 	// Amount is a decimal in the currency's major units ("9.99").
 	Amount      string
@@ -49,11 +51,11 @@ const (
 	// paywallIDPrefix starts the order id of every paywall order; the rest
 	// is the purchase's random nonce.
 	paywallIDPrefix = "paywall-"
-	// receiptCookie holds a browser's receipt, one per priced path.
-	receiptCookie = "checkout_receipt"
-	// buyLinkTTL is how long a pay_url can start an order: long enough to
-	// pay later in the day, short enough that old links die.
-	buyLinkTTL = 24 * time.Hour
+	// receiptCookiePrefix starts the name of a price's receipt cookie.
+	receiptCookiePrefix = "checkout_receipt_"
+	// maxPricedPath bounds the path a purchase records (in the order's
+	// metadata and its callbacks).
+	maxPricedPath = 1024
 	// Metadata keys of a paywall order, also sent to the shop in its
 	// callbacks (data.metadata).
 	metaPath   = "path"   // the path that was asked for
@@ -68,75 +70,101 @@ type price struct {
 	// path before "/*" of a prefix price ("/reports").
 	exact, prefix string
 	amount        money.Amount
+	// cookie is the name of the receipt cookie: one per price, so that
+	// receipts of prices whose cookies share a Path do not replace each
+	// other.
+	cookie string
 }
 
+// root is the price's path without "/*".
+func (p *price) root() string { return p.exact + p.prefix }
+
 // cookiePath is where a browser sends the price's receipt cookie: the
-// exact path, or the prefix (which covers /reports and /reports/...).
+// price's path, cut before the first segment that a link could spell in
+// more than one way (a character other than letters, digits, "-._~"), so
+// that every spelling of the path carries it. Cookie paths are compared
+// byte for byte and case-sensitively.
 func (p *price) cookiePath() string {
-	v := p.exact
-	if v == "" {
-		v = p.prefix
+	r := p.root()
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0 {
+			continue
+		}
+		return r[:strings.LastIndexByte(r[:i], '/')+1]
 	}
-	return (&url.URL{Path: v}).EscapedPath()
+	return r
 }
 
 // checkPricePaths checks the shape of the prices' paths: each an exact
 // path or a prefix ending in /*, outside base_path, and no request path
 // matched by two of them.
-func checkPricePaths(list []Price, base string) ([]*price, error) {
+func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 	out := make([]*price, 0, len(list))
 	for _, p := range list {
 		raw := p.Path
 		pr := &price{Price: p}
-		if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "?#;,\\ ") || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "?#;\\") || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return nil, fmt.Errorf("price %q: want a path such as /downloads/ebook.pdf, or a prefix such as /reports/*", raw)
+		}
+		if strings.Contains(raw, "%") {
+			return nil, fmt.Errorf(`price %q: write the path as its file is named, not percent-encoded (in quotes if it has spaces: "/docs/my book.pdf")`, raw)
+		}
+		if !utf8.ValidString(raw) || len(raw) > maxPricedPath {
+			return nil, fmt.Errorf("price %q: want UTF-8 of at most %d bytes", raw, maxPricedPath)
 		}
 		if strings.Contains(strings.TrimSuffix(raw, "/*"), "*") {
 			return nil, fmt.Errorf("price %q: a * may only end a prefix, as in /reports/*", raw)
 		}
 		if rest, ok := strings.CutSuffix(raw, "/*"); ok {
 			pr.prefix = path.Clean("/" + rest)
-			if pr.prefix != "/"+strings.TrimPrefix(rest, "/") {
-				return nil, fmt.Errorf("price %q: write the path in its plain form (%s/*)", raw, pr.prefix)
+			if pr.prefix != "/"+strings.TrimPrefix(rest, "/") || normalizeSegments(pr.prefix) != pr.prefix {
+				return nil, fmt.Errorf("price %q: write the path in its plain form (%s/*)", raw, normalizeSegments(pr.prefix))
 			}
 		} else {
 			pr.exact = path.Clean(raw)
-			if pr.exact != raw && pr.exact+"/" != raw {
-				return nil, fmt.Errorf("price %q: write the path in its plain form (%s)", raw, pr.exact)
+			if pr.exact != raw && pr.exact+"/" != raw || normalizeSegments(pr.exact) != pr.exact {
+				return nil, fmt.Errorf("price %q: write the path in its plain form (%s)", raw, normalizeSegments(pr.exact))
 			}
 		}
 		if pr.prefix == "/" {
 			return nil, fmt.Errorf("price %q: selling the whole site is not supported; price a prefix such as /members/*", raw)
 		}
-		if b := path.Clean(base); pr.covers(b) || strings.HasPrefix(pr.exact+pr.prefix+"/", b+"/") {
+		if b := path.Clean(base); pr.covers(b) || hasPrefixFold(pr.root()+"/", b+"/") {
 			return nil, fmt.Errorf("price %q: overlaps base_path %s, where the checkout's own routes are", raw, base)
 		}
 		for _, q := range out {
 			if q.overlaps(pr) {
-				return nil, fmt.Errorf("price %q overlaps price %q: a path may have one price", raw, q.Path)
+				return nil, fmt.Errorf("price %q overlaps price %q: a path may have one price (paths are compared without regard to case)", raw, q.Path)
 			}
 		}
 		if !utf8.ValidString(p.Description) || strings.ContainsAny(p.Description, "\x00\r\n") || len(p.Description) > order.MaxDescriptionLen {
 			return nil, fmt.Errorf("price %q: the description must be one line of UTF-8 text, at most %d bytes", raw, order.MaxDescriptionLen)
 		}
+		sum := sha256.Sum256([]byte(site + "\n" + raw))
+		pr.cookie = receiptCookiePrefix + hex.EncodeToString(sum[:6])
 		out = append(out, pr)
 	}
 	return out, nil
 }
 
-// covers reports whether the price applies to the cleaned path p.
+// covers reports whether the price applies to the normalized path cp.
+// Paths are compared without regard to ASCII case: servers behind us may
+// (Express, ASP.NET, a file server on macOS or Windows), and a price must
+// hold for every spelling of its path.
 func (p *price) covers(cp string) bool {
 	if p.exact != "" {
-		return cp == p.exact
+		return strings.EqualFold(cp, p.exact)
 	}
-	return cp == p.prefix || (strings.HasPrefix(cp, p.prefix) && cp[len(p.prefix)] == '/')
+	return strings.EqualFold(cp, p.prefix) || (len(cp) > len(p.prefix) && cp[len(p.prefix)] == '/' && strings.EqualFold(cp[:len(p.prefix)], p.prefix))
 }
 
 func (p *price) overlaps(q *price) bool {
-	if p.exact != "" && q.exact != "" {
-		return p.exact == q.exact
-	}
-	return p.covers(q.exact+q.prefix) || q.covers(p.exact+p.prefix)
+	return p.covers(q.root()) || q.covers(p.root())
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // checkPrices parses the prices' amounts once the providers have
@@ -155,20 +183,125 @@ func (s *Site) checkPrices() error {
 	return nil
 }
 
-// priceFor is the price of a request path, or nil. The path is cleaned
-// first: /downloads//ebook.pdf and /downloads/./ebook.pdf reach the same
-// file as /downloads/ebook.pdf, so they cost the same.
-func (s *Site) priceFor(p string) *price {
+// priceOf is the price of a request's path, or nil, and the path to send
+// a buyer back to: the one asked for, with the price's part spelled as
+// the price spells it (the receipt cookie's path is compared byte for
+// byte), decoded and normalized.
+//
+// A server behind us may read the path in more ways than one, so every
+// reading is tried and any one priced makes the request priced (fail
+// closed): the decoded path and the path as sent with only "%2F" kept
+// (reverse_proxy forwards "/a/..%2Fb" as is, and some routers act on it
+// undecoded), each with path parameters (";x") dropped, dot segments
+// resolved, "\" read as "/" too, trailing dots and spaces of a segment
+// dropped (Windows), and compared without regard to case.
+func (s *Site) priceOf(u *url.URL) (*price, string) {
 	if len(s.prices) == 0 {
-		return nil
+		return nil, ""
 	}
-	cp := path.Clean(p)
-	for _, pr := range s.prices {
-		if pr.covers(cp) {
-			return pr
+	decoded := normalizePath(u.Path)
+	if pr, back := s.priceForm(decoded); pr != nil {
+		return pr, back
+	}
+	if strings.IndexByte(u.Path, '\\') >= 0 {
+		if pr, back := s.priceForm(normalizePath(strings.ReplaceAll(u.Path, "\\", "/"))); pr != nil {
+			return pr, back
 		}
 	}
-	return nil
+	if u.RawPath != "" {
+		if raw, err := unescapeKeepingSlashes(u.RawPath); err == nil {
+			if pr, _ := s.priceForm(normalizePath(raw)); pr != nil {
+				// Only this reading is priced: send the buyer back to
+				// the price's own path rather than to this spelling.
+				return pr, pr.root()
+			}
+		}
+	}
+	return nil, ""
+}
+
+func (s *Site) priceForm(cp string) (*price, string) {
+	for _, pr := range s.prices {
+		if pr.covers(cp) {
+			return pr, pr.root() + cp[len(pr.root()):]
+		}
+	}
+	return nil, ""
+}
+
+// normalizePath is the cleaned form of an absolute request path: path
+// parameters dropped, dot segments resolved, trailing dots and spaces of
+// segments dropped. "" for a path that is not absolute.
+func normalizePath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return ""
+	}
+	if strings.IndexByte(p, ';') >= 0 {
+		segs := strings.Split(p, "/")
+		for i, seg := range segs {
+			segs[i], _, _ = strings.Cut(seg, ";")
+		}
+		p = strings.Join(segs, "/")
+	}
+	return normalizeSegments(path.Clean(p))
+}
+
+// normalizeSegments drops the trailing dots and spaces of each segment of
+// a cleaned path, as Windows does with file names.
+func normalizeSegments(p string) string {
+	if !strings.HasSuffix(p, ".") && !strings.HasSuffix(p, " ") && !strings.Contains(p, "./") && !strings.Contains(p, " /") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		segs[i] = strings.TrimRight(seg, ". ")
+	}
+	return path.Clean(strings.Join(segs, "/"))
+}
+
+// unescapeKeepingSlashes decodes an escaped path but for "%2F", which
+// stays as is (inside its segment).
+func unescapeKeepingSlashes(raw string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(strings.ToUpper(raw), "%2F")
+		if i < 0 {
+			break
+		}
+		part, err := url.PathUnescape(raw[:i])
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(part)
+		b.WriteString("%2F")
+		raw = raw[i+3:]
+	}
+	part, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(part)
+	return b.String(), nil
+}
+
+// escapePath escapes a decoded path for a Location header, leaving what a
+// browser would send as it is (letters, digits, "-._~/" and the
+// sub-delimiters), so that the request it makes is spelled as the receipt
+// cookie's path expects.
+func escapePath(p string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"#%<>?`{}\\^|", c) >= 0 {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // --- the priced path ---
@@ -177,8 +310,9 @@ func (s *Site) priceFor(p string) *price {
 // signed paid headers when it carries a valid receipt, else sent to pay
 // (a browser) or told the price (a program). Without a receipt it reads
 // and writes nothing.
-func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, next Next) error {
+func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, back string, next Next) error {
 	rc, refused, err := s.receiptOrder(r, pr)
+	dropReceiptCookies(r)
 	if err != nil {
 		// Fail closed: a receipt that cannot be checked opens nothing.
 		s.log.Error("checking a receipt", zap.String("site", s.cfg.Site), zap.Error(err))
@@ -197,26 +331,29 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ne
 		}
 		return next(w, r)
 	}
-	tok := s.buyToken(r.URL.Path, !wantsHTML(r))
-	payURL := s.cfg.BasePath + "/buy/" + tok
-	if wantsHTML(r) {
+	if len(back) > maxPricedPath {
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, payURL, http.StatusSeeOther)
+		writeAPIError(w, http.StatusRequestURITooLong, fmt.Sprintf("the path is longer than %d bytes", maxPricedPath))
 		return nil
 	}
-	body := paymentRequired{
+	pu := s.newPurchase(back, !wantsHTML(r))
+	if wantsHTML(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, s.payURL(pu), http.StatusSeeOther)
+		return nil
+	}
+	writeJSON(w, http.StatusPaymentRequired, paymentRequired{
 		Error:       "payment_required",
 		Message:     "Payment required: a person pays at pay_url; then GET receipt_url for the receipt and send it in the header Authorization: Bearer followed by the receipt.",
 		Amount:      pr.amount.String(),
 		Currency:    pr.amount.Currency(),
 		Description: pr.Description,
 		Path:        pr.Path,
-		PayURL:      s.publicURL(r) + payURL,
-		ReceiptURL:  s.publicURL(r) + s.cfg.BasePath + "/receipt/" + tok,
+		PayURL:      s.publicURL(r) + s.payURL(pu),
+		ReceiptURL:  s.publicURL(r) + s.receiptURL(pu),
 		ReceiptTTL:  int64(s.receiptTTL / time.Second),
 		Refused:     refused,
-	}
-	writeJSON(w, http.StatusPaymentRequired, body)
+	})
 	return nil
 }
 
@@ -256,19 +393,22 @@ func wantsHTML(r *http.Request) bool {
 }
 
 // receiptOrder finds a valid receipt for pr sent with r (Authorization:
-// Bearer, or the receipt cookie) and removes the receipt from the request,
+// Bearer, or the price's receipt cookie) and removes it from the request,
 // which goes on to the upstream. With no valid receipt it returns nil and,
 // when one was sent, why it opened nothing. An error means the store could
 // not be read.
 func (s *Site) receiptOrder(r *http.Request, pr *price) (*receiptEntry, string, error) {
 	var candidates []string
-	bearer := false
-	if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		if tok := strings.TrimSpace(v[7:]); strings.HasPrefix(tok, paywallIDPrefix) {
-			candidates, bearer = append(candidates, tok), true
+	bearer := -1 // the Authorization line that holds a receipt
+	for i, v := range r.Header["Authorization"] {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			if tok := strings.TrimSpace(v[7:]); strings.HasPrefix(tok, paywallIDPrefix) {
+				candidates, bearer = append(candidates, tok), i
+				break
+			}
 		}
 	}
-	for _, c := range r.CookiesNamed(receiptCookie) {
+	for _, c := range r.CookiesNamed(pr.cookie) {
 		candidates = append(candidates, c.Value)
 	}
 	refused := ""
@@ -289,11 +429,12 @@ func (s *Site) receiptOrder(r *http.Request, pr *price) (*receiptEntry, string, 
 			}
 			rc = s.receipts.put(tok, pr.Path, o, earlier(until, now.Add(receiptFresh)), epoch)
 		}
-		if bearer {
-			delete(r.Header, "Authorization")
-		}
-		if len(r.Header["Cookie"]) > 0 {
-			dropCookie(r, receiptCookie)
+		if bearer >= 0 {
+			if lines := r.Header["Authorization"]; len(lines) == 1 {
+				delete(r.Header, "Authorization")
+			} else {
+				r.Header["Authorization"] = slices.Delete(slices.Clone(lines), bearer, bearer+1)
+			}
 		}
 		return rc, "", nil
 	}
@@ -352,19 +493,21 @@ func (s *Site) openReceipt(ctx context.Context, pr *price, tok string, now time.
 	return o, earlier(time.Unix(unix, 0), o.PaidAt.Add(s.receiptTTL)), "", nil
 }
 
-// dropCookie removes every cookie called name from r's Cookie headers,
-// keeping the others byte for byte.
-func dropCookie(r *http.Request, name string) {
+// dropReceiptCookies removes every receipt cookie from r's Cookie headers,
+// keeping the others byte for byte: a receipt is for us, never for the
+// upstream (a cookie for /downloads/ebook.pdf also comes with requests for
+// /downloads/ebook.pdf/anything).
+func dropReceiptCookies(r *http.Request) {
 	lines := r.Header["Cookie"]
 	changed := false
 	for i, line := range lines {
-		if !strings.Contains(line, name) {
+		if !strings.Contains(line, receiptCookiePrefix) {
 			continue
 		}
 		var kept []string
 		for part := range strings.SplitSeq(line, ";") {
 			k, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if k == name {
+			if strings.HasPrefix(k, receiptCookiePrefix) {
 				changed = true
 				continue
 			}
@@ -375,255 +518,6 @@ func dropCookie(r *http.Request, name string) {
 	if changed {
 		r.Header["Cookie"] = slices.DeleteFunc(lines, func(l string) bool { return l == "" })
 	}
-}
-
-// --- pay_url and receipt_url ---
-
-// buyToken names one purchase of the path p: "<nonce>.<b|p>.<exp>.<mac>",
-// b for a browser (sent back to the path after paying) and p for a
-// program (shown the receipt). The path travels in the URL beside it.
-// Making one stores nothing.
-func (s *Site) buyToken(p string, program bool) string {
-	client := "b"
-	if program {
-		client = "p"
-	}
-	nonce := order.NewRef()
-	tok := nonce + "." + client + "." + s.cfg.Secret.Token("buy", s.buySubject(nonce, client, p), s.now().Add(buyLinkTTL))
-	return tok + "?path=" + url.QueryEscape(p)
-}
-
-func (s *Site) buySubject(nonce, client, p string) string {
-	return s.cfg.Site + "\n" + nonce + "\n" + client + "\n" + p
-}
-
-// purchase is a checked buy token.
-type purchase struct {
-	nonce   string
-	program bool
-	path    string // the path asked for
-	expired bool   // too old to start an order (a receipt_url still answers)
-}
-
-func (pu purchase) orderID() string { return paywallIDPrefix + pu.nonce }
-
-// openBuyToken checks the token of a pay_url or receipt_url.
-func (s *Site) openBuyToken(r *http.Request) (purchase, bool) {
-	parts := strings.SplitN(r.PathValue("token"), ".", 3)
-	p := r.URL.Query().Get("path")
-	if len(parts) != 3 || len(parts[0]) != 26 || (parts[1] != "b" && parts[1] != "p") || !strings.HasPrefix(p, "/") {
-		return purchase{}, false
-	}
-	err := s.cfg.Secret.VerifyToken(parts[2], "buy", s.buySubject(parts[0], parts[1], p), s.now())
-	if err != nil && !errors.Is(err, sign.ErrExpired) {
-		return purchase{}, false
-	}
-	return purchase{nonce: parts[0], program: parts[1] == "p", path: p, expired: err != nil}, true
-}
-
-// serveBuy is pay_url: the price and the ways to pay. It reads the store
-// only to find an order this purchase already has, and writes nothing.
-func (s *Site) serveBuy(w http.ResponseWriter, r *http.Request) {
-	pu, pr, ok := s.purchaseOf(w, r)
-	if !ok {
-		return
-	}
-	o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: pu.orderID()})
-	switch {
-	case err == nil:
-		s.showPurchase(w, r, o)
-		return
-	case !errors.Is(err, store.ErrNotFound):
-		s.internalError(w, r, "reading order", err)
-		return
-	case pu.expired:
-		s.fail(w, r, http.StatusGone, "error.buy_link_expired")
-		return
-	}
-	p := templates.Page{
-		Name:        "pay",
-		Description: pr.Description,
-		Amount:      pr.amount,
-		Providers:   s.choicesFor(r, "", pr.amount.Currency()),
-		CSRF:        s.csrfToken("buy\n" + pu.nonce),
-		Action:      r.URL.RequestURI(),
-		ContinueURL: "/",
-	}
-	p.FormOrigins = s.formOrigins(p.Providers)
-	s.render(w, r, http.StatusOK, p)
-}
-
-// serveBuyPost is the choice made at pay_url: the order is made now (the
-// same one for every post of one purchase) and the chosen provider
-// started.
-func (s *Site) serveBuyPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	pu, pr, ok := s.purchaseOf(w, r)
-	if !ok {
-		return
-	}
-	if !s.verifyCSRF(r, "buy\n"+pu.nonce) {
-		s.fail(w, r, http.StatusForbidden, "error.form_expired")
-		return
-	}
-	name := r.PostFormValue("provider")
-	if p, ok := s.providers[name]; !ok || !accepts(p, pr.amount.Currency()) {
-		s.fail(w, r, http.StatusBadRequest, "error.choose_shown")
-		return
-	}
-	if pu.expired {
-		// An order made already goes on; a new one is not made.
-		o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: pu.orderID()})
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			s.fail(w, r, http.StatusGone, "error.buy_link_expired")
-			return
-		case err != nil:
-			s.internalError(w, r, "reading order", err)
-			return
-		case !o.Status.Open():
-			s.showPurchase(w, r, o)
-			return
-		}
-	}
-	client := "browser"
-	if pu.program {
-		client = "program"
-	}
-	in := order.Intake{Key: order.Key{Site: s.cfg.Site, ID: pu.orderID()}, Amount: pr.amount, Description: pr.Description,
-		Metadata: map[string]string{metaPath: pu.path, metaPrice: pr.Path, metaClient: client}}
-	o, _, err := s.Receive(r.Context(), in, name)
-	if errors.Is(err, order.ErrAmountFixed) {
-		// The price changed after this purchase ended: show how it ended.
-		if o, err = s.cfg.Store.Get(r.Context(), in.Key); err == nil {
-			s.showPurchase(w, r, o)
-			return
-		}
-	}
-	if err != nil {
-		s.internalError(w, r, "storing order", err)
-		return
-	}
-	if !o.Status.Open() {
-		s.showPurchase(w, r, o)
-		return
-	}
-	s.sendToProvider(w, r, o, name)
-}
-
-// purchaseOf checks a pay_url's token and finds its price; it writes the
-// error page.
-func (s *Site) purchaseOf(w http.ResponseWriter, r *http.Request) (purchase, *price, bool) {
-	pu, ok := s.openBuyToken(r)
-	if !ok {
-		s.fail(w, r, http.StatusNotFound, "error.not_found")
-		return pu, nil, false
-	}
-	pr := s.priceFor(pu.path)
-	if pr == nil {
-		s.fail(w, r, http.StatusNotFound, "error.not_for_sale")
-		return pu, nil, false
-	}
-	return pu, pr, true
-}
-
-// showPurchase shows an order a pay_url already made: its pay page while
-// open, its receipt once paid, how it ended otherwise.
-func (s *Site) showPurchase(w http.ResponseWriter, r *http.Request, o *order.Order) {
-	if o.Status.Open() {
-		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
-		return
-	}
-	s.showEnded(w, r, o)
-}
-
-// isPaywall reports whether o was made at a pay_url.
-func isPaywall(o *order.Order) bool {
-	return strings.HasPrefix(o.ID, paywallIDPrefix) && o.Metadata[metaPrice] != ""
-}
-
-// receiptOf is the receipt of a paid paywall order and when it expires.
-func (s *Site) receiptOf(o *order.Order) (string, time.Time) {
-	exp := o.PaidAt.Add(s.receiptTTL).Truncate(time.Second)
-	return s.receipt(o.Metadata[metaPrice], o.ID, exp), exp
-}
-
-// deliverReceipt hands a paid paywall order's receipt to the customer who
-// paid it: as a cookie for the price's path, and then the path itself (a
-// browser) or the paid page showing the receipt (someone paying for a
-// program).
-func (s *Site) deliverReceipt(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
-	rc, exp := s.receiptOf(o)
-	target, err := localPath(o.Metadata[metaPath])
-	if !s.now().Before(exp) || err != nil {
-		s.render(w, r, http.StatusOK, s.page("already_paid", o, ref))
-		return
-	}
-	cookiePath := target
-	if pr := s.priceFor(target); pr != nil && pr.Path == o.Metadata[metaPrice] {
-		cookiePath = pr.cookiePath()
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: receiptCookie, Value: rc, Path: cookiePath,
-		Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
-		HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
-	})
-	if o.Metadata[metaClient] != "program" {
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, target, http.StatusSeeOther)
-		return
-	}
-	p := s.page("paid", o, ref)
-	p.Receipt, p.ReceiptExpires, p.ContinueURL = rc, exp, target
-	s.render(w, r, http.StatusOK, p)
-}
-
-// serveReceipt is receipt_url: {receipt, expires_at} once the purchase is
-// paid, 402 until then, 410 when it can no longer be.
-func (s *Site) serveReceipt(w http.ResponseWriter, r *http.Request) {
-	pu, ok := s.openBuyToken(r)
-	if !ok {
-		writeAPIError(w, http.StatusNotFound, "no such purchase")
-		return
-	}
-	o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: pu.orderID()})
-	switch {
-	case errors.Is(err, store.ErrNotFound) && pu.expired:
-		writeJSON(w, http.StatusGone, receiptAnswer{Status: "unpaid", Error: "nothing was paid with this pay_url and it has expired; request the path again for a new one"})
-		return
-	case errors.Is(err, store.ErrNotFound):
-		payURL := s.publicURL(r) + s.cfg.BasePath + "/buy/" + r.PathValue("token") + "?path=" + url.QueryEscape(pu.path)
-		writeJSON(w, http.StatusPaymentRequired, receiptAnswer{Status: "unpaid", Error: "not paid yet", PayURL: payURL})
-		return
-	case err != nil:
-		s.apiInternal(w, "reading order", err)
-		return
-	}
-	switch o.Status {
-	case order.Paid:
-		rc, exp := s.receiptOf(o)
-		if !s.now().Before(exp) {
-			writeJSON(w, http.StatusGone, receiptAnswer{Status: "expired_receipt", Error: "the receipt has expired; request the path again to pay for a new one"})
-			return
-		}
-		writeJSON(w, http.StatusOK, receiptAnswer{Status: string(o.Status), Receipt: rc, ExpiresAt: &exp, Path: o.Metadata[metaPrice], OrderID: o.ID})
-	case order.Pending, order.OnHold:
-		writeJSON(w, http.StatusPaymentRequired, receiptAnswer{Status: string(o.Status), Error: "not paid yet",
-			PayURL: s.url(r, "/pay/"+o.Current().Ref), OrderID: o.ID})
-	default:
-		writeJSON(w, http.StatusGone, receiptAnswer{Status: string(o.Status), Error: "this purchase is " + string(o.Status) + "; request the path again to pay anew", OrderID: o.ID})
-	}
-}
-
-// receiptAnswer is what receipt_url says.
-type receiptAnswer struct {
-	Status    string     `json:"status"`
-	Receipt   string     `json:"receipt,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Path      string     `json:"path,omitempty"` // what the receipt opens
-	OrderID   string     `json:"order_id,omitempty"`
-	PayURL    string     `json:"pay_url,omitempty"`
-	Error     string     `json:"error,omitempty"`
 }
 
 func earlier(a, b time.Time) time.Time {

@@ -1,9 +1,12 @@
 package handlers_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -167,7 +170,7 @@ func TestPaywallBrowserPaysAndGetsTheFile(t *testing.T) {
 	}
 	var cookie *http.Cookie
 	for _, ck := range (&http.Response{Header: back.Header}).Cookies() {
-		if ck.Name == "checkout_receipt" {
+		if strings.HasPrefix(ck.Name, "checkout_receipt_") {
 			cookie = ck
 		}
 	}
@@ -291,7 +294,8 @@ func TestPaywallReceiptsThatOpenNothing(t *testing.T) {
 	e, fs := paywalled(t)
 	prog := e.Client()
 	pr := decode[paymentRequired](t, e.Get(prog, "/reports/q3.pdf"))
-	payAt(t, e, e.Client(), pr.PayURL)
+	person := e.Client()
+	payAt(t, e, person, pr.PayURL)
 	ra := decode[receiptAnswer](t, e.Get(prog, pr.ReceiptURL))
 	if ra.Receipt == "" {
 		t.Fatalf("no receipt: %+v", ra)
@@ -340,8 +344,16 @@ func TestPaywallReceiptsThatOpenNothing(t *testing.T) {
 		})
 	}
 	// A browser with a bad cookie is sent to pay, and nothing is served.
-	bad := &http.Cookie{Name: "checkout_receipt", Value: string(flip), Path: "/reports"}
 	u, _ := url.Parse(e.Srv.URL + "/reports/")
+	var bad *http.Cookie
+	for _, ck := range person.Jar.Cookies(u) {
+		if strings.HasPrefix(ck.Name, "checkout_receipt_") {
+			bad = &http.Cookie{Name: ck.Name, Value: string(flip), Path: "/reports"}
+		}
+	}
+	if bad == nil {
+		t.Fatalf("the person who paid has no receipt cookie for /reports")
+	}
 	browser := e.Client()
 	browser.Jar.SetCookies(u, []*http.Cookie{bad})
 	if r := e.Get(browser, "/reports/q3.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther || !strings.Contains(r.Location, "/buy/") {
@@ -555,5 +567,188 @@ func TestPaywallReceiptBelievedForASecond(t *testing.T) {
 	e.Site().Changed(refs)
 	if code := get(); code != http.StatusSeeOther {
 		t.Fatalf("refunded elsewhere and told: %d, want 303 to pay", code)
+	}
+}
+
+// rawGet sends GET target as written (no client normalizes it) and
+// returns the status.
+func rawGet(t *testing.T, srvURL, target string, hdr ...string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srvURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET " + target + " HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req += hdr[i] + ": " + hdr[i+1] + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestPaywallEverySpellingIsPriced: a server behind the checkout may read
+// a path in more ways than one (case-insensitively, undecoded, with path
+// parameters, as Windows names files); none of them reaches it unpaid.
+func TestPaywallEverySpellingIsPriced(t *testing.T) {
+	e, fs := paywalled(t)
+	for _, target := range []string{
+		"/reports/..%2Fq3.pdf", "/reports/%2e%2e%2Fq3.pdf", "/reports/..%2fq3.pdf", "//reports/q3.pdf", "///downloads/ebook.pdf",
+		"/Downloads/ebook.pdf", "/DOWNLOADS/EBOOK.PDF", "/REPORTS/q3.pdf",
+		"/downloads/ebook.pdf.", "/downloads/ebook.pdf%20", "/downloads/ebook.pdf;x=1", "/downloads;x/ebook.pdf",
+		"/reports%5Cq3.pdf", "/x/..%5Creports/q3.pdf", "/downloads//ebook.pdf", "/downloads/./ebook.pdf", "/x/../downloads/ebook.pdf",
+		"/reports", "/reports/", "/reports/.", "/Reports;a=b/2026/q1.pdf",
+	} {
+		for _, accept := range []string{"*/*", browserAccept} {
+			before := fs.count()
+			code := rawGet(t, e.Srv.URL, target, "Accept", accept)
+			if fs.count() != before || (code != http.StatusPaymentRequired && code != http.StatusSeeOther) {
+				t.Errorf("GET %s (Accept %s): %d, upstream reached: %v; want it priced", target, accept, code, fs.count() != before)
+			}
+		}
+	}
+	if n := orderCount(t, e); n != 0 {
+		t.Fatalf("%d orders stored", n)
+	}
+	// Paths merely like a priced one are not priced.
+	for _, target := range []string{"/downloads/ebook.pdfx", "/reportsx/q3.pdf", "/downloads/ebook", "/report/q3.pdf"} {
+		if code := rawGet(t, e.Srv.URL, target); code != http.StatusOK {
+			t.Errorf("GET %s: %d, want the upstream's 200", target, code)
+		}
+	}
+}
+
+// TestPaywallBuyerComesBackToTheFile: after paying, the browser is sent to
+// the path it asked for, spelled as the price spells it, and its receipt
+// cookie comes with every spelling of that path.
+func TestPaywallBuyerComesBackToTheFile(t *testing.T) {
+	e, fs := paywalled(t,
+		handlers.Price{Path: "/downloads/ebook(1).pdf", Amount: "9.99", Currency: "USD"},
+		handlers.Price{Path: "/books/o'reilly/*", Amount: "5", Currency: "USD"},
+		handlers.Price{Path: "/docs/my book.pdf", Amount: "2", Currency: "USD"},
+		handlers.Price{Path: "/reports/*", Amount: "25", Currency: "EUR"},
+	)
+	for _, tc := range []struct {
+		asked, back string   // as the browser asked, and where it is sent after paying
+		opens       []string // spellings the receipt then opens
+	}{
+		{"/downloads/ebook(1).pdf", "/downloads/ebook(1).pdf", []string{"/downloads/ebook(1).pdf", "/downloads/ebook%281%29.pdf"}},
+		{"/Downloads/EBOOK(1).PDF", "/downloads/ebook(1).pdf", []string{"/downloads/ebook(1).pdf"}},
+		{"/books/o%27reilly/go.pdf", "/books/o'reilly/go.pdf", []string{"/books/o'reilly/go.pdf", "/books/o%27reilly/go.pdf", "/books/o'reilly/"}},
+		{"/docs/my%20book.pdf", "/docs/my%20book.pdf", []string{"/docs/my%20book.pdf"}},
+		{"/reports/what%3F.pdf", "/reports/what%3F.pdf", []string{"/reports/what%3F.pdf"}},
+		{"/reports/100%25.pdf", "/reports/100%25.pdf", []string{"/reports/100%25.pdf"}},
+		{"/reports/a%23b.pdf", "/reports/a%23b.pdf", []string{"/reports/a%23b.pdf"}},
+		{"/reports/..%2Fq3.pdf", "/reports", []string{"/reports/q3.pdf"}},
+	} {
+		t.Run(tc.asked, func(t *testing.T) {
+			c := e.Client()
+			first := e.Do(c, rawRequest(e, tc.asked, "Accept", browserAccept))
+			if first.Code != http.StatusSeeOther {
+				t.Fatalf("asked: %d", first.Code)
+			}
+			back := payAt(t, e, c, first.Location)
+			if back.Code != http.StatusSeeOther || back.Location != tc.back {
+				t.Fatalf("after paying: %d %q, want 303 to %s", back.Code, back.Location, tc.back)
+			}
+			for _, p := range tc.opens {
+				before := fs.count()
+				if r := e.Do(c, rawRequest(e, p, "Accept", browserAccept)); r.Code != http.StatusOK || fs.count() != before+1 {
+					t.Errorf("%s after paying: %d %q", p, r.Code, r.Location)
+				}
+			}
+		})
+	}
+}
+
+// rawRequest is a GET of target on the site with the path exactly as
+// written (not one starting with //, which the client would send as an
+// absolute URL).
+func rawRequest(e *handlerstest.Env, target string, hdr ...string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, e.Srv.URL+"/", nil)
+	req.URL.Opaque = target
+	if p, err := url.Parse(target); err == nil {
+		req.URL.Path, req.URL.RawPath = p.Path, p.RawPath
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return req
+}
+
+// TestPaywallReceiptOnlyForTheBuyer: links of a paid purchase (its pay_url,
+// its pay page) opened in another browser show it paid and hand out no
+// receipt; pay_url does not lead to receipt_url.
+func TestPaywallReceiptOnlyForTheBuyer(t *testing.T) {
+	e, _ := paywalled(t)
+	buyer := e.Client()
+	first := e.Get(buyer, "/downloads/ebook.pdf", "Accept", browserAccept)
+	page := e.Get(buyer, first.Location, "Accept", browserAccept)
+	chosen := e.Post(buyer, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	ret := e.PaySandbox(buyer, chosen.Location, "paid")
+	payPage := "/_checkout/pay/" + handlerstest.RefOf(chosen.Location)
+	for _, link := range []string{first.Location, payPage, ret.Location} {
+		friend := e.Client()
+		r := e.Get(friend, link, "Accept", browserAccept)
+		for r.Code == http.StatusSeeOther && strings.HasPrefix(r.Location, "/_checkout/") {
+			r = e.Get(friend, r.Location, "Accept", browserAccept)
+		}
+		if r.Code != http.StatusOK || !strings.Contains(r.Body, "Already paid") || strings.Contains(r.Header.Get("Set-Cookie"), "checkout_receipt_") {
+			t.Fatalf("a shared link of a paid purchase, %s, in another browser: %d %q\n%s", link, r.Code, r.Header.Get("Set-Cookie"), r.Body)
+		}
+		if got := e.Get(friend, "/downloads/ebook.pdf", "Accept", browserAccept); got.Code != http.StatusSeeOther {
+			t.Fatalf("the other browser opened the file: %d", got.Code)
+		}
+	}
+	if r := e.Get(buyer, ret.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != "/downloads/ebook.pdf" {
+		t.Fatalf("the buyer's own return: %d %q", r.Code, r.Location)
+	}
+	// A program's pay_url does not give its receipt_url away.
+	pr := decode[paymentRequired](t, e.Get(e.Client(), "/downloads/ebook.pdf"))
+	guessed := strings.Replace(pr.PayURL, "/buy/", "/receipt/", 1)
+	if r := e.Get(e.Client(), guessed); r.Code != http.StatusNotFound {
+		t.Fatalf("receipt_url made from pay_url: %d, want 404", r.Code)
+	}
+	if r := e.Get(e.Client(), strings.Replace(first.Location, "/buy/", "/receipt/", 1)); r.Code != http.StatusNotFound {
+		t.Fatalf("receipt_url of a browser's purchase: %d, want 404", r.Code)
+	}
+}
+
+func TestPaywallOddRequests(t *testing.T) {
+	e, fs := paywalled(t)
+	c := e.Client()
+	// A huge path is refused, and nothing is made of it.
+	long := "/reports/" + strings.Repeat("a", 2000)
+	if r := e.Get(c, long); r.Code != http.StatusRequestURITooLong {
+		t.Fatalf("a 2 KB priced path: %d, want 414", r.Code)
+	}
+	// The receipt never reaches the upstream, not even on an unpriced
+	// path its cookie is sent with; the upstream's own credentials do.
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	if r := e.Get(c, "/downloads/ebook.pdf/other", "Cookie", "session=s1"); r.Code != http.StatusOK {
+		t.Fatalf("unpriced sub-path: %d", r.Code)
+	}
+	if got := fs.last().Header.Get("Cookie"); strings.Contains(got, "checkout_receipt") || !strings.Contains(got, "session=s1") {
+		t.Fatalf("the upstream got Cookie %q", got)
+	}
+	pr := decode[paymentRequired](t, e.Get(e.Client(), "/reports/q3.pdf"))
+	payAt(t, e, e.Client(), pr.PayURL)
+	receipt := decode[receiptAnswer](t, e.Get(e.Client(), pr.ReceiptURL)).Receipt
+	req, _ := http.NewRequest(http.MethodGet, e.Srv.URL+"/reports/q3.pdf", nil)
+	req.Header.Add("Authorization", "Bearer "+receipt)
+	req.Header.Add("Authorization", "Basic dXBzdHJlYW06b3du")
+	if r := e.Do(e.Client(), req); r.Code != http.StatusOK {
+		t.Fatalf("two Authorization lines: %d", r.Code)
+	}
+	if got := fs.last().Header.Values("Authorization"); len(got) != 1 || got[0] != "Basic dXBzdHJlYW06b3du" {
+		t.Fatalf("the upstream got Authorization %q, want its own Basic line only", got)
 	}
 }

@@ -203,7 +203,7 @@ func New(cfg Config) (*Site, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if s.prices, err = checkPricePaths(cfg.Prices, cfg.BasePath); err != nil {
+	if s.prices, err = checkPricePaths(cfg.Prices, cfg.Site, cfg.BasePath); err != nil {
 		return nil, err
 	}
 	if s.receiptTTL = cfg.ReceiptTTL; s.receiptTTL == 0 {
@@ -358,8 +358,11 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		s.serveRoute(w, r, rest)
 		return nil
 	}
-	if pr := s.priceFor(r.URL.Path); pr != nil {
-		return s.servePriced(w, r, pr, next)
+	if len(s.prices) > 0 {
+		if pr, back := s.priceOf(r.URL); pr != nil {
+			return s.servePriced(w, r, pr, back, next)
+		}
+		dropReceiptCookies(r)
 	}
 	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, returnTokenParam+"=") {
 		return s.serveSuccess(w, r, next)
