@@ -285,13 +285,21 @@ func BenchmarkPaywall(b *testing.B) {
 	req.Header.Set("User-Agent", "curl/8.5.0")
 	req.Header.Set("Accept", "*/*")
 	w := &discardWriter{header: http.Header{}}
-	for _, name := range []string{"unpriced", "priced"} {
-		site := sites[name]
+	// "other-path" is a request for a path without a price on the site
+	// with one: what prices cost the rest of the site.
+	other := req.Clone(req.Context())
+	other.URL.Path, other.RequestURI = "/products/42", "/products/42"
+	sites["other-path"] = sites["priced"]
+	for _, name := range []string{"unpriced", "priced", "other-path"} {
+		site, base := sites[name], req
+		if name == "other-path" {
+			base = other
+		}
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(w.header)
-				r := req.Clone(req.Context())
+				r := base.Clone(base.Context())
 				if _ = site.ServeHTTP(w, r, next); w.code != http.StatusOK {
 					b.Fatalf("status %d", w.code)
 				}
