@@ -137,6 +137,7 @@ func (s *Site) servePay(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.keepBuyer(w, r, o)
 	if cur := o.Current(); cur.Ref != ref && o.Status.Open() {
 		// The shop changed the amount: this link is for the old one.
 		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+cur.Ref, http.StatusSeeOther)
@@ -313,6 +314,7 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) continueAfterReturn(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+	s.keepBuyer(w, r, o)
 	if a := o.Attempt(ref); a != nil && a.Failed && o.Status.Open() {
 		// Declined: the pay page says so and offers to try again.
 		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)

@@ -69,6 +69,7 @@ type price struct {
 	// exact is the cleaned path of an exact price; prefix the cleaned
 	// path before "/*" of a prefix price ("/reports").
 	exact, prefix string
+	segs          int // segments of prefix
 	amount        money.Amount
 	// cookie is the name of the receipt cookie: one per price, so that
 	// receipts of prices whose cookies share a Path do not replace each
@@ -79,13 +80,22 @@ type price struct {
 // root is the price's path without "/*".
 func (p *price) root() string { return p.exact + p.prefix }
 
-// cookiePath is where a browser sends the price's receipt cookie: the
-// price's path, cut before the first segment that a link could spell in
-// more than one way (a character other than letters, digits, "-._~"), so
-// that every spelling of the path carries it. Cookie paths are compared
-// byte for byte and case-sensitively.
+// dir is the path the price's cookie and return are built on: the root,
+// or for an exact price on a directory's index file, the directory.
+func (p *price) dir() string {
+	if p.exact != "" {
+		return indexDir(p.exact)
+	}
+	return p.prefix
+}
+
+// cookiePath is where a browser sends the price's receipt cookie: dir,
+// cut before the first segment that a link could spell in more than one
+// way (a character other than letters, digits, "-._~"), so that every
+// spelling of the path carries it. Cookie paths are compared byte for
+// byte and case-sensitively.
 func (p *price) cookiePath() string {
-	r := p.root()
+	r := p.dir()
 	for i := 0; i < len(r); i++ {
 		c := r[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0 {
@@ -94,6 +104,25 @@ func (p *price) cookiePath() string {
 		return r[:strings.LastIndexByte(r[:i], '/')+1]
 	}
 	return r
+}
+
+// indexNames are the files Caddy's file_server answers a directory with:
+// an exact price on one also covers its directory, and the other way
+// round.
+var indexNames = []string{"/index.html", "/index.txt"}
+
+// indexDir is p without a trailing index file name ("/docs/index.html" →
+// "/docs"; "/index.html" → "/").
+func indexDir(p string) string {
+	for _, n := range indexNames {
+		if len(p) >= len(n) && foldEqual(p[len(p)-len(n):], n) {
+			if d := p[:len(p)-len(n)]; d != "" {
+				return d
+			}
+			return "/"
+		}
+	}
+	return p
 }
 
 // checkPricePaths checks the shape of the prices' paths: each an exact
@@ -127,10 +156,11 @@ func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 				return nil, fmt.Errorf("price %q: write the path in its plain form (%s)", raw, normalizeSegments(pr.exact))
 			}
 		}
-		if pr.prefix == "/" {
+		if pr.prefix == "/" || pr.exact == "/" {
 			return nil, fmt.Errorf("price %q: selling the whole site is not supported; price a prefix such as /members/*", raw)
 		}
-		if b := path.Clean(base); pr.covers(b) || hasPrefixFold(pr.root()+"/", b+"/") {
+		pr.segs = segments(pr.prefix)
+		if b := path.Clean(base); pr.covers(b) || hasPrefixFold(pr.root(), b) {
 			return nil, fmt.Errorf("price %q: overlaps base_path %s, where the checkout's own routes are", raw, base)
 		}
 		for _, q := range out {
@@ -149,22 +179,65 @@ func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 }
 
 // covers reports whether the price applies to the normalized path cp.
-// Paths are compared without regard to ASCII case: servers behind us may
+// Paths are compared without regard to case: servers behind us may
 // (Express, ASP.NET, a file server on macOS or Windows), and a price must
 // hold for every spelling of its path.
 func (p *price) covers(cp string) bool {
 	if p.exact != "" {
-		return strings.EqualFold(cp, p.exact)
+		return foldEqual(indexDir(cp), indexDir(p.exact))
 	}
-	return strings.EqualFold(cp, p.prefix) || (len(cp) > len(p.prefix) && cp[len(p.prefix)] == '/' && strings.EqualFold(cp[:len(p.prefix)], p.prefix))
+	head, _ := splitSegments(cp, p.segs)
+	return foldEqual(head, p.prefix)
 }
 
 func (p *price) overlaps(q *price) bool {
-	return p.covers(q.root()) || q.covers(p.root())
+	return p.covers(q.root()) || q.covers(p.root()) || p.covers(q.dir()) || q.covers(p.dir())
+}
+
+// splitSegments cuts the absolute path p after its first n segments:
+// ("/a/b/c", 2) is "/a/b" and "/c".
+func splitSegments(p string, n int) (head, rest string) {
+	seen := 0
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			if seen++; seen == n {
+				return p[:i], p[i:]
+			}
+		}
+	}
+	return p, ""
+}
+
+func segments(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// foldEqual compares without regard to case: ASCII case for ASCII
+// strings, Unicode case otherwise (a server may fold "ſ" to "s").
+func foldEqual(a, b string) bool {
+	if isASCII(a) && isASCII(b) {
+		return strings.EqualFold(a, b)
+	}
+	return fold(a) == fold(b)
+}
+
+func fold(s string) string { return strings.ToLower(strings.ToUpper(s)) }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	head, _ := splitSegments(s, segments(prefix))
+	return foldEqual(head, prefix)
 }
 
 // checkPrices parses the prices' amounts once the providers have
@@ -184,49 +257,84 @@ func (s *Site) checkPrices() error {
 }
 
 // priceOf is the price of a request's path, or nil, and the path to send
-// a buyer back to: the one asked for, with the price's part spelled as
-// the price spells it (the receipt cookie's path is compared byte for
-// byte), decoded and normalized.
+// a buyer back to, escaped: the one asked for, with the price's part
+// spelled as the price spells it (the receipt cookie's path is compared
+// byte for byte), or the price's own path when the request spelled it
+// oddly.
 //
 // A server behind us may read the path in more ways than one, so every
 // reading is tried and any one priced makes the request priced (fail
 // closed): the decoded path and the path as sent with only "%2F" kept
 // (reverse_proxy forwards "/a/..%2Fb" as is, and some routers act on it
-// undecoded), each with path parameters (";x") dropped, dot segments
-// resolved, "\" read as "/" too, trailing dots and spaces of a segment
-// dropped (Windows), and compared without regard to case.
-func (s *Site) priceOf(u *url.URL) (*price, string) {
+// undecoded), each also with "\" read as "/", and each with path
+// parameters (";x") dropped, dot segments resolved, trailing dots and
+// spaces of a segment dropped (Windows), and compared without regard to
+// case. Readings priced by two different prices make the request
+// ambiguous: errAmbiguous.
+func (s *Site) priceOf(u *url.URL) (*price, string, error) {
 	if len(s.prices) == 0 {
-		return nil, ""
+		return nil, "", nil
 	}
-	decoded := normalizePath(u.Path)
-	if pr, back := s.priceForm(decoded); pr != nil {
-		return pr, back
-	}
-	if strings.IndexByte(u.Path, '\\') >= 0 {
-		if pr, back := s.priceForm(normalizePath(strings.ReplaceAll(u.Path, "\\", "/"))); pr != nil {
-			return pr, back
+	var found *price
+	decodedPriced := false
+	try := func(reading string, decoded bool) error {
+		pr := s.priceForm(normalizePath(reading))
+		switch {
+		case pr == nil:
+		case found == nil:
+			found, decodedPriced = pr, decoded
+		case pr != found:
+			return errAmbiguous
 		}
+		return nil
+	}
+	readings := func(p string, decoded bool) error {
+		if err := try(p, decoded); err != nil {
+			return err
+		}
+		if strings.IndexByte(p, '\\') >= 0 {
+			return try(strings.ReplaceAll(p, "\\", "/"), false)
+		}
+		return nil
+	}
+	if err := readings(u.Path, true); err != nil {
+		return nil, "", err
 	}
 	if u.RawPath != "" {
-		if raw, err := unescapeKeepingSlashes(u.RawPath); err == nil {
-			if pr, _ := s.priceForm(normalizePath(raw)); pr != nil {
-				// Only this reading is priced: send the buyer back to
-				// the price's own path rather than to this spelling.
-				return pr, pr.root()
-			}
+		raw, err := unescapeKeepingSlashes(u.RawPath)
+		if err != nil {
+			return nil, "", errAmbiguous
+		}
+		if err := readings(raw, false); err != nil {
+			return nil, "", err
 		}
 	}
-	return nil, ""
+	if found == nil {
+		return nil, "", nil
+	}
+	back := found.root()
+	if decodedPriced {
+		if head, rest := splitSegments(path.Clean(u.Path), segments(found.dir())); foldEqual(head, found.dir()) {
+			back = found.dir() + rest
+		}
+	}
+	return found, escapePath(back), nil
 }
 
-func (s *Site) priceForm(cp string) (*price, string) {
+// errAmbiguous: the readings of a request's path are priced differently
+// (a receipt for one would open the other), or it cannot be decoded.
+var errAmbiguous = errors.New("the path reads as more than one priced path")
+
+func (s *Site) priceForm(cp string) *price {
+	if cp == "" {
+		return nil
+	}
 	for _, pr := range s.prices {
 		if pr.covers(cp) {
-			return pr, pr.root() + cp[len(pr.root()):]
+			return pr
 		}
 	}
-	return nil, ""
+	return nil
 }
 
 // normalizePath is the cleaned form of an absolute request path: path
@@ -260,28 +368,42 @@ func normalizeSegments(p string) string {
 }
 
 // unescapeKeepingSlashes decodes an escaped path but for "%2F", which
-// stays as is (inside its segment).
+// stays as is (inside its segment). It takes one pass.
 func unescapeKeepingSlashes(raw string) (string, error) {
 	var b strings.Builder
-	for {
-		i := strings.Index(strings.ToUpper(raw), "%2F")
-		if i < 0 {
-			break
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
 		}
-		part, err := url.PathUnescape(raw[:i])
-		if err != nil {
-			return "", err
+		if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+			return "", errors.New("bad percent-encoding")
 		}
-		b.WriteString(part)
-		b.WriteString("%2F")
-		raw = raw[i+3:]
+		v := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+		if v == '/' {
+			b.WriteString(raw[i : i+3])
+		} else {
+			b.WriteByte(v)
+		}
+		i += 2
 	}
-	part, err := url.PathUnescape(raw)
-	if err != nil {
-		return "", err
-	}
-	b.WriteString(part)
 	return b.String(), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // escapePath escapes a decoded path for a Location header, leaving what a
@@ -311,6 +433,12 @@ func escapePath(p string) string {
 // (a browser) or told the price (a program). Without a receipt it reads
 // and writes nothing.
 func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, back string, next Next) error {
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		// A CORS preflight carries no credentials: the upstream answers
+		// it, so that a page on another origin may then send a receipt.
+		dropReceiptCookies(r)
+		return next(w, r)
+	}
 	rc, refused, err := s.receiptOrder(r, pr)
 	dropReceiptCookies(r)
 	if err != nil {
@@ -326,6 +454,7 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 	}
 	if rc != nil {
 		s.setPaidHeaders(r, rc)
+		w = &privateWriter{ResponseWriter: w}
 		if s.cfg.Intake.Headers {
 			return s.proxyWatchingHeaders(w, r, next)
 		}
@@ -338,8 +467,10 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 	}
 	pu := s.newPurchase(back, !wantsHTML(r))
 	if wantsHTML(r) {
+		// Absolute, on public_url's host: the purchase, the provider's
+		// return and the receipt cookie all stay on one host.
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, s.payURL(pu), http.StatusSeeOther)
+		http.Redirect(w, r, s.publicURL(r)+s.payURL(pu), http.StatusSeeOther)
 		return nil
 	}
 	writeJSON(w, http.StatusPaymentRequired, paymentRequired{
@@ -356,6 +487,49 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 	})
 	return nil
 }
+
+// privateWriter keeps what a receipt opened out of shared caches (a CDN
+// in front would otherwise serve one buyer's file to everyone): the
+// response's Cache-Control gains "private" unless it says private or
+// no-store already.
+type privateWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (pw *privateWriter) WriteHeader(code int) {
+	if !pw.done && code >= 200 {
+		pw.done = true
+		h := pw.ResponseWriter.Header()
+		cc := strings.ToLower(h.Get("Cache-Control"))
+		switch {
+		case strings.Contains(cc, "private") || strings.Contains(cc, "no-store"):
+		case cc == "":
+			h.Set("Cache-Control", "private")
+		default:
+			cc = strings.TrimSpace(strings.NewReplacer("public,", "", "public", "").Replace(cc))
+			h.Set("Cache-Control", strings.TrimPrefix("private, "+cc, ", "))
+		}
+	}
+	pw.ResponseWriter.WriteHeader(code)
+}
+
+func (pw *privateWriter) Write(b []byte) (int, error) {
+	if !pw.done {
+		pw.WriteHeader(http.StatusOK)
+	}
+	return pw.ResponseWriter.Write(b)
+}
+
+func (pw *privateWriter) Flush() {
+	if !pw.done {
+		pw.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(pw.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (pw *privateWriter) Unwrap() http.ResponseWriter { return pw.ResponseWriter }
 
 // paymentRequired is the 402 body a program gets.
 type paymentRequired struct {

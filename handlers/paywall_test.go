@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,7 +150,7 @@ func TestPaywallBrowserPaysAndGetsTheFile(t *testing.T) {
 	c := e.Client()
 
 	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-	if first.Code != http.StatusSeeOther || !strings.HasPrefix(first.Location, "/_checkout/buy/") || first.Header.Get("Cache-Control") != "no-store" {
+	if first.Code != http.StatusSeeOther || !strings.HasPrefix(first.Location, e.Srv.URL+"/_checkout/buy/") || first.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("priced path without a receipt: %d %q %q, want 303 to pay_url, no-store", first.Code, first.Location, first.Header.Get("Cache-Control"))
 	}
 	page := e.Get(c, first.Location, "Accept", browserAccept)
@@ -165,7 +167,7 @@ func TestPaywallBrowserPaysAndGetsTheFile(t *testing.T) {
 	}
 
 	back := payAt(t, e, c, first.Location)
-	if back.Code != http.StatusSeeOther || back.Location != "/downloads/ebook.pdf" {
+	if back.Code != http.StatusSeeOther || back.Location != e.Srv.URL+"/downloads/ebook.pdf" {
 		t.Fatalf("after paying: %d %q, want 303 back to the path", back.Code, back.Location)
 	}
 	var cookie *http.Cookie
@@ -605,6 +607,8 @@ func TestPaywallEverySpellingIsPriced(t *testing.T) {
 		"/downloads/ebook.pdf.", "/downloads/ebook.pdf%20", "/downloads/ebook.pdf;x=1", "/downloads;x/ebook.pdf",
 		"/reports%5Cq3.pdf", "/x/..%5Creports/q3.pdf", "/downloads//ebook.pdf", "/downloads/./ebook.pdf", "/x/../downloads/ebook.pdf",
 		"/reports", "/reports/", "/reports/.", "/Reports;a=b/2026/q1.pdf",
+		"/downloads%5Cx%2F..%2F..%5C..%5Cebook.pdf", "/reports%5Cq3.pdf%2F..%2F..%5C..%5Cq3.pdf",
+		"/report%C5%BF/q3.pdf", "/download%C5%BF/ebook.pdf",
 	} {
 		for _, accept := range []string{"*/*", browserAccept} {
 			before := fs.count()
@@ -647,6 +651,9 @@ func TestPaywallBuyerComesBackToTheFile(t *testing.T) {
 		{"/reports/100%25.pdf", "/reports/100%25.pdf", []string{"/reports/100%25.pdf"}},
 		{"/reports/a%23b.pdf", "/reports/a%23b.pdf", []string{"/reports/a%23b.pdf"}},
 		{"/reports/..%2Fq3.pdf", "/reports", []string{"/reports/q3.pdf"}},
+		{"/reports/a%3Bb.pdf", "/reports/a;b.pdf", []string{"/reports/a;b.pdf"}},
+		{"/reports/caf%E9.pdf", "/reports/caf%E9.pdf", []string{"/reports/caf%E9.pdf"}},
+		{"/reports/v2./x.pdf", "/reports/v2./x.pdf", []string{"/reports/v2./x.pdf"}},
 	} {
 		t.Run(tc.asked, func(t *testing.T) {
 			c := e.Client()
@@ -655,7 +662,7 @@ func TestPaywallBuyerComesBackToTheFile(t *testing.T) {
 				t.Fatalf("asked: %d", first.Code)
 			}
 			back := payAt(t, e, c, first.Location)
-			if back.Code != http.StatusSeeOther || back.Location != tc.back {
+			if back.Code != http.StatusSeeOther || back.Location != e.Srv.URL+tc.back {
 				t.Fatalf("after paying: %d %q, want 303 to %s", back.Code, back.Location, tc.back)
 			}
 			for _, p := range tc.opens {
@@ -697,7 +704,7 @@ func TestPaywallReceiptOnlyForTheBuyer(t *testing.T) {
 	for _, link := range []string{first.Location, payPage, ret.Location} {
 		friend := e.Client()
 		r := e.Get(friend, link, "Accept", browserAccept)
-		for r.Code == http.StatusSeeOther && strings.HasPrefix(r.Location, "/_checkout/") {
+		for r.Code == http.StatusSeeOther && strings.Contains(r.Location, "/_checkout/") {
 			r = e.Get(friend, r.Location, "Accept", browserAccept)
 		}
 		if r.Code != http.StatusOK || !strings.Contains(r.Body, "Already paid") || strings.Contains(r.Header.Get("Set-Cookie"), "checkout_receipt_") {
@@ -707,7 +714,7 @@ func TestPaywallReceiptOnlyForTheBuyer(t *testing.T) {
 			t.Fatalf("the other browser opened the file: %d", got.Code)
 		}
 	}
-	if r := e.Get(buyer, ret.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != "/downloads/ebook.pdf" {
+	if r := e.Get(buyer, ret.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != e.Srv.URL+"/downloads/ebook.pdf" {
 		t.Fatalf("the buyer's own return: %d %q", r.Code, r.Location)
 	}
 	// A program's pay_url does not give its receipt_url away.
@@ -750,5 +757,186 @@ func TestPaywallOddRequests(t *testing.T) {
 	}
 	if got := fs.last().Header.Values("Authorization"); len(got) != 1 || got[0] != "Basic dXBzdHJlYW06b3du" {
 		t.Fatalf("the upstream got Authorization %q, want its own Basic line only", got)
+	}
+}
+
+// TestPaywallIndexFiles: Caddy's file_server answers a directory with its
+// index file, so a price on one covers the other.
+func TestPaywallIndexFiles(t *testing.T) {
+	root := t.TempDir()
+	for name, body := range map[string]string{"docs/index.html": "PAID DOCS", "guide/index.html": "PAID GUIDE", "free/index.html": "free"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := handlerstest.New(t, func(c *handlers.Config) {
+		c.Prices = []handlers.Price{{Path: "/docs/index.html", Amount: "2", Currency: "USD"}, {Path: "/guide/", Amount: "3", Currency: "USD"}}
+	})
+	e.SetUpstream(http.FileServer(http.Dir(root)))
+	for _, p := range []string{"/docs/index.html", "/docs/", "/docs", "/DOCS/INDEX.HTML", "/guide/", "/guide", "/guide/index.html", "/guide/index.txt"} {
+		if r := e.Get(e.Client(), p); r.Code != http.StatusPaymentRequired || strings.Contains(r.Body, "PAID") {
+			t.Errorf("GET %s: %d %q, want 402", p, r.Code, r.Body)
+		}
+	}
+	if r := e.Get(e.Client(), "/free/"); r.Code != http.StatusOK || r.Body != "free" {
+		t.Errorf("an unpriced directory: %d %q", r.Code, r.Body)
+	}
+	// Paid, the directory opens too.
+	c := e.Client()
+	first := e.Get(c, "/docs/", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	if r := e.Get(c, "/docs/", "Accept", browserAccept); r.Code != http.StatusOK || r.Body != "PAID DOCS" {
+		t.Errorf("GET /docs/ after paying: %d %q", r.Code, r.Body)
+	}
+	// Go's file server answers its index file's own name with a redirect
+	// to the directory: the request got through to it.
+	if r := e.Get(c, "/docs/index.html", "Accept", browserAccept); r.Code != http.StatusMovedPermanently {
+		t.Errorf("GET /docs/index.html after paying: %d, want the file server's 301", r.Code)
+	}
+}
+
+// TestPaywallAmbiguousPathRefused: a path whose readings fall under two
+// prices is refused, whatever receipt comes with it: a receipt for the
+// cheap one must not open the dear one.
+func TestPaywallAmbiguousPathRefused(t *testing.T) {
+	e, fs := paywalled(t,
+		handlers.Price{Path: "/samples/*", Amount: "0.50", Currency: "USD"},
+		handlers.Price{Path: "/reports/*", Amount: "25", Currency: "EUR"})
+	cheap, err := handlerstest.BuyReceipt(e.Srv.URL, "/samples/a.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/samples/x%5C..%5C..%5Creports%5Cq3.pdf", "/reports/..%2F..%2Fsamples/x", "/samples/..%2Freports/q3.pdf"} {
+		before := fs.count()
+		if code := rawGet(t, e.Srv.URL, target, "Authorization", "Bearer "+cheap); code != http.StatusBadRequest || fs.count() != before {
+			t.Errorf("GET %s with the cheap receipt: %d, upstream reached %v; want 400", target, code, fs.count() != before)
+		}
+	}
+	if code := rawGet(t, e.Srv.URL, "/samples/a.pdf", "Authorization", "Bearer "+cheap); code != http.StatusOK {
+		t.Fatalf("the cheap receipt on its own path: %d", code)
+	}
+}
+
+// TestPaywallHeldPaymentSettlesLater: a payment held for days (a konbini
+// slip, the sandbox's Pay later) and settled after the buyer left still
+// gives the buyer the receipt, and coming back through the path finds
+// the purchase rather than offering to pay again.
+func TestPaywallHeldPaymentSettlesLater(t *testing.T) {
+	for _, comeBack := range []string{"return", "path"} {
+		t.Run(comeBack, func(t *testing.T) {
+			e, fs := paywalled(t)
+			c := e.Client()
+			first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+			page := e.Get(c, first.Location, "Accept", browserAccept)
+			chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+			held := e.PaySandbox(c, chosen.Location, "on_hold")
+			e.Get(c, held.Location, "Accept", browserAccept) // the processing page
+			e.Clock.Add(48 * time.Hour)
+			settled := e.PaySandbox(e.Client(), chosen.Location, "paid") // the store's webhook, not the buyer
+			var back handlerstest.Resp
+			if comeBack == "return" {
+				back = e.Get(c, settled.Location, "Accept", browserAccept)
+			} else {
+				again := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+				back = e.Get(c, again.Location, "Accept", browserAccept)
+			}
+			if back.Code != http.StatusSeeOther || back.Location != e.Srv.URL+"/downloads/ebook.pdf" {
+				t.Fatalf("the buyer after the held payment settled: %d %q\n%s", back.Code, back.Location, back.Body)
+			}
+			before := fs.count()
+			if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK || fs.count() != before+1 {
+				t.Fatalf("the file: %d", r.Code)
+			}
+			if n := orderCount(t, e); n != 1 {
+				t.Fatalf("%d orders, want 1", n)
+			}
+		})
+	}
+	// Coming back through the path while the payment is still held leads
+	// to that payment's page, not to a second purchase.
+	e, _ := paywalled(t)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	page := e.Get(c, first.Location, "Accept", browserAccept)
+	chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	e.PaySandbox(c, chosen.Location, "on_hold")
+	again := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	if r := e.Get(c, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/_checkout/pay/"+handlerstest.RefOf(chosen.Location)) {
+		t.Fatalf("back through the path with a held payment: %d %q", r.Code, r.Location)
+	}
+}
+
+// TestPaywallPublicURLOnAnotherHost: with public_url naming another host
+// name of the site, the purchase happens on that host from the start, so
+// the buyer cookie and the receipt cookie are where the buyer returns.
+func TestPaywallPublicURLOnAnotherHost(t *testing.T) {
+	e, fs := paywalled(t)
+	public := strings.Replace(e.Srv.URL, "127.0.0.1", "localhost", 1)
+	e.Cfg.PublicURL = public
+	e.Reload()
+	c := e.Client()
+	// A browser: relative Locations resolve against the page they came from.
+	cur, _ := url.Parse(e.Srv.URL + "/downloads/ebook.pdf")
+	step := func(method string, form url.Values) handlerstest.Resp {
+		var r handlerstest.Resp
+		if form == nil {
+			r = e.Get(c, cur.String(), "Accept", browserAccept)
+		} else {
+			r = e.Post(c, cur.String(), form, "Origin", cur.Scheme+"://"+cur.Host)
+		}
+		if r.Location != "" {
+			next, _ := url.Parse(r.Location)
+			cur = cur.ResolveReference(next)
+		}
+		return r
+	}
+	step("GET", nil) // → pay_url on the public host
+	if cur.Host != strings.TrimPrefix(public, "http://") {
+		t.Fatalf("pay_url on %s, want public_url's host", cur.Host)
+	}
+	payURL := *cur
+	page := step("GET", nil)
+	step("POST", url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}})
+	sb := step("GET", nil)
+	cur2 := *cur
+	step("POST", url.Values{"csrf": {handlerstest.CSRFOf(t, sb.Body)}, "outcome": {"paid"}})
+	back := step("GET", nil) // the return
+	if back.Code != http.StatusSeeOther || cur.String() != public+"/downloads/ebook.pdf" {
+		t.Fatalf("after paying (from %s, %s): %d, now at %s", payURL.String(), cur2.String(), back.Code, cur.String())
+	}
+	before := fs.count()
+	if r := step("GET", nil); r.Code != http.StatusOK || fs.count() != before+1 {
+		t.Fatalf("the file on the public host: %d", r.Code)
+	}
+}
+
+func TestPaywallOpenedResponsesStayPrivate(t *testing.T) {
+	e, _ := paywalled(t)
+	e.SetUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cc := r.URL.Query().Get("cc"); cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		_, _ = io.WriteString(w, "file")
+	}))
+	receipt, err := handlerstest.BuyReceipt(e.Srv.URL, "/downloads/ebook.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cc, want := range map[string]string{"": "private", "public, max-age=3600": "private, max-age=3600", "no-store": "no-store", "private, max-age=60": "private, max-age=60"} {
+		r := e.Get(e.Client(), "/downloads/ebook.pdf?cc="+url.QueryEscape(cc), "Authorization", "Bearer "+receipt)
+		if r.Code != http.StatusOK || r.Header.Get("Cache-Control") != want {
+			t.Errorf("upstream Cache-Control %q: got %d %q, want %q", cc, r.Code, r.Header.Get("Cache-Control"), want)
+		}
+	}
+	// A CORS preflight reaches the upstream without a receipt.
+	req, _ := http.NewRequest(http.MethodOptions, e.Srv.URL+"/downloads/ebook.pdf", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "authorization")
+	if r := e.Do(e.Client(), req); r.Code != http.StatusOK {
+		t.Fatalf("CORS preflight: %d, want the upstream's answer", r.Code)
 	}
 }

@@ -37,7 +37,7 @@ const (
 type purchase struct {
 	nonce   string
 	program bool
-	path    string // the path to send the buyer back to, decoded
+	path    string // the path to send the buyer back to, escaped
 	exp     time.Time
 	expired bool // too old to start an order (a receipt_url still answers)
 }
@@ -76,7 +76,7 @@ func (s *Site) receiptURL(pu purchase) string {
 func (s *Site) openPurchase(r *http.Request, purpose string) (purchase, bool) {
 	parts := strings.SplitN(r.PathValue("token"), ".", 3)
 	p := r.URL.Query().Get("path")
-	if len(parts) != 3 || len(parts[0]) != 26 || (parts[1] != "b" && parts[1] != "p") || !strings.HasPrefix(p, "/") || len(p) > maxPricedPath {
+	if len(parts) != 3 || len(parts[0]) != 26 || (parts[1] != "b" && parts[1] != "p") || !localTarget(p) || len(p) > maxPricedPath {
 		return purchase{}, false
 	}
 	pu := purchase{nonce: parts[0], program: parts[1] == "p", path: p}
@@ -99,7 +99,10 @@ func (s *Site) purchaseOf(w http.ResponseWriter, r *http.Request) (purchase, *pr
 		s.fail(w, r, http.StatusNotFound, "error.not_found")
 		return pu, nil, false
 	}
-	pr, _ := s.priceForm(normalizePath(pu.path))
+	var pr *price
+	if u, err := url.Parse(pu.path); err == nil {
+		pr, _, _ = s.priceOf(u)
+	}
 	if pr == nil {
 		s.fail(w, r, http.StatusNotFound, "error.not_for_sale")
 		return pu, nil, false
@@ -124,6 +127,9 @@ func (s *Site) serveBuy(w http.ResponseWriter, r *http.Request) {
 		return
 	case pu.expired:
 		s.fail(w, r, http.StatusGone, "error.buy_link_expired")
+		return
+	}
+	if s.resumePurchase(w, r, pr, pu.path) {
 		return
 	}
 	p := templates.Page{
@@ -219,6 +225,64 @@ func (s *Site) isBuyer(r *http.Request, o *order.Order) bool {
 	return err == nil && s.cfg.Secret.VerifyToken(c.Value, "purchase", s.cfg.Site+"\n"+o.ID, s.now()) == nil
 }
 
+// resumePurchase looks for a purchase of pr that this browser made before
+// (its buyer cookies) and, rather than offering to pay again, hands over
+// its receipt (paid while the buyer was away) sending it on to target, or
+// sends it back to its pay page (still open). It reports whether it
+// answered.
+func (s *Site) resumePurchase(w http.ResponseWriter, r *http.Request, pr *price, target string) bool {
+	checked := 0
+	for _, c := range r.Cookies() {
+		nonce, ok := strings.CutPrefix(c.Name, purchaseCookiePrefix)
+		if !ok || len(nonce) != 26 {
+			continue
+		}
+		if checked++; checked > 20 {
+			break
+		}
+		id := paywallIDPrefix + nonce
+		if s.cfg.Secret.VerifyToken(c.Value, "purchase", s.cfg.Site+"\n"+id, s.now()) != nil {
+			continue
+		}
+		o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: id})
+		if err != nil || o.Metadata[metaPrice] != pr.Path {
+			continue
+		}
+		switch {
+		case o.Status == order.Paid && s.now().Before(o.PaidAt.Add(s.receiptTTL)):
+			s.deliverReceiptTo(w, r, o, o.Current().Ref, target)
+			return true
+		case o.Status.Open():
+			http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
+			return true
+		}
+	}
+	return false
+}
+
+// keepBuyer renews the buyer cookie of a paywall order whenever its buyer
+// comes by, so that it lasts as long as the order can still be paid (a
+// hold of days, set after the purchase began).
+func (s *Site) keepBuyer(w http.ResponseWriter, r *http.Request, o *order.Order) {
+	if isPaywall(o) && o.Status.Open() && s.isBuyer(r, o) {
+		s.markBuyer(w, r, o)
+	}
+}
+
+// localTarget reports whether p is a path of this site that can go in a
+// Location header as it is: absolute, not "//", printable ASCII.
+func localTarget(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // showPurchase shows an order a pay_url already made: its pay page while
 // open, its receipt once paid, how it ended otherwise.
 func (s *Site) showPurchase(w http.ResponseWriter, r *http.Request, o *order.Order) {
@@ -245,6 +309,12 @@ func (s *Site) receiptOf(o *order.Order) (string, time.Time) {
 // purchase) or the paid page showing the receipt (a program's). Anyone
 // else is told the order is paid, and given nothing.
 func (s *Site) deliverReceipt(w http.ResponseWriter, r *http.Request, o *order.Order, ref string) {
+	s.deliverReceiptTo(w, r, o, ref, o.Metadata[metaPath])
+}
+
+// deliverReceiptTo is deliverReceipt sending a browser on to target (an
+// escaped path of the price).
+func (s *Site) deliverReceiptTo(w http.ResponseWriter, r *http.Request, o *order.Order, ref, target string) {
 	rc, exp := s.receiptOf(o)
 	if !s.now().Before(exp) || !s.isBuyer(r, o) {
 		if s.now().Before(exp) {
@@ -254,32 +324,32 @@ func (s *Site) deliverReceipt(w http.ResponseWriter, r *http.Request, o *order.O
 		s.render(w, r, http.StatusOK, s.page("already_paid", o, ref))
 		return
 	}
-	target := o.Metadata[metaPath]
-	cookiePath := "/"
 	var pr *price
 	for _, p := range s.prices {
 		if p.Path == o.Metadata[metaPrice] {
 			pr = p
 		}
 	}
-	if pr != nil {
-		cookiePath = pr.cookiePath()
-		http.SetCookie(w, &http.Cookie{
-			Name: pr.cookie, Value: rc, Path: cookiePath,
-			Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
-			HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
-		})
+	if pr == nil {
+		// The price is gone from the config: the receipt opens nothing.
+		s.render(w, r, http.StatusOK, s.page("already_paid", o, ref))
+		return
 	}
-	if !strings.HasPrefix(target, "/") {
-		target = cookiePath
+	http.SetCookie(w, &http.Cookie{
+		Name: pr.cookie, Value: rc, Path: pr.cookiePath(),
+		Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
+		HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
+	})
+	if !localTarget(target) {
+		target = escapePath(pr.dir())
 	}
 	if o.Metadata[metaClient] != "program" {
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, escapePath(target), http.StatusSeeOther)
+		http.Redirect(w, r, s.publicURL(r)+target, http.StatusSeeOther)
 		return
 	}
 	p := s.page("paid", o, ref)
-	p.Receipt, p.ReceiptExpires, p.ContinueURL = rc, exp, escapePath(target)
+	p.Receipt, p.ReceiptExpires, p.ContinueURL = rc, exp, target
 	s.render(w, r, http.StatusOK, p)
 }
 

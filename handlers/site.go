@@ -359,7 +359,17 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		return nil
 	}
 	if len(s.prices) > 0 {
-		if pr, back := s.priceOf(r.URL); pr != nil {
+		pr, back, err := s.priceOf(r.URL)
+		if err != nil {
+			s.log.Info("request for a path that reads as more than one priced path", zap.String("site", s.cfg.Site))
+			if wantsHTML(r) {
+				s.fail(w, r, http.StatusBadRequest, "error.generic")
+			} else {
+				writeAPIError(w, http.StatusBadRequest, "this path reads as more than one priced path; ask for it as it is named")
+			}
+			return nil
+		}
+		if pr != nil {
 			return s.servePriced(w, r, pr, back, next)
 		}
 		dropReceiptCookies(r)

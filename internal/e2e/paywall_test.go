@@ -36,6 +36,7 @@ http://%s {
 		callback %s
 		price /downloads/ebook.pdf 9.99 USD "The e-book"
 		price /reports/* 25 EUR "All reports"
+		price /docs/index.html 2 USD "The manual"
 		receipt_ttl 30d
 		sandbox
 	}
@@ -153,7 +154,7 @@ func TestPaywallThroughCaddy(t *testing.T) {
 		t.Fatalf("browser without a receipt: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
 	back, _ := payAtPayURL(t, browser, base, r.Header.Get("Location"))
-	if back.StatusCode != http.StatusSeeOther || back.Header.Get("Location") != "/downloads/ebook.pdf" {
+	if back.StatusCode != http.StatusSeeOther || back.Header.Get("Location") != site+"/downloads/ebook.pdf" {
 		t.Fatalf("after paying: %d %q, want 303 to the file", back.StatusCode, back.Header.Get("Location"))
 	}
 	if sc := back.Header.Get("Set-Cookie"); !strings.Contains(sc, "checkout_receipt_") || !strings.Contains(sc, "=paywall-") || !strings.Contains(sc, "Path=/downloads/ebook.pdf") ||
@@ -165,6 +166,13 @@ func TestPaywallThroughCaddy(t *testing.T) {
 	}
 	if r, body := visit(t, browser, site+"/downloads/free.txt"); r.StatusCode != 200 || body != "free for all" {
 		t.Fatalf("an unpriced file: %d %q", r.StatusCode, body)
+	}
+	// file_server answers /docs/ with the priced index file: priced too,
+	// in any case.
+	for _, p := range []string{"/docs/", "/docs", "/DOCS/index.html", "/docs/index.html"} {
+		if r, body := visit(t, noRedirectClient(), site+p); r.StatusCode != http.StatusPaymentRequired || strings.Contains(body, "manual</h1>") {
+			t.Fatalf("%s unpaid: %d %q", p, r.StatusCode, body)
+		}
 	}
 	if r, _ := visit(t, browser, site+"/reports/q3.pdf", "Accept", browserAccept); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("another price's file with the e-book's receipt: %d, want 303 to pay", r.StatusCode)
