@@ -256,11 +256,9 @@ func (s *Site) checkPrices() error {
 	return nil
 }
 
-// priceOf is the price of a request's path, or nil, and the path to send
-// a buyer back to, escaped: the one asked for, with the price's part
-// spelled as the price spells it (the receipt cookie's path is compared
-// byte for byte), or the price's own path when the request spelled it
-// oddly.
+// priceOf is the price of a request's path, or nil; and, when only an
+// odd reading of the path is priced, the price's own path to send a buyer
+// back to (see backPath).
 //
 // A server behind us may read the path in more ways than one, so every
 // reading is tried and any one priced makes the request priced (fail
@@ -312,13 +310,25 @@ func (s *Site) priceOf(u *url.URL) (*price, string, error) {
 	if found == nil {
 		return nil, "", nil
 	}
-	back := found.root()
-	if decodedPriced {
-		if head, rest := splitSegments(path.Clean(u.Path), segments(found.dir())); foldEqual(head, found.dir()) {
-			back = found.dir() + rest
+	if !decodedPriced {
+		// Only an odd reading is priced: send the buyer back to the
+		// price's own path rather than to this spelling.
+		return found, found.root(), nil
+	}
+	return found, "", nil
+}
+
+// backPath is where to send the buyer of pr back to after paying, escaped
+// (given priceOf's answer for u).
+func backPath(u *url.URL, pr *price, fixed string) string {
+	back := fixed
+	if back == "" {
+		back = pr.root()
+		if head, rest := splitSegments(path.Clean(u.Path), segments(pr.dir())); foldEqual(head, pr.dir()) {
+			back = pr.dir() + rest
 		}
 	}
-	return found, escapePath(back), nil
+	return escapePath(back)
 }
 
 // errAmbiguous: the readings of a request's path are priced differently
@@ -433,6 +443,7 @@ func escapePath(p string) string {
 // (a browser) or told the price (a program). Without a receipt it reads
 // and writes nothing.
 func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, back string, next Next) error {
+	// back is priceOf's: "" unless only an odd reading was priced.
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		// A CORS preflight carries no credentials: the upstream answers
 		// it, so that a page on another origin may then send a receipt.
@@ -460,6 +471,7 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 		}
 		return next(w, r)
 	}
+	back = backPath(r.URL, pr, back)
 	if len(back) > maxPricedPath {
 		w.Header().Set("Cache-Control", "no-store")
 		writeAPIError(w, http.StatusRequestURITooLong, fmt.Sprintf("the path is longer than %d bytes", maxPricedPath))
