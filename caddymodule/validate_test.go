@@ -225,6 +225,12 @@ func TestValidate(t *testing.T) {
 			want:     []string{`price "/reports/q3.pdf" overlaps price "/Reports/*"`, "without regard to case"},
 		},
 		{
+			name:     "fail/price-trailing-slash",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /reports/ 5 EUR", "sandbox"},
+			want:     []string{`price "/reports/"`, "names a directory", "/reports/*", "/reports/index.html"},
+		},
+		{
 			name:     "fail/price-trailing-dot",
 			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
 			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "price /e.pdf. 5 EUR", "sandbox"},

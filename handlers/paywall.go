@@ -71,10 +71,16 @@ type price struct {
 	exact, prefix string
 	segs          int // segments of prefix
 	amount        money.Amount
-	// cookie is the name of the receipt cookie: one per price, so that
-	// receipts of prices whose cookies share a Path do not replace each
-	// other.
-	cookie string
+	// id names the price in cookie names; cookie is the name of the
+	// receipt cookie: one per price, so that receipts of prices whose
+	// cookies share a Path do not replace each other.
+	id, cookie string
+}
+
+// priceID is 12 hex digits naming a price of a site.
+func priceID(site, pricePath string) string {
+	sum := sha256.Sum256([]byte(site + "\n" + pricePath))
+	return hex.EncodeToString(sum[:6])
 }
 
 // root is the price's path without "/*".
@@ -106,10 +112,15 @@ func (p *price) cookiePath() string {
 	return r
 }
 
-// indexNames are the files Caddy's file_server answers a directory with:
+// indexNames are the files servers answer a directory with (Caddy's
+// file_server: index.html, index.txt; php_fastcgi: index.php; others):
 // an exact price on one also covers its directory, and the other way
 // round.
-var indexNames = []string{"/index.html", "/index.txt"}
+var indexNames = []string{"/index.html", "/index.htm", "/index.txt", "/index.php", "/default.htm", "/default.html"}
+
+// sidecars are the precompressed copies file_server's precompressed
+// option serves beside a file: an exact price covers them too.
+var sidecars = []string{".gz", ".br", ".zst"}
 
 // indexDir is p without a trailing index file name ("/docs/index.html" →
 // "/docs"; "/index.html" → "/").
@@ -152,14 +163,17 @@ func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 			}
 		} else {
 			pr.exact = path.Clean(raw)
-			if pr.exact != raw && pr.exact+"/" != raw || normalizeSegments(pr.exact) != pr.exact {
+			if strings.HasSuffix(raw, "/") {
+				return nil, fmt.Errorf("price %q: a path ending in / names a directory: write %s/* to sell what is in it, or %s/index.html for its index page", raw, pr.exact, pr.exact)
+			}
+			if pr.exact != raw || normalizeSegments(pr.exact) != pr.exact {
 				return nil, fmt.Errorf("price %q: write the path in its plain form (%s)", raw, normalizeSegments(pr.exact))
 			}
 		}
 		if pr.prefix == "/" || pr.exact == "/" {
 			return nil, fmt.Errorf("price %q: selling the whole site is not supported; price a prefix such as /members/*", raw)
 		}
-		pr.segs = segments(pr.prefix)
+		pr.segs = segments(pr.root())
 		if b := path.Clean(base); pr.covers(b) || hasPrefixFold(pr.root(), b) {
 			return nil, fmt.Errorf("price %q: overlaps base_path %s, where the checkout's own routes are", raw, base)
 		}
@@ -171,8 +185,8 @@ func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 		if !utf8.ValidString(p.Description) || strings.ContainsAny(p.Description, "\x00\r\n") || len(p.Description) > order.MaxDescriptionLen {
 			return nil, fmt.Errorf("price %q: the description must be one line of UTF-8 text, at most %d bytes", raw, order.MaxDescriptionLen)
 		}
-		sum := sha256.Sum256([]byte(site + "\n" + raw))
-		pr.cookie = receiptCookiePrefix + hex.EncodeToString(sum[:6])
+		pr.id = priceID(site, raw)
+		pr.cookie = receiptCookiePrefix + pr.id
 		out = append(out, pr)
 	}
 	return out, nil
@@ -182,12 +196,32 @@ func checkPricePaths(list []Price, site, base string) ([]*price, error) {
 // Paths are compared without regard to case: servers behind us may
 // (Express, ASP.NET, a file server on macOS or Windows), and a price must
 // hold for every spelling of its path.
+//
+// An exact price also covers what servers answer with the same file: the
+// path with more segments after it (PHP's path info: /report.php/x runs
+// report.php), its precompressed copies (.gz, .br, .zst), and, for a
+// directory's index file, the directory (and the other way round).
 func (p *price) covers(cp string) bool {
-	if p.exact != "" {
-		return foldEqual(indexDir(cp), indexDir(p.exact))
+	if p.exact == "" {
+		head, _ := splitSegments(cp, p.segs)
+		return foldEqual(head, p.prefix)
 	}
-	head, _ := splitSegments(cp, p.segs)
-	return foldEqual(head, p.prefix)
+	e := p.exact
+	if head, _ := splitSegments(cp, p.segs); foldEqual(head, e) {
+		return true // the path itself, or below it
+	}
+	if len(cp) > len(e) && isASCII(cp[len(e):]) {
+		for _, ext := range sidecars {
+			if len(cp) == len(e)+len(ext) && strings.EqualFold(cp[len(e):], ext) && foldEqual(cp[:len(e)], e) {
+				return true
+			}
+		}
+	}
+	if d := indexDir(cp); d != cp && foldEqual(d, e) {
+		return true
+	}
+	d := indexDir(e)
+	return d != e && foldEqual(cp, d)
 }
 
 func (p *price) overlaps(q *price) bool {
@@ -446,9 +480,14 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 	// back is priceOf's: "" unless only an odd reading was priced.
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		// A CORS preflight carries no credentials: the upstream answers
-		// it, so that a page on another origin may then send a receipt.
+		// it, so that a page on another origin may then send a receipt;
+		// but only its status and CORS headers go back, never a body.
 		dropReceiptCookies(r)
-		return next(w, r)
+		pw := &preflightWriter{w: w, header: http.Header{}}
+		if err := next(pw, r); err != nil || pw.status == 0 {
+			pw.WriteHeader(http.StatusForbidden)
+		}
+		return nil
 	}
 	rc, refused, err := s.receiptOrder(r, pr)
 	dropReceiptCookies(r)
@@ -500,30 +539,85 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 	return nil
 }
 
+// preflightWriter passes on the upstream's answer to a CORS preflight of
+// a priced path: its status and its Access-Control-* and Vary headers,
+// nothing else (no body, no error handling of the server's).
+type preflightWriter struct {
+	w      http.ResponseWriter
+	header http.Header
+	status int
+}
+
+func (p *preflightWriter) Header() http.Header { return p.header }
+
+func (p *preflightWriter) WriteHeader(code int) {
+	if p.status != 0 || code < 200 {
+		return
+	}
+	p.status = code
+	h := p.w.Header()
+	for k, v := range p.header {
+		if strings.HasPrefix(k, "Access-Control-") || k == "Vary" {
+			h[k] = v
+		}
+	}
+	h.Set("Content-Length", "0")
+	h.Set("Cache-Control", "no-store")
+	p.w.WriteHeader(code)
+}
+
+func (p *preflightWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil // discarded
+}
+
 // privateWriter keeps what a receipt opened out of shared caches (a CDN
 // in front would otherwise serve one buyer's file to everyone): the
-// response's Cache-Control gains "private" unless it says private or
-// no-store already.
+// response's Cache-Control gains "private" unless it is private or
+// no-store already, and the headers that speak to CDNs alone (RFC 9213's
+// CDN-Cache-Control and its like) are dropped. A header directive that
+// runs after this one (Caddy's "header >…") can still undo it.
 type privateWriter struct {
 	http.ResponseWriter
 	done bool
 }
 
+// cdnHeaders are cache headers that CDNs obey instead of Cache-Control.
+var cdnHeaders = []string{"CDN-Cache-Control", "Cloudflare-CDN-Cache-Control", "Surrogate-Control", "Fastly-Surrogate-Control"}
+
 func (pw *privateWriter) WriteHeader(code int) {
 	if !pw.done && code >= 200 {
 		pw.done = true
 		h := pw.ResponseWriter.Header()
-		cc := strings.ToLower(h.Get("Cache-Control"))
-		switch {
-		case strings.Contains(cc, "private") || strings.Contains(cc, "no-store"):
-		case cc == "":
-			h.Set("Cache-Control", "private")
-		default:
-			cc = strings.TrimSpace(strings.NewReplacer("public,", "", "public", "").Replace(cc))
-			h.Set("Cache-Control", strings.TrimPrefix("private, "+cc, ", "))
+		for _, k := range cdnHeaders {
+			h.Del(k)
+		}
+		if cc, ok := privateCacheControl(h.Values("Cache-Control")); ok {
+			h.Set("Cache-Control", cc)
 		}
 	}
 	pw.ResponseWriter.WriteHeader(code)
+}
+
+// privateCacheControl is Cache-Control made private: unchanged (false)
+// when a bare private or no-store directive is there, else "private"
+// before the directives but public.
+func privateCacheControl(lines []string) (string, bool) {
+	kept := []string{"private"}
+	for _, line := range lines {
+		for d := range strings.SplitSeq(line, ",") {
+			d = strings.TrimSpace(d)
+			name := strings.ToLower(d)
+			if name == "private" || name == "no-store" {
+				return "", false
+			}
+			if name == "" || name == "public" || strings.HasPrefix(name, "private=") {
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	return strings.Join(kept, ", "), true
 }
 
 func (pw *privateWriter) Write(b []byte) (int, error) {

@@ -609,6 +609,7 @@ func TestPaywallEverySpellingIsPriced(t *testing.T) {
 		"/reports", "/reports/", "/reports/.", "/Reports;a=b/2026/q1.pdf",
 		"/downloads%5Cx%2F..%2F..%5C..%5Cebook.pdf", "/reports%5Cq3.pdf%2F..%2F..%5C..%5Cq3.pdf",
 		"/report%C5%BF/q3.pdf", "/download%C5%BF/ebook.pdf",
+		"/downloads/ebook.pdf.gz", "/downloads/ebook.pdf.BR", "/downloads/ebook.pdf/x", "/downloads/ebook.pdf/",
 	} {
 		for _, accept := range []string{"*/*", browserAccept} {
 			before := fs.count()
@@ -622,7 +623,7 @@ func TestPaywallEverySpellingIsPriced(t *testing.T) {
 		t.Fatalf("%d orders stored", n)
 	}
 	// Paths merely like a priced one are not priced.
-	for _, target := range []string{"/downloads/ebook.pdfx", "/reportsx/q3.pdf", "/downloads/ebook", "/report/q3.pdf"} {
+	for _, target := range []string{"/downloads/ebook.pdfx", "/reportsx/q3.pdf", "/downloads/ebook", "/report/q3.pdf", "/downloads/ebook.pdf.txt", "/downloads/", "/downloads/other.pdf"} {
 		if code := rawGet(t, e.Srv.URL, target); code != http.StatusOK {
 			t.Errorf("GET %s: %d, want the upstream's 200", target, code)
 		}
@@ -773,7 +774,7 @@ func TestPaywallIndexFiles(t *testing.T) {
 		}
 	}
 	e := handlerstest.New(t, func(c *handlers.Config) {
-		c.Prices = []handlers.Price{{Path: "/docs/index.html", Amount: "2", Currency: "USD"}, {Path: "/guide/", Amount: "3", Currency: "USD"}}
+		c.Prices = []handlers.Price{{Path: "/docs/index.html", Amount: "2", Currency: "USD"}, {Path: "/guide", Amount: "3", Currency: "USD"}}
 	})
 	e.SetUpstream(http.FileServer(http.Dir(root)))
 	for _, p := range []string{"/docs/index.html", "/docs/", "/docs", "/DOCS/INDEX.HTML", "/guide/", "/guide", "/guide/index.html", "/guide/index.txt"} {
@@ -919,16 +920,21 @@ func TestPaywallOpenedResponsesStayPrivate(t *testing.T) {
 		if cc := r.URL.Query().Get("cc"); cc != "" {
 			w.Header().Set("Cache-Control", cc)
 		}
-		_, _ = io.WriteString(w, "file")
+		w.Header().Set("CDN-Cache-Control", "max-age=600")
+		w.Header().Set("Surrogate-Control", "max-age=600")
+		w.Header().Set("Access-Control-Allow-Origin", "https://app.example")
+		_, _ = io.WriteString(w, "PAID FILE")
 	}))
 	receipt, err := handlerstest.BuyReceipt(e.Srv.URL, "/downloads/ebook.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for cc, want := range map[string]string{"": "private", "public, max-age=3600": "private, max-age=3600", "no-store": "no-store", "private, max-age=60": "private, max-age=60"} {
+	for cc, want := range map[string]string{"": "private", "public, max-age=3600": "private, max-age=3600", "no-store": "no-store",
+		"private, max-age=60": "private, max-age=60", `public, max-age=3600, private="Set-Cookie"`: "private, max-age=3600",
+		"s-maxage=600": "private, s-maxage=600", "Public,Max-Age=5": "private, Max-Age=5"} {
 		r := e.Get(e.Client(), "/downloads/ebook.pdf?cc="+url.QueryEscape(cc), "Authorization", "Bearer "+receipt)
-		if r.Code != http.StatusOK || r.Header.Get("Cache-Control") != want {
-			t.Errorf("upstream Cache-Control %q: got %d %q, want %q", cc, r.Code, r.Header.Get("Cache-Control"), want)
+		if r.Code != http.StatusOK || r.Header.Get("Cache-Control") != want || r.Header.Get("CDN-Cache-Control") != "" || r.Header.Get("Surrogate-Control") != "" {
+			t.Errorf("upstream Cache-Control %q: got %d %q (CDN-Cache-Control %q), want %q", cc, r.Code, r.Header.Get("Cache-Control"), r.Header.Get("CDN-Cache-Control"), want)
 		}
 	}
 	// A CORS preflight reaches the upstream without a receipt.
@@ -936,7 +942,67 @@ func TestPaywallOpenedResponsesStayPrivate(t *testing.T) {
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Method", "GET")
 	req.Header.Set("Access-Control-Request-Headers", "authorization")
-	if r := e.Do(e.Client(), req); r.Code != http.StatusOK {
-		t.Fatalf("CORS preflight: %d, want the upstream's answer", r.Code)
+	r := e.Do(e.Client(), req)
+	if r.Code != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("CORS preflight: %d %v, want the upstream's status and CORS headers", r.Code, r.Header)
+	}
+	if r.Body != "" || r.Header.Get("Content-Type") != "" {
+		t.Fatalf("CORS preflight gave away a body: %q (%s)", r.Body, r.Header.Get("Content-Type"))
+	}
+}
+
+// TestPaywallBuyerStillServedLongAfter: a buyer who comes back days after
+// a held payment settled, or after a payment that arrived late, gets the
+// receipt; a program's pay_url opened in a browser that bought the price
+// for itself is the program's purchase.
+func TestPaywallBuyerStillServedLongAfter(t *testing.T) {
+	e, fs := paywalled(t)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	page := e.Get(c, first.Location, "Accept", browserAccept)
+	chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
+	held := e.PaySandbox(c, chosen.Location, "on_hold")
+	e.Get(c, held.Location, "Accept", browserAccept)
+	e.Clock.Add(70 * time.Hour)
+	e.PaySandbox(e.Client(), chosen.Location, "paid")
+	e.Clock.Add(50 * time.Hour)
+	again := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	if r := e.Get(c, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != e.Srv.URL+"/downloads/ebook.pdf" {
+		t.Fatalf("the buyer two days after the held payment settled: %d %q", r.Code, r.Location)
+	}
+	before := fs.count()
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK || fs.count() != before+1 {
+		t.Fatalf("the file: %d", r.Code)
+	}
+
+	// A late payment: the order expired, then the money came.
+	e2, _ := paywalled(t)
+	c2 := e2.Client()
+	first = e2.Get(c2, "/reports/q3.pdf", "Accept", browserAccept)
+	page = e2.Get(c2, first.Location, "Accept", browserAccept)
+	chosen = e2.Post(c2, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e2.Srv.URL)
+	e2.Clock.Add(2 * time.Hour)
+	if _, err := e2.Site().Expire(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	ref := handlerstest.RefOf(chosen.Location)
+	body := fmt.Sprintf(`{"id":"evt_late","type":"payment.paid","ref":%q,"amount":"25.00","currency":"EUR","transaction":"t-late"}`, ref)
+	if r := e2.Do(nil, e2.SignedWebhook("evt_late", body)); r.Code != http.StatusOK {
+		t.Fatalf("late webhook: %d %s", r.Code, r.Body)
+	}
+	if o := e2.OrderByRef(ref); o.Status != order.Paid || !o.Late {
+		t.Fatalf("order %s late=%v", o.Status, o.Late)
+	}
+	e2.Clock.Add(72 * time.Hour)
+	again = e2.Get(c2, "/reports/q3.pdf", "Accept", browserAccept)
+	if r := e2.Get(c2, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != e2.Srv.URL+"/reports/q3.pdf" {
+		t.Fatalf("the buyer after a late payment: %d %q", r.Code, r.Location)
+	}
+
+	// The browser that bought the e-book opens a program's pay_url for it:
+	// the program's purchase, not the browser's.
+	pr := decode[paymentRequired](t, e.Get(e.Client(), "/downloads/ebook.pdf"))
+	if r := e.Get(c, pr.PayURL, "Accept", browserAccept); r.Code != http.StatusOK || !strings.Contains(r.Body, `value="sandbox"`) {
+		t.Fatalf("a program's pay_url in the browser that bought for itself: %d %q", r.Code, r.Location)
 	}
 }

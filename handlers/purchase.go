@@ -129,7 +129,7 @@ func (s *Site) serveBuy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusGone, "error.buy_link_expired")
 		return
 	}
-	if s.resumePurchase(w, r, pr, pu.path) {
+	if s.resumePurchase(w, r, pr, pu) {
 		return
 	}
 	p := templates.Page{
@@ -205,15 +205,36 @@ func (s *Site) serveBuyPost(w http.ResponseWriter, r *http.Request) {
 	s.sendToProvider(w, r, o, name)
 }
 
+// lateAllowance is how long after an order's deadline its buyer cookie
+// still lasts (a payment that arrives late still pays it), beyond the
+// receipt's life.
+const lateAllowance = 7 * 24 * time.Hour
+
+// buyerCookie names the cookie of the buyer of o: one per price and kind
+// of purchase (b or p), so that a browser holds few, and finding its
+// purchase of a price takes one store read.
+func (s *Site) buyerCookie(o *order.Order) string {
+	client := "b_"
+	if o.Metadata[metaClient] == "program" {
+		client = "p_"
+	}
+	return purchaseCookiePrefix + client + priceID(s.cfg.Site, o.Metadata[metaPrice])
+}
+
 // markBuyer gives the browser that made a purchase a cookie saying so,
-// for as long as the order can be paid: the receipt is handed only to it,
-// never to whoever opens a link of the purchase later (a pay_url or a pay
-// page shared after paying).
+// "<nonce>.<unix exp>.<mac>", for as long as the order may yet be paid and
+// its receipt last: the receipt is handed only to it, never to whoever
+// opens a link of the purchase later (a pay_url or a pay page shared after
+// paying).
 func (s *Site) markBuyer(w http.ResponseWriter, r *http.Request, o *order.Order) {
-	exp := o.Deadline().Add(24 * time.Hour)
+	base := o.Deadline()
+	if now := s.now(); base.Before(now) {
+		base = now
+	}
+	exp := base.Add(s.receiptTTL + lateAllowance).Truncate(time.Second)
 	http.SetCookie(w, &http.Cookie{
-		Name:  purchaseCookiePrefix + strings.TrimPrefix(o.ID, paywallIDPrefix),
-		Value: s.cfg.Secret.Token("purchase", s.cfg.Site+"\n"+o.ID, exp),
+		Name:  s.buyerCookie(o),
+		Value: strings.TrimPrefix(o.ID, paywallIDPrefix) + "." + s.cfg.Secret.Token("purchase", s.cfg.Site+"\n"+o.ID, exp),
 		Path:  s.cfg.BasePath, Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
 		HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
 	})
@@ -221,50 +242,53 @@ func (s *Site) markBuyer(w http.ResponseWriter, r *http.Request, o *order.Order)
 
 // isBuyer reports whether r comes from the browser that made o.
 func (s *Site) isBuyer(r *http.Request, o *order.Order) bool {
-	c, err := r.Cookie(purchaseCookiePrefix + strings.TrimPrefix(o.ID, paywallIDPrefix))
-	return err == nil && s.cfg.Secret.VerifyToken(c.Value, "purchase", s.cfg.Site+"\n"+o.ID, s.now()) == nil
+	c, err := r.Cookie(s.buyerCookie(o))
+	if err != nil {
+		return false
+	}
+	nonce, tok, _ := strings.Cut(c.Value, ".")
+	return paywallIDPrefix+nonce == o.ID && s.cfg.Secret.VerifyToken(tok, "purchase", s.cfg.Site+"\n"+o.ID, s.now()) == nil
 }
 
-// resumePurchase looks for a purchase of pr that this browser made before
-// (its buyer cookies) and, rather than offering to pay again, hands over
-// its receipt (paid while the buyer was away) sending it on to target, or
-// sends it back to its pay page (still open). It reports whether it
-// answered.
-func (s *Site) resumePurchase(w http.ResponseWriter, r *http.Request, pr *price, target string) bool {
-	checked := 0
-	for _, c := range r.Cookies() {
-		nonce, ok := strings.CutPrefix(c.Name, purchaseCookiePrefix)
-		if !ok || len(nonce) != 26 {
-			continue
-		}
-		if checked++; checked > 20 {
-			break
-		}
-		id := paywallIDPrefix + nonce
-		if s.cfg.Secret.VerifyToken(c.Value, "purchase", s.cfg.Site+"\n"+id, s.now()) != nil {
-			continue
-		}
-		o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: id})
-		if err != nil || o.Metadata[metaPrice] != pr.Path {
-			continue
-		}
-		switch {
-		case o.Status == order.Paid && s.now().Before(o.PaidAt.Add(s.receiptTTL)):
-			s.deliverReceiptTo(w, r, o, o.Current().Ref, target)
-			return true
-		case o.Status.Open():
-			http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
-			return true
-		}
+// resumePurchase looks for a purchase of pr that this browser made for
+// itself before (its buyer cookie for the price) and, rather than offering
+// to pay again, hands over its receipt (paid while the buyer was away)
+// sending it on to target, or sends it back to its pay page (still open).
+// It reports whether it answered. A program's pay_url is never resumed:
+// its program waits for its own receipt_url.
+func (s *Site) resumePurchase(w http.ResponseWriter, r *http.Request, pr *price, pu purchase) bool {
+	if pu.program {
+		return false
+	}
+	c, err := r.Cookie(purchaseCookiePrefix + "b_" + pr.id)
+	if err != nil {
+		return false
+	}
+	nonce, _, _ := strings.Cut(c.Value, ".")
+	if len(nonce) != 26 || nonce == pu.nonce {
+		return false
+	}
+	id := paywallIDPrefix + nonce
+	o, err := s.cfg.Store.Get(r.Context(), order.Key{Site: s.cfg.Site, ID: id})
+	if err != nil || o.Metadata[metaPrice] != pr.Path || o.Metadata[metaClient] == "program" || !s.isBuyer(r, o) {
+		return false
+	}
+	switch {
+	case o.Status == order.Paid && s.now().Before(o.PaidAt.Add(s.receiptTTL)):
+		s.deliverReceiptTo(w, r, o, o.Current().Ref, pu.path)
+		return true
+	case o.Status.Open():
+		http.Redirect(w, r, s.cfg.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
+		return true
 	}
 	return false
 }
 
 // keepBuyer renews the buyer cookie of a paywall order whenever its buyer
-// comes by, so that it lasts as long as the order can still be paid (a
-// hold of days, set after the purchase began).
+// comes by, so that it outlasts a hold of days set after the purchase
+// began.
 func (s *Site) keepBuyer(w http.ResponseWriter, r *http.Request, o *order.Order) {
-	if isPaywall(o) && o.Status.Open() && s.isBuyer(r, o) {
+	if isPaywall(o) && s.isBuyer(r, o) {
 		s.markBuyer(w, r, o)
 	}
 }
