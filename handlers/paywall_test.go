@@ -83,9 +83,9 @@ func orderCount(t *testing.T, e *handlerstest.Env) int {
 	return len(os)
 }
 
-// payAt opens pay_url as a person, chooses the sandbox, pays, and
-// returns the answer to the provider's return.
-func payAt(t *testing.T, e *handlerstest.Env, c *http.Client, payURL string) handlerstest.Resp {
+// chooseSandbox opens pay_url as a person and chooses the sandbox; it
+// returns the sandbox page's URL.
+func chooseSandbox(t *testing.T, e *handlerstest.Env, c *http.Client, payURL string) string {
 	t.Helper()
 	page := e.Get(c, payURL, "Accept", browserAccept)
 	if page.Code != http.StatusOK || !strings.Contains(page.Body, `value="sandbox"`) {
@@ -95,7 +95,26 @@ func payAt(t *testing.T, e *handlerstest.Env, c *http.Client, payURL string) han
 	if chosen.Code != http.StatusSeeOther || !strings.Contains(chosen.Location, "/_checkout/sandbox/") {
 		t.Fatalf("choosing the sandbox at pay_url: %d %q\n%s", chosen.Code, chosen.Location, chosen.Body)
 	}
-	ret := e.PaySandbox(c, chosen.Location, "paid")
+	return chosen.Location
+}
+
+// browserChoosesSandbox asks for path as a browser and chooses the
+// sandbox at the pay_url it is sent to; it returns pay_url and the sandbox
+// page's URL.
+func browserChoosesSandbox(t *testing.T, e *handlerstest.Env, c *http.Client, path string) (payURL, sandboxURL string) {
+	t.Helper()
+	first := e.Get(c, path, "Accept", browserAccept)
+	if first.Code != http.StatusSeeOther {
+		t.Fatalf("%s without a receipt: %d", path, first.Code)
+	}
+	return first.Location, chooseSandbox(t, e, c, first.Location)
+}
+
+// payAt opens pay_url as a person, chooses the sandbox, pays, and
+// returns the answer to the provider's return.
+func payAt(t *testing.T, e *handlerstest.Env, c *http.Client, payURL string) handlerstest.Resp {
+	t.Helper()
+	ret := e.PaySandbox(c, chooseSandbox(t, e, c, payURL), "paid")
 	if ret.Code != http.StatusSeeOther {
 		t.Fatalf("paying: %d", ret.Code)
 	}
@@ -697,12 +716,10 @@ func rawRequest(e *handlerstest.Env, target string, hdr ...string) *http.Request
 func TestPaywallReceiptOnlyForTheBuyer(t *testing.T) {
 	e, _ := paywalled(t)
 	buyer := e.Client()
-	first := e.Get(buyer, "/downloads/ebook.pdf", "Accept", browserAccept)
-	page := e.Get(buyer, first.Location, "Accept", browserAccept)
-	chosen := e.Post(buyer, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
-	ret := e.PaySandbox(buyer, chosen.Location, "paid")
-	payPage := "/_checkout/pay/" + handlerstest.RefOf(chosen.Location)
-	for _, link := range []string{first.Location, payPage, ret.Location} {
+	payURL, sb := browserChoosesSandbox(t, e, buyer, "/downloads/ebook.pdf")
+	ret := e.PaySandbox(buyer, sb, "paid")
+	payPage := "/_checkout/pay/" + handlerstest.RefOf(sb)
+	for _, link := range []string{payURL, payPage, ret.Location} {
 		friend := e.Client()
 		r := e.Get(friend, link, "Accept", browserAccept)
 		for r.Code == http.StatusSeeOther && strings.Contains(r.Location, "/_checkout/") {
@@ -724,7 +741,7 @@ func TestPaywallReceiptOnlyForTheBuyer(t *testing.T) {
 	if r := e.Get(e.Client(), guessed); r.Code != http.StatusNotFound {
 		t.Fatalf("receipt_url made from pay_url: %d, want 404", r.Code)
 	}
-	if r := e.Get(e.Client(), strings.Replace(first.Location, "/buy/", "/receipt/", 1)); r.Code != http.StatusNotFound {
+	if r := e.Get(e.Client(), strings.Replace(payURL, "/buy/", "/receipt/", 1)); r.Code != http.StatusNotFound {
 		t.Fatalf("receipt_url of a browser's purchase: %d, want 404", r.Code)
 	}
 }
@@ -830,13 +847,11 @@ func TestPaywallHeldPaymentSettlesLater(t *testing.T) {
 		t.Run(comeBack, func(t *testing.T) {
 			e, fs := paywalled(t)
 			c := e.Client()
-			first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-			page := e.Get(c, first.Location, "Accept", browserAccept)
-			chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
-			held := e.PaySandbox(c, chosen.Location, "on_hold")
+			_, sb := browserChoosesSandbox(t, e, c, "/downloads/ebook.pdf")
+			held := e.PaySandbox(c, sb, "on_hold")
 			e.Get(c, held.Location, "Accept", browserAccept) // the processing page
 			e.Clock.Add(48 * time.Hour)
-			settled := e.PaySandbox(e.Client(), chosen.Location, "paid") // the store's webhook, not the buyer
+			settled := e.PaySandbox(e.Client(), sb, "paid") // the store's webhook, not the buyer
 			var back handlerstest.Resp
 			if comeBack == "return" {
 				back = e.Get(c, settled.Location, "Accept", browserAccept)
@@ -860,12 +875,10 @@ func TestPaywallHeldPaymentSettlesLater(t *testing.T) {
 	// to that payment's page, not to a second purchase.
 	e, _ := paywalled(t)
 	c := e.Client()
-	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-	page := e.Get(c, first.Location, "Accept", browserAccept)
-	chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
-	e.PaySandbox(c, chosen.Location, "on_hold")
+	_, sb := browserChoosesSandbox(t, e, c, "/downloads/ebook.pdf")
+	e.PaySandbox(c, sb, "on_hold")
 	again := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-	if r := e.Get(c, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/_checkout/pay/"+handlerstest.RefOf(chosen.Location)) {
+	if r := e.Get(c, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/_checkout/pay/"+handlerstest.RefOf(sb)) {
 		t.Fatalf("back through the path with a held payment: %d %q", r.Code, r.Location)
 	}
 }
@@ -958,13 +971,11 @@ func TestPaywallOpenedResponsesStayPrivate(t *testing.T) {
 func TestPaywallBuyerStillServedLongAfter(t *testing.T) {
 	e, fs := paywalled(t)
 	c := e.Client()
-	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
-	page := e.Get(c, first.Location, "Accept", browserAccept)
-	chosen := e.Post(c, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e.Srv.URL)
-	held := e.PaySandbox(c, chosen.Location, "on_hold")
+	_, sb := browserChoosesSandbox(t, e, c, "/downloads/ebook.pdf")
+	held := e.PaySandbox(c, sb, "on_hold")
 	e.Get(c, held.Location, "Accept", browserAccept)
 	e.Clock.Add(70 * time.Hour)
-	e.PaySandbox(e.Client(), chosen.Location, "paid")
+	e.PaySandbox(e.Client(), sb, "paid")
 	e.Clock.Add(50 * time.Hour)
 	again := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
 	if r := e.Get(c, again.Location, "Accept", browserAccept); r.Code != http.StatusSeeOther || r.Location != e.Srv.URL+"/downloads/ebook.pdf" {
@@ -978,14 +989,12 @@ func TestPaywallBuyerStillServedLongAfter(t *testing.T) {
 	// A late payment: the order expired, then the money came.
 	e2, _ := paywalled(t)
 	c2 := e2.Client()
-	first = e2.Get(c2, "/reports/q3.pdf", "Accept", browserAccept)
-	page = e2.Get(c2, first.Location, "Accept", browserAccept)
-	chosen = e2.Post(c2, first.Location, url.Values{"csrf": {handlerstest.CSRFOf(t, page.Body)}, "provider": {"sandbox"}}, "Origin", e2.Srv.URL)
+	_, sb2 := browserChoosesSandbox(t, e2, c2, "/reports/q3.pdf")
 	e2.Clock.Add(2 * time.Hour)
 	if _, err := e2.Site().Expire(context.Background(), 100); err != nil {
 		t.Fatal(err)
 	}
-	ref := handlerstest.RefOf(chosen.Location)
+	ref := handlerstest.RefOf(sb2)
 	body := fmt.Sprintf(`{"id":"evt_late","type":"payment.paid","ref":%q,"amount":"25.00","currency":"EUR","transaction":"t-late"}`, ref)
 	if r := e2.Do(nil, e2.SignedWebhook("evt_late", body)); r.Code != http.StatusOK {
 		t.Fatalf("late webhook: %d %s", r.Code, r.Body)
