@@ -495,11 +495,7 @@ func (s *Site) servePriced(w http.ResponseWriter, r *http.Request, pr *price, ba
 		// Fail closed: a receipt that cannot be checked opens nothing.
 		s.log.Error("checking a receipt", zap.String("site", s.cfg.Site), zap.Error(err))
 		w.Header().Set("Retry-After", "5")
-		if wantsHTML(r) {
-			s.fail(w, r, http.StatusServiceUnavailable, "error.unavailable")
-		} else {
-			writeAPIError(w, http.StatusServiceUnavailable, "receipts cannot be checked right now; try again shortly")
-		}
+		s.refusePriced(w, r, http.StatusServiceUnavailable, "error.unavailable", "receipts cannot be checked right now; try again shortly")
 		return nil
 	}
 	if rc != nil {
@@ -636,6 +632,16 @@ func (pw *privateWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (pw *privateWriter) Unwrap() http.ResponseWriter { return pw.ResponseWriter }
+
+// refusePriced answers a request for a priced path with an error: a page
+// in the customer's language for a browser (key), JSON for a program.
+func (s *Site) refusePriced(w http.ResponseWriter, r *http.Request, status int, key, msg string) {
+	if wantsHTML(r) {
+		s.fail(w, r, status, key)
+		return
+	}
+	writeAPIError(w, status, msg)
+}
 
 // paymentRequired is the 402 body a program gets.
 type paymentRequired struct {

@@ -362,11 +362,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		pr, back, err := s.priceOf(r.URL)
 		if err != nil {
 			s.log.Info("request for a path that reads as more than one priced path", zap.String("site", s.cfg.Site))
-			if wantsHTML(r) {
-				s.fail(w, r, http.StatusBadRequest, "error.generic")
-			} else {
-				writeAPIError(w, http.StatusBadRequest, "this path reads as more than one priced path; ask for it as it is named")
-			}
+			s.refusePriced(w, r, http.StatusBadRequest, "error.generic", "this path reads as more than one priced path; ask for it as it is named")
 			return nil
 		}
 		if pr != nil {
