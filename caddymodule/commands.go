@@ -195,16 +195,21 @@ func CopyStore(ctx context.Context, from, dsn string) (postgres.Counts, error) {
 	return n, nil
 }
 
-// DemoCaddyfile is the config of `caddy checkout demo`; %s are the listen
-// address, the store path, the secret and the shop's address.
+// DemoCaddyfile is the config of `caddy checkout demo`; %s are the store
+// path, the listen address, the host to bind, the secret and the shop's
+// address (twice). It binds only the host it prints and persists nothing:
+// with persist_config off, Caddy writes no autosave.json holding the
+// secret.
 const DemoCaddyfile = `{
 	admin off
+	persist_config off
 	checkout {
 		storage bolt %s
 	}
 }
 
 http://%s {
+	bind %s
 	checkout {
 		secret %s
 		callback http://%s/payments/webhook
@@ -254,7 +259,15 @@ func RunDemo(ctx context.Context, listen string, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	shopAddr := ln.Addr().String()
-	cf := fmt.Sprintf(DemoCaddyfile, filepath.Join(dir, "checkout.db"), listen, secret, shopAddr, shopAddr)
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:8080", listen)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+		listen = "127.0.0.1" + listen
+	}
+	cf := fmt.Sprintf(DemoCaddyfile, filepath.Join(dir, "checkout.db"), listen, host, secret, shopAddr, shopAddr)
 	cfg, warns, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "demo"})
 	if err != nil {
 		return fmt.Errorf("adapting the demo config: %v", err)

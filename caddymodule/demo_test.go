@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-checkout/checkout/caddymodule"
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
@@ -29,6 +32,8 @@ func TestDemo(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// Caddy's autosave path is fixed when its package loads: look at it.
+	before, _ := os.Stat(caddy.ConfigAutosavePath)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out strings.Builder
@@ -88,10 +93,34 @@ func TestDemo(t *testing.T) {
 	if r.StatusCode != 200 || !strings.Contains(string(b), "Paid with order paywall-") {
 		t.Fatalf("the paid download with its receipt: %d %q", r.StatusCode, b)
 	}
+	// It listens on loopback only, and leaves no copy of its config (with
+	// the secret) in Caddy's autosave.
+	if ip := nonLoopbackIP(); ip != "" {
+		_, port, _ := net.SplitHostPort(addr)
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, port), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("the demo answers on %s, not only on loopback", ip)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("demo: %v", err)
+	}
+	if after, err := os.Stat(caddy.ConfigAutosavePath); err == nil && (before == nil || !after.ModTime().Equal(before.ModTime())) {
+		t.Errorf("the demo wrote its config, secret included, to %s", caddy.ConfigAutosavePath)
 	}
 	if !strings.Contains(out.String(), "Open "+site+"/") || !strings.Contains(out.String(), demoshop.DownloadPath) {
 		t.Fatalf("the demo printed:\n%s", out.String())
 	}
+}
+
+// nonLoopbackIP is an IPv4 address of this machine other than loopback,
+// or "" when it has none.
+func nonLoopbackIP() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return ""
 }

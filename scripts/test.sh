@@ -32,6 +32,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+echo "== go mod tidy (nothing to change)"
+go mod tidy -diff
+
 echo "== go vet"
 go vet ./...
 
