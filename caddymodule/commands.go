@@ -23,6 +23,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/sign"
 	"github.com/caddy-checkout/checkout/store/bolt"
 	"github.com/caddy-checkout/checkout/store/postgres"
@@ -52,7 +54,7 @@ func secretCommand() *cobra.Command {
 }
 
 func signLinkCommand() *cobra.Command {
-	var base, secret, order, amount, currency, desc, prov, email string
+	var base, secret, orderID, amount, currency, desc, prov, email string
 	var valid time.Duration
 	c := &cobra.Command{
 		Use:   "sign-link",
@@ -64,14 +66,27 @@ func signLinkCommand() *cobra.Command {
 			if secret == "" {
 				secret = os.Getenv("CHECKOUT_SECRET")
 			}
+			if secret == "" {
+				return errors.New("no secret given: pass --secret or set CHECKOUT_SECRET to the site's secret (make one with: caddy checkout secret)")
+			}
 			s, err := sign.ParseSecret(secret)
 			if err != nil {
 				return fmt.Errorf("secret: %v", err)
 			}
-			if order == "" || amount == "" || currency == "" {
+			if orderID == "" || amount == "" || currency == "" {
 				return errors.New("--order, --amount and --currency are required")
 			}
-			q := url.Values{"order": {order}, "amount": {amount}, "currency": {currency}}
+			if err := order.ValidID(orderID); err != nil {
+				return fmt.Errorf("--order: %v", err)
+			}
+			// The site checks the link's fields again; refuse here what it
+			// would refuse, rather than print a link that cannot be paid.
+			// A token symbol this build does not know (an erc20 provider's
+			// own) has its decimals checked by the site only.
+			if _, err := money.Parse(amount, currency); err != nil && !errors.Is(err, money.ErrUnknownCurrency) {
+				return fmt.Errorf("--amount: %v", err)
+			}
+			q := url.Values{"order": {orderID}, "amount": {amount}, "currency": {currency}}
 			for k, v := range map[string]string{"description": desc, "provider": prov, "email": email} {
 				if v != "" {
 					q.Set(k, v)
@@ -84,7 +99,7 @@ func signLinkCommand() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&base, "base", "http://localhost/_checkout", "the site's public URL and base path")
 	f.StringVar(&secret, "secret", "", "the site secret (default: $CHECKOUT_SECRET)")
-	f.StringVar(&order, "order", "", "the shop's order id")
+	f.StringVar(&orderID, "order", "", "the shop's order id")
 	f.StringVar(&amount, "amount", "", "amount in major units, such as 75.00")
 	f.StringVar(&currency, "currency", "", "currency code or token symbol, such as USD")
 	f.StringVar(&desc, "description", "", "what is being paid for")

@@ -47,11 +47,34 @@ func TestSecretAndSignLinkCommands(t *testing.T) {
 		t.Fatal("link valid past --valid")
 	}
 
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--secret", "nope", "--order", "1", "--amount", "1", "--currency", "USD"}, "secret"},
+		{[]string{"--order", "1", "--amount", "1", "--currency", "USD"}, "no secret given"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "1.234", "--currency", "USD"}, "USD has 2 decimal places"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "0", "--currency", "USD"}, "more than zero"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "12.5", "--currency", "JPY"}, "JPY has 0 decimal places"},
+		{[]string{"--secret", secretText, "--order", "a b", "--amount", "1", "--currency", "USD"}, "--order"},
+	} {
+		t.Setenv("CHECKOUT_SECRET", "")
+		out.Reset()
+		c = signLinkCommand()
+		c.SetOut(&out)
+		c.SetErr(&out)
+		c.SetArgs(tc.args)
+		err := c.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "nope") || strings.Contains(err.Error(), secretText[6:]) {
+			t.Errorf("sign-link %v: %v, want an error saying %q and no secret", tc.args, err, tc.want)
+		}
+	}
+	// A token this build does not know is left to the site to check.
+	out.Reset()
 	c = signLinkCommand()
 	c.SetOut(&out)
-	c.SetErr(&out)
-	c.SetArgs([]string{"--secret", "nope", "--order", "1", "--amount", "1", "--currency", "USD"})
-	if err := c.Execute(); err == nil || strings.Contains(err.Error(), "nope") {
-		t.Fatalf("bad secret: %v", err)
+	c.SetArgs([]string{"--secret", secretText, "--order", "1", "--amount", "1.5", "--currency", "XTK"})
+	if err := c.Execute(); err != nil || !strings.Contains(out.String(), "/start?") {
+		t.Fatalf("sign-link for an unknown token: %v %q", err, out.String())
 	}
 }

@@ -450,6 +450,19 @@ func TestValidate(t *testing.T) {
 			want:     []string{"callback", "http or https"},
 		},
 		{
+			name:     "fail/callback-without-scheme",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"callback 127.0.0.1:9000/hook", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{`callback "127.0.0.1:9000/hook"`, "with the scheme", "http://"},
+		},
+		{
+			name:     "fail/callback-without-scheme-with-credentials",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"callback shop:Secretpass@127.0.0.1:9000/hook?token=Secrettoken", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
+			want:     []string{`callback "…@127.0.0.1:9000/hook"`, "with the scheme"},
+			secrets:  []string{"Secretpass", "Secrettoken"},
+		},
+		{
 			name:     "fail/callback-env-unset",
 			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
 			settings: []string{"callback {env.NOT_SET_XYZ}", "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},

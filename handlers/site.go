@@ -154,7 +154,7 @@ func New(cfg Config) (*Site, error) {
 	if cfg.Callback != "" {
 		u, err := url.Parse(cfg.Callback)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("callback %q: want an absolute http or https URL", redactURL(cfg.Callback))
+			return nil, fmt.Errorf("callback %q: want an absolute http or https URL, with the scheme, such as http://127.0.0.1:8080/payments/webhook", redactURL(cfg.Callback))
 		}
 	}
 	if cfg.SuccessURL != "" {
@@ -410,8 +410,18 @@ func (s *Site) url(r *http.Request, path string) string {
 // redactURL drops the query and user info of a URL for messages.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
+	if err != nil || u.Opaque != "" {
+		// Not a URL with a host ("127.0.0.1:9000/hook", or
+		// "user:pass@host/…" read as scheme "user"): shown as written,
+		// but for what could be credentials (before an @) or tokens (a
+		// query).
+		if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+			raw = "…@" + raw[i+1:]
+		}
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			raw = raw[:i]
+		}
+		return raw
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
