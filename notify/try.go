@@ -131,6 +131,7 @@ func (n *Notifier) post(ctx context.Context, d *store.Delivery, now time.Time) a
 func (n *Notifier) record(d *store.Delivery, a answer, start, end time.Time) {
 	d.LastAt = start
 	d.LastStatus = a.status
+	d.Tries++ // every try counts, the one that delivered too
 	switch {
 	case a.err == nil && a.status >= 200 && a.status < 300:
 		d.State = store.DeliveryDelivered
@@ -147,7 +148,6 @@ func (n *Notifier) record(d *store.Delivery, a answer, start, end time.Time) {
 	default:
 		d.LastError = errorText(a.err, d.URL)
 	}
-	d.Tries++
 	next, dead := nextTry(d.Tries, end, d.RetryFrom, n.horizon, a.retryAfter, n.rand())
 	if dead {
 		d.State = store.DeliveryDead

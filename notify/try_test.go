@@ -53,7 +53,7 @@ func TestDeliveredOnce(t *testing.T) {
 		t.Errorf("User-Agent = %q", ua)
 	}
 	got := e.get(d.ID)
-	if got.State != store.DeliveryDelivered || got.LastStatus != http.StatusNoContent || got.Tries != 0 {
+	if got.State != store.DeliveryDelivered || got.LastStatus != http.StatusNoContent || got.Tries != 1 {
 		t.Errorf("after 204: state %s, status %d, tries %d", got.State, got.LastStatus, got.Tries)
 	}
 	if st := e.n.Stats(); st != (notify.Stats{Delivered: 1}) {

@@ -94,7 +94,7 @@ type Delivery struct {
 	URL        string        `json:"url"`
 	Body       []byte        `json:"body"` // exact bytes that are signed and sent
 	State      DeliveryState `json:"state"`
-	Tries      int           `json:"tries"`
+	Tries      int           `json:"tries"` // times sent so far (since the last manual retry), the delivering one included
 	CreatedAt  time.Time     `json:"created_at"`
 	RetryFrom  time.Time     `json:"retry_from"` // start of the retry horizon (reset by a manual retry)
 	NextAt     time.Time     `json:"next_at"`
