@@ -11,20 +11,26 @@
 package hdkey
 
 import (
-	"crypto/hmac"
-	"crypto/sha512"
-	"encoding/binary"
+	"bytes"
 	"errors"
 	"fmt"
 
-	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcutil/base58"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
+// The BIP-32 arithmetic, base58check and HASH160 (RIPEMD-160 of SHA-256)
+// are btcd's (hdkeychain, base58, btcutil); this package adds what a
+// payment server needs on top: the refusal of private keys, messages that
+// never quote the key, and Ethereum addresses.
+
 // MaxIndex is the largest child index Child accepts. Indexes from 2^31 up
 // are hardened children, which need the parent's private key.
-const MaxIndex = 1<<31 - 1
+const MaxIndex = hdkeychain.HardenedKeyStart - 1
 
 // Version bytes from BIP-32's serialization format. The private ones are
 // known only to recognise, and refuse, a private key.
@@ -55,15 +61,7 @@ var errPrivateKey = errors.New("extended public key: an extended private key was
 // that its serialization records. It is immutable, so one value may be used
 // by any number of goroutines at once.
 type ExtendedKey struct {
-	version     uint32
-	depth       uint8
-	parentFP    [4]byte
-	childNumber uint32
-	chainCode   [32]byte
-	// compressed is the key as serialized; point is the same key parsed once,
-	// because decompressing it costs a field square root on every use.
-	compressed [33]byte
-	point      *secp256k1.PublicKey
+	key *hdkeychain.ExtendedKey
 }
 
 // Parse reads a base58check extended public key: an "xpub" (mainnet) or a
@@ -77,59 +75,63 @@ func Parse(s string) (*ExtendedKey, error) {
 	if len(s) >= 4 && s[1:4] == "prv" {
 		return nil, errPrivateKey
 	}
-	payload, err := base58CheckDecode(s)
-	if err != nil {
-		return nil, fmt.Errorf("extended public key: %w", err)
+	// hdkeychain checks the same things with messages of its own; these
+	// come first to say which part is wrong and never to mistake a
+	// private key for a malformed public one.
+	raw := base58.Decode(s)
+	if len(raw) == 0 && s != "" {
+		return nil, errors.New("extended public key: not base58 (a character outside the base58 alphabet)")
 	}
+	if len(raw) < 4 || !bytes.Equal(chainhash.DoubleHashB(raw[:len(raw)-4])[:4], raw[len(raw)-4:]) {
+		return nil, errors.New("extended public key: bad checksum (a character is mistyped or missing)")
+	}
+	payload := raw[:len(raw)-4]
 	if len(payload) != serializedLen {
 		return nil, fmt.Errorf("extended public key: decodes to %d bytes, want %d (the key is truncated or is not a BIP-32 key)",
 			len(payload), serializedLen)
 	}
-
-	k := &ExtendedKey{
-		version:     binary.BigEndian.Uint32(payload[0:4]),
-		depth:       payload[4],
-		childNumber: binary.BigEndian.Uint32(payload[9:13]),
-	}
-	copy(k.parentFP[:], payload[5:9])
-	copy(k.chainCode[:], payload[13:45])
-	copy(k.compressed[:], payload[45:78])
-
-	switch k.version {
+	version := uint32(payload[0])<<24 | uint32(payload[1])<<16 | uint32(payload[2])<<8 | uint32(payload[3])
+	switch version {
 	case versionMainnetPublic, versionTestnetPublic:
 	case versionMainnetPrivate, versionTestnetPrivate:
 		return nil, errPrivateKey
 	default:
-		return nil, fmt.Errorf("extended public key: unknown version 0x%08x; want an xpub (mainnet) or a tpub (testnet)", k.version)
+		return nil, fmt.Errorf("extended public key: unknown version 0x%08x; want an xpub (mainnet) or a tpub (testnet)", version)
 	}
-
 	// A master key (depth 0) has no parent; anything else claiming depth 0
 	// has been tampered with or badly made.
-	if k.depth == 0 && k.parentFP != [4]byte{} {
+	if payload[4] == 0 && !bytes.Equal(payload[5:9], []byte{0, 0, 0, 0}) {
 		return nil, errors.New("extended public key: depth is 0 (a master key) but the parent fingerprint is not zero")
 	}
-	if k.depth == 0 && k.childNumber != 0 {
+	if payload[4] == 0 && !bytes.Equal(payload[9:13], []byte{0, 0, 0, 0}) {
 		return nil, errors.New("extended public key: depth is 0 (a master key) but the child index is not zero")
 	}
-
-	switch k.compressed[0] {
+	switch payload[45] {
 	case 0x02, 0x03:
 	case 0x00:
 		// BIP-32 serializes a private key as 0x00 followed by 32 bytes.
 		return nil, errPrivateKey
 	default:
-		return nil, fmt.Errorf("extended public key: key data starts with 0x%02x, want a compressed public key (0x02 or 0x03)", k.compressed[0])
+		return nil, fmt.Errorf("extended public key: key data starts with 0x%02x, want a compressed public key (0x02 or 0x03)", payload[45])
 	}
 	// secp256k1's own error would quote the coordinate; say it plainly.
-	if k.point, err = secp256k1.ParsePubKey(k.compressed[:]); err != nil {
+	if _, err := btcec.ParsePubKey(payload[45:]); err != nil {
 		return nil, errors.New("extended public key: key data is not a point on the secp256k1 curve")
 	}
-	return k, nil
+	k, err := hdkeychain.NewKeyFromString(s)
+	if err != nil {
+		// Not expected after the checks above; its message quotes nothing.
+		return nil, fmt.Errorf("extended public key: %v", err)
+	}
+	if k.IsPrivate() {
+		return nil, errPrivateKey
+	}
+	return &ExtendedKey{key: k}, nil
 }
 
 // Depth is the key's distance from the master key: 0 for the master, 4 for
 // an account chain at m/44'/60'/0'/0.
-func (k *ExtendedKey) Depth() uint8 { return k.depth }
+func (k *ExtendedKey) Depth() uint8 { return k.key.Depth() }
 
 // Child derives the public child at index i (BIP-32's CKDpub). Indexes above
 // MaxIndex are hardened and need the private key, so they are refused. With
@@ -140,73 +142,32 @@ func (k *ExtendedKey) Child(i uint32) (*ExtendedKey, error) {
 		return nil, fmt.Errorf("deriving child %d: index is hardened (2^31 or more), which needs the private key; public derivation takes 0 to %d",
 			i, MaxIndex)
 	}
-	if k.depth == 255 {
+	if k.key.Depth() == 255 {
 		return nil, errors.New("deriving child: the key is at depth 255, the deepest BIP-32 can serialize")
 	}
-
-	// I = HMAC-SHA512(key = chain code, data = serP(K) || ser32(i)).
-	mac := hmac.New(sha512.New, k.chainCode[:])
-	mac.Write(k.compressed[:])
-	var index [4]byte
-	binary.BigEndian.PutUint32(index[:], i)
-	mac.Write(index[:])
-	sum := mac.Sum(nil)
-
-	point, err := addTweak(k.point, sum[:32])
-	if err != nil {
-		return nil, fmt.Errorf("deriving child %d: %w", i, err)
+	child, err := k.key.Derive(i)
+	switch {
+	case errors.Is(err, hdkeychain.ErrInvalidChild):
+		return nil, fmt.Errorf("deriving child %d: %w", i, ErrInvalidChild)
+	case err != nil:
+		return nil, fmt.Errorf("deriving child %d: %v", i, err)
 	}
-	child := &ExtendedKey{
-		version:     k.version,
-		depth:       k.depth + 1,
-		childNumber: i,
-		point:       point,
-	}
-	id := hash160(k.compressed[:])
-	copy(child.parentFP[:], id[:4])
-	copy(child.chainCode[:], sum[32:])
-	copy(child.compressed[:], point.SerializeCompressed())
-	return child, nil
-}
-
-// addTweak returns point(il) + parent, or ErrInvalidChild when il, read as a
-// 256-bit number, is not below the group order or the sum is the point at
-// infinity: the two cases BIP-32 declares invalid.
-func addTweak(parent *secp256k1.PublicKey, il []byte) (*secp256k1.PublicKey, error) {
-	var tweak secp256k1.ModNScalar
-	if overflow := tweak.SetByteSlice(il); overflow {
-		return nil, ErrInvalidChild
-	}
-	var tweakPoint, parentPoint, sum secp256k1.JacobianPoint
-	secp256k1.ScalarBaseMultNonConst(&tweak, &tweakPoint)
-	parent.AsJacobian(&parentPoint)
-	secp256k1.AddNonConst(&tweakPoint, &parentPoint, &sum)
-	if sum.Z.IsZero() || (sum.X.IsZero() && sum.Y.IsZero()) {
-		return nil, ErrInvalidChild
-	}
-	sum.ToAffine()
-	return secp256k1.NewPublicKey(&sum.X, &sum.Y), nil
+	return &ExtendedKey{key: child}, nil
 }
 
 // Address is the Ethereum address of the key: the last 20 bytes of the
-// Keccak-256 of the uncompressed public key without its 0x04 prefix, the
-// same as go-ethereum's crypto.PubkeyToAddress.
+// Keccak-256 of the uncompressed public key without its 0x04 prefix.
 func (k *ExtendedKey) Address() common.Address {
-	uncompressed := k.point.SerializeUncompressed()
-	return common.BytesToAddress(crypto.Keccak256(uncompressed[1:])[12:])
+	pub, err := k.key.ECPubKey()
+	if err != nil {
+		// Parse checked the point, and derivation only makes valid ones.
+		panic(fmt.Sprintf("hdkey: a checked key has no public key: %v", err))
+	}
+	return crypto.PubkeyToAddress(*pub.ToECDSA())
 }
 
 // String is the key's base58check serialization, the form Parse reads.
-func (k *ExtendedKey) String() string {
-	payload := make([]byte, 0, serializedLen)
-	payload = binary.BigEndian.AppendUint32(payload, k.version)
-	payload = append(payload, k.depth)
-	payload = append(payload, k.parentFP[:]...)
-	payload = binary.BigEndian.AppendUint32(payload, k.childNumber)
-	payload = append(payload, k.chainCode[:]...)
-	payload = append(payload, k.compressed[:]...)
-	return base58CheckEncode(payload)
-}
+func (k *ExtendedKey) String() string { return k.key.String() }
 
 // Address derives child i of k and returns its Ethereum address: the
 // receiving address for payment attempt i when k is an account's external

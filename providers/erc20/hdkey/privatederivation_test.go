@@ -16,8 +16,6 @@ import (
 	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
-
-	"github.com/caddy-checkout/checkout/providers/erc20/hdkey"
 )
 
 const (
@@ -77,7 +75,7 @@ func (n privateNode) child(t testing.TB, i uint32) privateNode {
 		t.Fatalf("child %d: key is zero", i)
 	}
 	copy(c.chainCode[:], sum[32:])
-	id := hdkey.Hash160(n.publicKey())
+	id := hash160(n.publicKey())
 	copy(c.parentFP[:], id[:4])
 	return c
 }
@@ -114,7 +112,7 @@ func (n privateNode) serialize(version uint32, key []byte) string {
 	b = binary.BigEndian.AppendUint32(b, n.childNumber)
 	b = append(b, n.chainCode[:]...)
 	b = append(b, key...)
-	return hdkey.Base58CheckEncode(b)
+	return base58CheckEncode(b)
 }
 
 func (n privateNode) xpub() string { return n.serialize(versionXpub, n.publicKey()) }
