@@ -121,25 +121,30 @@ func (s *Shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Shop) home(w http.ResponseWriter) {
 	var b strings.Builder
-	b.WriteString(`<p>A shop with no payment code: "Buy" answers with X-Checkout-* headers and caddy-checkout takes it from there.</p><ul>`)
+	b.WriteString(`<p class="note">"Buy" answers with X-Checkout-* headers, and caddy-checkout takes it from there.</p><ul class="products">`)
 	for _, p := range Products {
-		fmt.Fprintf(&b, `<li>%s: %s %s <form method="post" action="/buy"><input type="hidden" name="product" value="%s"><button>Buy</button></form></li>`,
+		fmt.Fprintf(&b, `<li><span class="name">%s</span><span class="price">%s %s</span><form method="post" action="/buy"><input type="hidden" name="product" value="%s"><button>Buy</button></form></li>`,
 			template.HTMLEscapeString(p.Name), p.Price, p.Currency, p.ID)
 	}
-	fmt.Fprintf(&b, `</ul><h2>A paid download</h2><p>No shop code at all: Caddy's <code>price</code> line sells this path, and the shop only serves the file.</p><ul><li>%s: %s USD <a href="%s">Download</a></li>`,
+	fmt.Fprintf(&b, `</ul><h2>A paid download</h2><p class="note">No shop code at all: Caddy's <code>price</code> line sells this path, and the shop only serves the file.</p><ul class="products"><li><span class="name">%s</span><span class="price">%s USD</span><a class="button" href="%s">Download</a></li>`,
 		template.HTMLEscapeString(DownloadName), DownloadPrice, DownloadPath)
-	b.WriteString(`</ul><h2>Orders (from signed callbacks)</h2><ul>`)
+	b.WriteString(`</ul><h2>Orders (from signed callbacks)</h2>`)
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.status))
 	for id := range s.status {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	for _, id := range ids {
-		fmt.Fprintf(&b, "<li>%s: %s</li>", template.HTMLEscapeString(id), template.HTMLEscapeString(s.status[id]))
+	if len(ids) == 0 {
+		b.WriteString(`<p class="note">None yet: buy something.</p>`)
+	} else {
+		b.WriteString(`<ul class="orders">`)
+		for _, id := range ids {
+			fmt.Fprintf(&b, "<li>%s: %s</li>", template.HTMLEscapeString(id), template.HTMLEscapeString(s.status[id]))
+		}
+		b.WriteString("</ul>")
 	}
 	s.mu.Unlock()
-	b.WriteString("</ul>")
 	page(w, "Demo shop", template.HTML(b.String()))
 }
 
@@ -251,6 +256,32 @@ func (s *Shop) callback(w http.ResponseWriter, r *http.Request) {
 
 func page(w http.ResponseWriter, title string, body template.HTML) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%s</title></head><body><h1>%s</h1>%s</body></html>`,
-		template.HTMLEscapeString(title), template.HTMLEscapeString(title), body)
+	fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>%s · Gopher Goods</title><style>%s</style></head>
+<body><header><a class="logo" href="/">Gopher Goods</a><span class="tag">a demo shop with no payment code</span></header>
+<main><h1>%s</h1>%s</main>
+<footer>Payments by caddy-checkout in front of this shop. Sandbox: no real money moves.</footer></body></html>`,
+		template.HTMLEscapeString(title), shopStyle, template.HTMLEscapeString(title), body)
 }
+
+// shopStyle makes the demo look like a small shop rather than a test page.
+const shopStyle = `
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;background:#f6f8fa}
+header{display:flex;align-items:baseline;gap:1rem;padding:1rem 2rem;background:#fff;border-bottom:1px solid #d0d7de}
+.logo{font-weight:700;font-size:1.25rem;color:#0b6e4f;text-decoration:none}
+.tag{color:#656d76;font-size:.9rem}
+main{max-width:60rem;margin:0 auto;padding:1.5rem 2rem}
+h1{font-size:1.6rem;margin:.5rem 0 1rem}
+h2{font-size:1.2rem;margin:2rem 0 .75rem}
+ul.products{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:1rem}
+ul.products li{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1rem;display:flex;flex-direction:column;gap:.5rem}
+.name{font-weight:600}
+.price{font-size:1.2rem;color:#0b6e4f;font-variant-numeric:tabular-nums}
+button,.button{align-self:flex-start;background:#0b6e4f;color:#fff;border:0;border-radius:6px;padding:.5rem 1.25rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none}
+button:hover,.button:hover{background:#095c42}
+ul.orders{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.5rem 1rem .5rem 2rem}
+p.note{color:#656d76}
+footer{max-width:60rem;margin:2rem auto;padding:0 2rem;color:#656d76;font-size:.85rem}
+`
