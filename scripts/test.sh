@@ -44,6 +44,33 @@ echo "== npm (Standard Webhooks interop verifier)"
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== fuzz (each target for a few seconds; inputs that failed stay in testdata/fuzz as regression cases)"
+fuzztime=${FUZZTIME:-5s}
+while read -r pkg target; do
+	go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" >/tmp/fuzz.$$ 2>&1 || {
+		cat /tmp/fuzz.$$ >&2
+		rm -f /tmp/fuzz.$$
+		echo "fuzzing $target in $pkg found a failing input (kept under $pkg/testdata/fuzz/$target)" >&2
+		exit 1
+	}
+	echo "$pkg $target: $(grep -o 'elapsed: [^,]*, execs: [0-9]*' /tmp/fuzz.$$ | tail -1)"
+done <<'TARGETS'
+./money FuzzParse
+./sign FuzzVerifyWebhook
+./sign FuzzVerifyLink
+./handlers FuzzStripCheckoutHeaders
+./handlers FuzzHeaderIntake
+./handlers FuzzAPICreate
+./handlers FuzzPricedPath
+./handlers FuzzReceipt
+./providers/stripe FuzzVerify
+./providers/komoju FuzzVerify
+./providers/vouchersafe FuzzParseLine
+./providers/cyclos FuzzCallbackParams
+./providers/erc20/hdkey FuzzParse
+TARGETS
+rm -f /tmp/fuzz.$$
+
 echo "== build from xcaddy.json"
 out=$(mktemp -d)/caddy
 ./scripts/build.sh "$out"

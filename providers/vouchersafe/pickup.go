@@ -13,6 +13,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"unicode/utf8"
 	"sync"
 	"time"
 )
@@ -322,8 +323,21 @@ func scalar(v any) (string, bool) {
 }
 
 func truncate(s string, n int) string {
+	// Shown in messages and logs, often quoted (%q): bytes that are not
+	// UTF-8 or are control characters would be written out as escapes
+	// four times their size, so they are shown as � and ? instead.
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
