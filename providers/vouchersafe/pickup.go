@@ -13,9 +13,9 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"unicode/utf8"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Placeholders of pickup_command.
