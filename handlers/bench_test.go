@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
+	"github.com/caddy-checkout/checkout/money"
+	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/sandbox"
 )
@@ -305,5 +309,62 @@ func BenchmarkPaywall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLivePageMemory is what an open live page (an event stream of
+// GET {base}/events/{ref}) costs the server: N streams are opened over raw
+// connections (no client goroutines) and the growth of the heap and of
+// goroutine stacks is divided by N. The connections' client ends are in
+// the figure too; they are a few hundred bytes each.
+//
+//	go test ./handlers -run '^$' -bench LivePageMemory -benchtime 1x
+func BenchmarkLivePageMemory(b *testing.B) {
+	site := benchSite(b)
+	o, _, err := site.Receive(b.Context(), order.Intake{Key: order.Key{ID: "live-1"}, Amount: money.MustParse("12.50", "USD")}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref := o.Current().Ref
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = site.ServeHTTP(w, r, handlers.NextHandler(http.NotFoundHandler()))
+	}))
+	defer srv.Close()
+	const pages = 1000 // 50 payments, 20 pages each: the most one payment may have
+	measure := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse + m.StackInuse
+	}
+	for b.Loop() {
+		refs := []string{ref}
+		for i := 1; i < pages/20; i++ {
+			o, _, err := site.Receive(b.Context(), order.Intake{Key: order.Key{ID: "live-" + strconv.Itoa(i+1)}, Amount: money.MustParse("12.50", "USD")}, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs = append(refs, o.Current().Ref)
+		}
+		before := measure()
+		var conns []net.Conn
+		buf := make([]byte, 4096)
+		for i := range pages {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /_checkout/events/%s HTTP/1.1\r\nHost: shop\r\n\r\n", refs[i%len(refs)])
+			n, err := c.Read(buf) // the headers and the first event
+			if err != nil || !strings.Contains(string(buf[:n]), "200 OK") {
+				b.Fatalf("stream %d: %v %q", i, err, buf[:n])
+			}
+			conns = append(conns, c)
+		}
+		after := measure()
+		b.ReportMetric(float64(after-before)/pages, "B/page")
+		for _, c := range conns {
+			c.Close()
+		}
 	}
 }

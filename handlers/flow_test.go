@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -726,5 +727,55 @@ func TestBrandOnEveryPage(t *testing.T) {
 	plain := handlerstest.New(t)
 	if page := plain.Get(plain.Client(), "/_checkout/pay/nosuchref"); strings.Contains(page.Body, "/brand/") || strings.Contains(page.Body, `class="brand"`) {
 		t.Fatalf("a site without a brand links one:\n%s", page.Body)
+	}
+}
+
+// TestLivePagesOfOnePaymentBounded: a script opening event streams for one
+// payment gets 503 past the bound, and the page's JSON status still works.
+func TestLivePagesOfOnePaymentBounded(t *testing.T) {
+	e := handlerstest.New(t)
+	ref := handlerstest.RefOf(e.Buy(e.Client(), "mug"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.Srv.URL+"/_checkout/events/"+ref, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	var streams []*http.Response
+	for range 20 {
+		r := open()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", len(streams)+1, r.StatusCode)
+		}
+		streams = append(streams, r)
+	}
+	r := open()
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "poll the status URL") {
+		t.Fatalf("stream 21: %d %q", r.StatusCode, body)
+	}
+	if st := e.Get(nil, "/_checkout/status/"+ref); st.Code != http.StatusOK {
+		t.Fatalf("status while streams are full: %d", st.Code)
+	}
+	for _, s := range streams {
+		s.Body.Close()
+	}
+	// Closed streams free their places once the server notices.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := open()
+		r.Body.Close()
+		if r.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("closed streams never freed their places: %d", r.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

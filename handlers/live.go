@@ -19,17 +19,34 @@ import (
 type hub struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
+	open int // streams open in all
 }
+
+// Bounds on open live pages (event streams), so that a script opening
+// thousands cannot exhaust the server: a customer has a tab or a few per
+// payment, and a site's streams together are limited. A page refused a
+// stream polls the JSON status instead.
+const (
+	maxStreamsPerRef = 20
+	maxStreams       = 10_000
+)
 
 func newHub() *hub { return &hub{subs: map[string]map[chan struct{}]struct{}{}} }
 
-func (h *hub) subscribe(ref string) (chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// subscribe registers a live page of ref; ok is false when ref or the
+// site already has as many as they may.
+func (h *hub) subscribe(ref string) (ch chan struct{}, cancel func(), ok bool) {
+	ch = make(chan struct{}, 1)
 	h.mu.Lock()
+	if len(h.subs[ref]) >= maxStreamsPerRef || h.open >= maxStreams {
+		h.mu.Unlock()
+		return nil, nil, false
+	}
 	if h.subs[ref] == nil {
 		h.subs[ref] = map[chan struct{}]struct{}{}
 	}
 	h.subs[ref][ch] = struct{}{}
+	h.open++
 	h.mu.Unlock()
 	return ch, func() {
 		h.mu.Lock()
@@ -37,8 +54,9 @@ func (h *hub) subscribe(ref string) (chan struct{}, func()) {
 		if len(h.subs[ref]) == 0 {
 			delete(h.subs, ref)
 		}
+		h.open--
 		h.mu.Unlock()
-	}
+	}, true
 }
 
 func (h *hub) publish(o *order.Order) {
@@ -138,14 +156,19 @@ func (s *Site) serveEvents(w http.ResponseWriter, r *http.Request, ref string) {
 	if !ok {
 		return
 	}
+	ch, cancel, ok := s.hub.subscribe(ref)
+	if !ok {
+		w.Header().Set("Retry-After", "10")
+		writeAPIError(w, http.StatusServiceUnavailable, "too many live pages are open; poll the status URL instead")
+		return
+	}
+	defer cancel()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	ch, cancel := s.hub.subscribe(ref)
-	defer cancel()
 	send := func(v statusView) bool {
 		b, _ := json.Marshal(v)
 		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {

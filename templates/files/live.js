@@ -6,7 +6,8 @@
 //    (pending → on_hold → failed/cancelled/expired → paid → refunded).
 //    A stale or replayed message never reloads, so a page cannot loop;
 //    reloads are also at least 5 seconds apart. Without EventSource it
-//    polls data-status-url (JSON with the same "status" field) instead.
+//    polls data-status-url (JSON with the same "status" field) instead, as
+//    it does when the server refuses the stream (too many open).
 //  - it ticks the countdown element with data-expires (unix seconds),
 //    correcting for the client's clock with data-now (the server's time).
 //  - it shows a status message's "progress" (an on-chain payment's
@@ -67,25 +68,31 @@
       reload();
     }
 
-    if (window.EventSource) {
-      source = new EventSource(el.getAttribute('data-events'));
-      source.onmessage = function (e) { check(e.data); };
-      source.addEventListener('status', function (e) { check(e.data); });
-      return;
-    }
     var statusURL = el.getAttribute('data-status-url');
-    if (!statusURL || !window.fetch) {
-      return;
-    }
-    (function poll() {
-      if (done) {
+    function poll() {
+      if (done || !statusURL || !window.fetch) {
         return;
       }
       window.fetch(statusURL, { credentials: 'same-origin', cache: 'no-store' })
         .then(function (r) { return r.ok ? r.text() : ''; })
         .then(check, function () {})
         .then(function () { window.setTimeout(poll, 5000); });
-    })();
+    }
+
+    if (window.EventSource) {
+      source = new EventSource(el.getAttribute('data-events'));
+      source.onmessage = function (e) { check(e.data); };
+      source.addEventListener('status', function (e) { check(e.data); });
+      // A stream the server refused (too many open) is closed for good:
+      // poll the status instead.
+      source.onerror = function () {
+        if (source.readyState === 2 && !done) {
+          poll();
+        }
+      };
+      return;
+    }
+    poll();
   }
 
   function pad(n) {
