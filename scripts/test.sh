@@ -20,6 +20,7 @@ need npm || apt_install npm
 need python3 || apt_install python3
 need chromium || apt_install chromium # internal/e2e browser test
 need prosody || apt_install prosody   # the Voucher-Safe XMPP tests (internal/xmpptest)
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || apt_install php-fpm # internal/e2e: the shop behind php_fastcgi
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || apt_install postgresql # internal/pgtest runs its own server (not on PATH); the package's cluster on 5432 is unused
 
 echo "== go mod download"
