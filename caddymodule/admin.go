@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -94,14 +96,63 @@ func (a *Admin) orders(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := e.store.List(r.Context(), store.ListFilter{Site: q.Get("site"), Status: st, Limit: limit})
+	if limit == 0 {
+		limit = defaultPage
+	}
+	f := store.ListFilter{Site: q.Get("site"), Status: st, Limit: limit}
+	if c := q.Get("cursor"); c != "" {
+		if f.After, err = parseCursor(c); err != nil {
+			return apiErr(http.StatusBadRequest, "cursor: not one this API gave (take it from the Link header)")
+		}
+	}
+	list, err := e.store.List(r.Context(), f)
 	if err != nil {
 		return apiErr(storeStatus(err), "listing orders: %v", err)
 	}
 	if list == nil {
 		list = []*order.Order{}
 	}
+	if len(list) == limit {
+		// A full page: the next one starts after its last order.
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("cursor", cursorOf(list[len(list)-1]))
+		nq.Set("limit", strconv.Itoa(limit))
+		next.RawQuery = nq.Encode()
+		w.Header().Set("Link", "<"+next.RequestURI()+`>; rel="next"`)
+	}
 	return writeAdminJSON(w, list)
+}
+
+// defaultPage is how many orders a page of GET /checkout/orders holds
+// unless ?limit= says.
+const defaultPage = 100
+
+// cursorOf names the place after o in a listing: its UpdatedAt and key,
+// base64url-encoded JSON. It holds nothing that the page did not show.
+func cursorOf(o *order.Order) string {
+	b, _ := json.Marshal(struct {
+		U time.Time `json:"u"`
+		S string    `json:"s"`
+		I string    `json:"i"`
+	}{o.UpdatedAt, o.Site, o.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(c string) (*order.Order, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		U time.Time `json:"u"`
+		S string    `json:"s"`
+		I string    `json:"i"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.S == "" || order.ValidID(v.I) != nil {
+		return nil, errors.New("bad cursor")
+	}
+	return &order.Order{Key: order.Key{Site: v.S, ID: v.I}, UpdatedAt: v.U}, nil
 }
 
 // order serves /checkout/orders/{site}/{id}[/cancel|/refund]. Order ids

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -109,41 +110,59 @@ func signLinkCommand() *cobra.Command {
 	return c
 }
 
+// nextLink is the target of a Link header's rel="next", or "".
+func nextLink(h string) string {
+	for part := range strings.SplitSeq(h, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+		if ok && strings.Contains(params, `rel="next"`) && strings.HasPrefix(target, "<") && strings.HasSuffix(target, ">") {
+			return strings.TrimSuffix(strings.TrimPrefix(target, "<"), ">")
+		}
+	}
+	return ""
+}
+
 func ordersCommand() *cobra.Command {
 	var admin, status string
+	var limit int
 	c := &cobra.Command{
 		Use:   "orders",
 		Short: "List orders through the running Caddy's admin API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u := "http://" + admin + "/checkout/orders"
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if status != "" {
-				u += "?status=" + url.QueryEscape(status)
+				q.Set("status", status)
 			}
-			resp, err := http.Get(u)
-			if err != nil {
-				return fmt.Errorf("asking the admin API at %s: %v", admin, err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-			}
-			var raw []map[string]any
-			if err := json.Unmarshal(body, &raw); err != nil {
-				return err
-			}
+			next := "/checkout/orders?" + q.Encode()
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-16s %-24s %-10s %s\n", "SITE", "ORDER", "STATUS", "AMOUNT")
-			for _, o := range raw {
-				amt, _ := o["amount"].(map[string]any)
-				fmt.Fprintf(w, "%-16v %-24v %-10v %v %v\n", o["site"], o["order_id"], o["status"], amt["amount"], amt["currency"])
+			// Page by page, following the Link header's next page.
+			for next != "" {
+				resp, err := http.Get("http://" + admin + next)
+				if err != nil {
+					return fmt.Errorf("asking the admin API at %s: %v", admin, err)
+				}
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+				}
+				var raw []map[string]any
+				if err := json.Unmarshal(body, &raw); err != nil {
+					return err
+				}
+				for _, o := range raw {
+					amt, _ := o["amount"].(map[string]any)
+					fmt.Fprintf(w, "%-16v %-24v %-10v %v %v\n", o["site"], o["order_id"], o["status"], amt["amount"], amt["currency"])
+				}
+				next = nextLink(resp.Header.Get("Link"))
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&admin, "admin", "localhost:2019", "address of Caddy's admin API")
 	c.Flags().StringVar(&status, "status", "", "only orders in this state")
+	c.Flags().IntVar(&limit, "page", 100, "orders asked for at a time (1 to 10000); every page is listed")
 	return c
 }
 

@@ -176,6 +176,11 @@ type ListFilter struct {
 	Site   string
 	Status order.State
 	Limit  int // 0 means 1000
+	// After continues a listing: only orders after this one in the
+	// listing's order (newest UpdatedAt first; ties by key, as each store
+	// orders keys) are listed. Its UpdatedAt and Key are what is read; an
+	// order changed since moves, and a page may then miss or repeat it.
+	After *order.Order
 }
 
 // DeliveryFilter narrows Deliveries. Zero values match everything.

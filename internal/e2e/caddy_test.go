@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -251,5 +253,68 @@ func TestReloadUnderTrafficDoesNotStall(t *testing.T) {
 	var orders []json.RawMessage
 	if adminGet(t, p.admin, "/checkout/orders?limit=10000", &orders); len(orders) < 2 {
 		t.Fatalf("orders after reloads: %d", len(orders))
+	}
+}
+
+// TestAdminOrdersArePaged: GET /checkout/orders gives pages of ?limit=
+// with the next page in a Link header, every order once; `caddy checkout
+// orders` follows the links to the end.
+func TestAdminOrdersArePaged(t *testing.T) {
+	p := startInProcess(t)
+	c := noRedirectClient()
+	for range 7 {
+		r, _ := send(t, c, http.MethodPost, "http://"+p.base+"/buy", map[string][]string{"product": {"mug"}})
+		if r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("buy: %d", r.StatusCode)
+		}
+	}
+	seen := map[string]bool{}
+	next := "/checkout/orders?limit=3"
+	pages := 0
+	for next != "" {
+		r, body := send(t, c, http.MethodGet, "http://"+p.admin+next, nil)
+		var list []struct {
+			ID string `json:"order_id"`
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil || r.StatusCode != 200 {
+			t.Fatalf("page %d: %d %v", pages+1, r.StatusCode, err)
+		}
+		for _, o := range list {
+			if seen[o.ID] {
+				t.Fatalf("order %s on two pages", o.ID)
+			}
+			seen[o.ID] = true
+		}
+		pages++
+		next = ""
+		if l := r.Header.Get("Link"); l != "" {
+			target, _, _ := strings.Cut(l, ">")
+			next = strings.TrimPrefix(target, "<")
+			if len(list) != 3 || !strings.Contains(l, `rel="next"`) {
+				t.Fatalf("page %d: %d orders, Link %q", pages, len(list), l)
+			}
+		}
+		if pages > 10 {
+			t.Fatal("pages never end")
+		}
+	}
+	if pages != 3 || len(seen) != 7 {
+		t.Fatalf("%d pages, %d orders; want 3 pages, 7 orders", pages, len(seen))
+	}
+	if r, _ := send(t, c, http.MethodGet, "http://"+p.admin+"/checkout/orders?cursor=bm9wZQ", nil); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a made-up cursor: %d, want 400", r.StatusCode)
+	}
+
+	// The command pages through them all, following the links.
+	cmd := exec.Command(os.Args[0], "checkout", "orders", "--admin", p.admin, "--page", "2")
+	cmd.Env = append(os.Environ(), runAsCaddy+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy checkout orders: %v\n%s", err, out)
+	}
+	for id := range seen {
+		if !strings.Contains(string(out), id) {
+			t.Fatalf("caddy checkout orders lacks %s:\n%s", id, out)
+		}
 	}
 }

@@ -312,11 +312,31 @@ func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, e
 	if f.Site != "" {
 		site = append([]byte(f.Site), 0)
 	}
+	var after []byte
+	if f.After != nil {
+		k, err := orderKey(f.After.Key)
+		if err != nil {
+			return nil, err
+		}
+		after = join(appendTime(nil, f.After.UpdatedAt), k)
+	}
 	var out []*order.Order
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		orders := tx.Bucket(bucketOrders)
 		c := tx.Bucket(bucketUpdated).Cursor()
-		for ik, status := c.Last(); ik != nil && len(out) < limit; ik, status = c.Prev() {
+		ik, status := c.Last()
+		if after != nil {
+			// Start before the position of f.After in the index, whether
+			// or not that order is still there.
+			at := after
+			if ik, status = c.Seek(at); ik == nil {
+				ik, status = c.Last()
+			}
+			for ik != nil && bytes.Compare(ik, at) >= 0 {
+				ik, status = c.Prev()
+			}
+		}
+		for ; ik != nil && len(out) < limit; ik, status = c.Prev() {
 			if len(ik) <= timeLen {
 				return fmt.Errorf("listing orders: malformed index key %q", ik)
 			}

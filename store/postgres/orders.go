@@ -310,6 +310,11 @@ func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, e
 		args = append(args, string(f.Status))
 		where = append(where, fmt.Sprintf("status = $%d", len(args)))
 	}
+	if f.After != nil {
+		args = append(args, ns(f.After.UpdatedAt), f.After.Site, f.After.ID)
+		n := len(args)
+		where = append(where, fmt.Sprintf("(updated_at, site, id) < ($%d, $%d, $%d)", n-2, n-1, n))
+	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}

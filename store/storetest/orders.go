@@ -420,6 +420,65 @@ func testListOrderAndFilters(t *testing.T, f Factory) {
 	}
 }
 
+// testListPages: listing page by page, each page After the last order of
+// the one before, gives every order once and in the order of one List,
+// with ties in UpdatedAt, filters, and an After order no longer there.
+func testListPages(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s := f.New(t)
+	for i := range 23 {
+		site := []string{"shop", "other"}[i%2]
+		// Three orders share each minute: ties in UpdatedAt.
+		put(t, s, newOrder(t, site, fmt.Sprintf("o%02d", i), t0.Add(time.Duration(i/3)*time.Minute), time.Hour))
+	}
+	for _, tc := range []struct {
+		name  string
+		f     store.ListFilter
+		limit int
+	}{
+		{"all-by-4", store.ListFilter{}, 4},
+		{"all-by-1", store.ListFilter{}, 1},
+		{"all-by-5", store.ListFilter{}, 5},
+		{"site-by-3", store.ListFilter{Site: "shop"}, 3},
+		{"status-by-7", store.ListFilter{Status: order.Pending}, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whole, err := s.List(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paged []*order.Order
+			page := tc.f
+			page.Limit = tc.limit
+			for range 100 {
+				got, err := s.List(ctx, page)
+				if err != nil {
+					t.Fatal(err)
+				}
+				paged = append(paged, got...)
+				if len(got) < tc.limit {
+					break
+				}
+				page.After = got[len(got)-1]
+			}
+			if orderIDs(paged) != orderIDs(whole) || len(whole) == 0 {
+				t.Fatalf("pages of %d: %s\nwhole list:  %s", tc.limit, orderIDs(paged), orderIDs(whole))
+			}
+		})
+	}
+	// An order that is no longer where it was still marks the place.
+	all, _ := s.List(ctx, store.ListFilter{})
+	gone := *all[4]
+	gone.ID = "o99" // never stored; sorts after every oNN of its site and time
+	got, err := s.List(ctx, store.ListFilter{After: &gone, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || len(got) >= len(all) || got[len(got)-1].ID != all[len(all)-1].ID {
+		t.Fatalf("After an order not stored: %s (all: %s)", orderIDs(got), orderIDs(all))
+	}
+}
+
 // Concurrent read-modify-write of one key through Update must never lose
 // an increment, even though a store may run fn more than once.
 func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {

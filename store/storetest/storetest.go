@@ -52,6 +52,7 @@ var conformanceTests = []conformanceTest{
 	{"ByRefFindsEveryAttempt", needsNew, testByRefFindsEveryAttempt},
 	{"OpenFollowsStatusAndExpiry", needsNew, testOpenFollowsStatusAndExpiry},
 	{"ListOrderAndFilters", needsNew, testListOrderAndFilters},
+	{"ListPages", needsNew, testListPages},
 	{"ConcurrentUpdatesOfOneKeyLoseNothing", needsNew, testConcurrentUpdatesOfOneKeyLoseNothing},
 	{"OpenFollowsTheHoldDeadline", needsNew, testOpenFollowsTheHoldDeadline},
 	{"ByProviderRef", needsNew, testByProviderRef},
