@@ -23,29 +23,40 @@ need prosody || apt_install prosody   # the Voucher-Safe XMPP tests (internal/xm
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || apt_install php-fpm # internal/e2e: the shop behind php_fastcgi
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || apt_install postgresql # internal/pgtest runs its own server (not on PATH); the package's cluster on 5432 is unused
 
-echo "== go mod download"
+# stage NAME prints how long the stage before took, then NAME.
+stage_start=$SECONDS
+stage_name="set-up (packages)"
+stage() {
+	echo "   ($stage_name: $((SECONDS - stage_start)) s)"
+	stage_start=$SECONDS
+	stage_name=$1
+	echo "== $1"
+}
+trap 'echo "   ($stage_name: $((SECONDS - stage_start)) s; all stages: $SECONDS s)"' EXIT
+
+stage "go mod download"
 go mod download
 
-echo "== gofmt"
+stage "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" $unformatted >&2
 	exit 1
 fi
 
-echo "== go mod tidy (nothing to change)"
+stage "go mod tidy (nothing to change)"
 go mod tidy -diff
 
-echo "== go vet"
+stage "go vet"
 go vet ./...
 
-echo "== npm (Standard Webhooks interop verifier)"
+stage "npm (Standard Webhooks interop verifier)"
 (cd internal/interop/node && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== go test -race"
+stage "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== fuzz (each target for a few seconds; inputs that failed stay in testdata/fuzz as regression cases)"
+stage "fuzz (each target for a few seconds; inputs that failed stay in testdata/fuzz as regression cases)"
 fuzztime=${FUZZTIME:-5s}
 while read -r pkg target; do
 	go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" >/tmp/fuzz.$$ 2>&1 || {
@@ -72,7 +83,7 @@ done <<'TARGETS'
 TARGETS
 rm -f /tmp/fuzz.$$
 
-echo "== build from xcaddy.json"
+stage "build from xcaddy.json"
 out=$(mktemp -d)/caddy
 ./scripts/build.sh "$out"
 # Read the list once: grep -q stops reading at the first match, and under
