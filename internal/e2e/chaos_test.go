@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/sign"
 )
 
@@ -26,9 +29,10 @@ import (
 // hold: every payment the provider was told was taken is paid in the
 // store, no other order is paid, every paid order's callback reached the
 // shop under one webhook-id however often it was tried, and the outbox
-// drains. Seeded: CHAOS_SEED=<n> replays a run. The payments are the
-// sandbox's signed webhooks, sent again after a failure as a provider
-// does.
+// drains. Seeded: CHAOS_SEED=<n> replays a run's decisions. The payments
+// come from two providers, the sandbox's signed webhooks and Stripe's fake
+// (the customer choosing Stripe on the pay page and paying there), each
+// sent again after a failure as a provider does.
 func TestChaos(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
@@ -53,7 +57,13 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 	listen := "127.0.0.1:" + itoa(freePort(t))
 	admin := "127.0.0.1:" + itoa(freePort(t))
+	// Two providers: the sandbox and Stripe (its fake), so customers get
+	// the pay page and choose.
+	const whsec = "whsec_chaos_0123456789abcdef"
+	fake := stripetest.New(t)
 	cf := caddyfile(filepath.Join(dir, "checkout.db"), admin, listen, secret, srv.URL+"/payments/webhook", strings.TrimPrefix(srv.URL, "http://"))
+	cf = strings.Replace(cf, "\t\tsandbox\n", "\t\tsandbox\n\t\tstripe {\n\t\t\tsecret_key sk_test_chaosSecretKey\n\t\t\twebhook_secret "+whsec+"\n\t\t\tapi_url "+fake.URL+"\n\t\t}\n", 1)
+	fake.SetWebhook("http://"+listen+"/_checkout/webhook/stripe", whsec)
 	base := "http://" + listen
 	var child *exec.Cmd
 	up := func() {
@@ -95,6 +105,7 @@ func TestChaos(t *testing.T) {
 		paid                  bool // the provider got a 200 for its webhook
 		body                  []byte
 		header                http.Header
+		stripeEvent           string // the paid event of a Stripe payment
 	}
 	var pays []*payment
 	c := noRedirectClient()
@@ -111,12 +122,22 @@ func TestChaos(t *testing.T) {
 		p := &payment{ref: path.Base(r.Header.Get("Location")), amount: "12.50", currency: "USD"}
 		pays = append(pays, p)
 		chaos()
-		if rng.IntN(10) < 8 { // four in five are paid
+		switch n := rng.IntN(10); {
+		case n < 6: // paid in the sandbox
 			p.body, p.header = sandboxWebhook(t, secret, p.ref, p.amount, p.currency)
+		case n < 8: // paid at Stripe, if the customer gets there
+			p.stripeEvent = payAtStripe(t, c, base, p.ref, fake)
 		}
 	}
-	// The provider sends each payment's webhook until it gets a 200,
+	// Each provider sends each payment's webhook until it gets a 200,
 	// while Caddy keeps dying now and then.
+	fake.WaitDeliveries()
+	stripeOK := map[string]bool{}
+	for _, d := range fake.Deliveries() {
+		if d.Status == http.StatusOK {
+			stripeOK[d.EventID] = true
+		}
+	}
 	for _, p := range pays {
 		for tries := 0; p.body != nil && !p.paid; tries++ {
 			if tries > 50 {
@@ -125,6 +146,20 @@ func TestChaos(t *testing.T) {
 			chaos()
 			code, err := postWebhook(listen, p.body, p.header)
 			p.paid = err == nil && code == http.StatusOK
+		}
+		for tries := 0; p.stripeEvent != "" && !p.paid; tries++ {
+			if tries > 50 {
+				t.Fatalf("Stripe's event for %s never got a 200", p.ref)
+			}
+			if p.paid = stripeOK[p.stripeEvent]; p.paid {
+				break
+			}
+			chaos()
+			d, err := fake.Resend(p.stripeEvent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stripeOK[p.stripeEvent] = d.Status == http.StatusOK
 		}
 	}
 	cb.setFail(false)
@@ -210,8 +245,48 @@ func TestChaos(t *testing.T) {
 	if paidCallbacks != paid {
 		t.Errorf("%d order.paid callbacks delivered for %d paid orders", paidCallbacks, paid)
 	}
-	msg := fmt.Sprintf("chaos (seed %d): %d orders, %d paid, %d unpaid; Caddy killed %d times; shop taken down %d times; %d callback tries, %d delivered for %d order/type pairs; outbox drained",
-		seed, len(pays), paid, unpaid, kills, shopDown, tries, len(cb.ok), len(ids))
+	atStripe := 0
+	for _, p := range pays {
+		if p.stripeEvent != "" && p.paid {
+			atStripe++
+		}
+	}
+	msg := fmt.Sprintf("chaos (seed %d): %d orders, %d paid (%d at Stripe), %d unpaid; Caddy killed %d times; shop taken down %d times; %d callback tries, %d delivered for %d order/type pairs; outbox drained",
+		seed, len(pays), paid, atStripe, unpaid, kills, shopDown, tries, len(cb.ok), len(ids))
 	t.Log(msg)
 	fmt.Println(msg)
+}
+
+// payAtStripe takes an order's customer from the pay page to Stripe's and
+// pays there (the fake's control, as the customer's click would); it
+// returns Stripe's paid event, or "" when Caddy died on the way (the
+// customer gives up on that order).
+func payAtStripe(t *testing.T, c *http.Client, base, ref string, fake *stripetest.Server) string {
+	t.Helper()
+	r, err := c.Get(base + "/_checkout/pay/" + ref)
+	if err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	m := csrfRE.FindStringSubmatch(string(b))
+	if m == nil {
+		return ""
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/_checkout/pay/"+ref, strings.NewReader(url.Values{"csrf": {m[1]}, "provider": {"stripe"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	if r, err = c.Do(req); err != nil {
+		return ""
+	}
+	r.Body.Close()
+	page := r.Header.Get("Location")
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(page, fake.URL+"/pay/cs_") {
+		return ""
+	}
+	ev, err := fake.Pay(path.Base(page))
+	if err != nil {
+		t.Fatalf("paying session %s: %v", path.Base(page), err)
+	}
+	return ev.ID
 }
