@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-checkout/checkout/internal/demoshop"
 	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/sign"
 )
@@ -43,16 +41,7 @@ func TestChaos(t *testing.T) {
 	const orders = 300
 
 	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb := newShopRecorder(t, secret)
-	mux := http.NewServeMux()
-	mux.Handle("/payments/webhook", cb)
-	mux.Handle("/", shop)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	cb, srv := recordedShop(t, secret)
 
 	dir := t.TempDir()
 	listen := "127.0.0.1:" + itoa(freePort(t))

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-checkout/checkout/internal/demoshop"
 	"github.com/caddy-checkout/checkout/sign"
 )
 
@@ -48,17 +46,8 @@ func childLog(dir string) string {
 // webhook-id.
 func TestKill9BetweenTransitionAndCallback(t *testing.T) {
 	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb := newShopRecorder(t, secret)
+	cb, srv := recordedShop(t, secret)
 	cb.setFail(true) // the shop is down
-	mux := http.NewServeMux()
-	mux.Handle("/payments/webhook", cb)
-	mux.Handle("/", shop)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
 
 	dir := t.TempDir()
 	listen := "127.0.0.1:" + itoa(freePort(t))

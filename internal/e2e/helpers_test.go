@@ -89,6 +89,24 @@ func (s *shopRecorder) setFail(v bool) {
 	s.mu.Unlock()
 }
 
+// recordedShop serves the demo shop with its callback endpoint replaced by
+// a recorder that verifies, counts and can fail the callbacks; it is
+// closed when the test ends.
+func recordedShop(t *testing.T, secret string) (*shopRecorder, *httptest.Server) {
+	t.Helper()
+	shop, err := demoshop.New(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := newShopRecorder(t, secret)
+	mux := http.NewServeMux()
+	mux.Handle("/payments/webhook", cb)
+	mux.Handle("/", shop)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return cb, srv
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

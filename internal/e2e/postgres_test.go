@@ -524,16 +524,7 @@ func TestPostgresDownUnderTraffic(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
 	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb := newShopRecorder(t, secret)
-	mux := http.NewServeMux()
-	mux.Handle("/payments/webhook", cb)
-	mux.Handle("/", shop)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	_, srv := recordedShop(t, secret)
 	in := startInstance(t, dsn, secret, srv.URL+"/payments/webhook", strings.TrimPrefix(srv.URL, "http://"))
 
 	type result struct {
