@@ -149,7 +149,7 @@ func parseCursor(c string) (*order.Order, error) {
 		S string    `json:"s"`
 		I string    `json:"i"`
 	}
-	if err := json.Unmarshal(b, &v); err != nil || v.S == "" || order.ValidID(v.I) != nil {
+	if err := json.Unmarshal(b, &v); err != nil || checkSiteName(v.S) != nil || order.ValidID(v.I) != nil {
 		return nil, errors.New("bad cursor")
 	}
 	return &order.Order{Key: order.Key{Site: v.S, ID: v.I}, UpdatedAt: v.U}, nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,7 +85,15 @@ func signLinkCommand() *cobra.Command {
 			// would refuse, rather than print a link that cannot be paid.
 			// A token symbol this build does not know (an erc20 provider's
 			// own) has its decimals checked by the site only.
-			if _, err := money.Parse(amount, currency); err != nil && !errors.Is(err, money.ErrUnknownCurrency) {
+			switch _, err := money.Parse(amount, currency); {
+			case errors.Is(err, money.ErrUnknownCurrency):
+				if !tokenSymbol.MatchString(currency) {
+					return fmt.Errorf("--currency %q: want a currency code or a token symbol, such as USD or 0xBTC", currency)
+				}
+				if !decimalAmount.MatchString(amount) || strings.Trim(amount, "0.") == "" {
+					return fmt.Errorf("--amount %q: want a decimal number more than zero, such as 75.00", amount)
+				}
+			case err != nil:
 				return fmt.Errorf("--amount: %v", err)
 			}
 			q := url.Values{"order": {orderID}, "amount": {amount}, "currency": {currency}}
@@ -109,6 +118,13 @@ func signLinkCommand() *cobra.Command {
 	f.DurationVar(&valid, "valid", 24*time.Hour, "how long the link works")
 	return c
 }
+
+// What sign-link checks of an amount and a currency this build does not
+// know (an erc20 provider's own token), the site checking the decimals.
+var (
+	tokenSymbol   = regexp.MustCompile(`^[A-Za-z0-9]{2,12}$`)
+	decimalAmount = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+)
 
 // nextLink is the target of a Link header's rel="next", or "".
 func nextLink(h string) string {

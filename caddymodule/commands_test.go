@@ -57,6 +57,10 @@ func TestSecretAndSignLinkCommands(t *testing.T) {
 		{[]string{"--secret", secretText, "--order", "1", "--amount", "0", "--currency", "USD"}, "more than zero"},
 		{[]string{"--secret", secretText, "--order", "1", "--amount", "12.5", "--currency", "JPY"}, "JPY has 0 decimal places"},
 		{[]string{"--secret", secretText, "--order", "a b", "--amount", "1", "--currency", "USD"}, "--order"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "abc", "--currency", "XTK"}, "--amount"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "0.00", "--currency", "XTK"}, "more than zero"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "1e3", "--currency", "XTK"}, "--amount"},
+		{[]string{"--secret", secretText, "--order", "1", "--amount", "1", "--currency", "X T"}, "--currency"},
 	} {
 		t.Setenv("CHECKOUT_SECRET", "")
 		out.Reset()

@@ -116,3 +116,20 @@ func TestTakeQueryParamKeepsTheShopsQuery(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLNeverShowsCredentials(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://shop:Secretpass@shop.example/hook?token=Secrettoken#x": "https://shop.example/hook",
+		"127.0.0.1:9000/hook": "127.0.0.1:9000/hook",
+		"shop:Secretpass@127.0.0.1:9000/hook?token=Secrettoken":         "…@127.0.0.1:9000/hook",
+		"http:/shop:Secretpass@127.0.0.1:9000/hook":                     "…@127.0.0.1:9000/hook",
+		"https:///shop:Secretpass@127.0.0.1/hook":                       "…@127.0.0.1/hook",
+		"127.0.0.1:9000/hook?notify=ops@shop.example&token=Secrettoken": "(not shown: it may hold credentials)",
+		"shop:Secret?pass@127.0.0.1/hook":                               "(not shown: it may hold credentials)",
+	} {
+		got := redactURL(raw)
+		if got != want || strings.Contains(got, "Secret") {
+			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -407,22 +407,25 @@ func (s *Site) url(r *http.Request, path string) string {
 	return s.publicURL(r) + s.cfg.BasePath + path
 }
 
-// redactURL drops the query and user info of a URL for messages.
+// redactURL drops the query and user info of a URL for messages. What is
+// not a URL with a host is shown as written but for what could be
+// credentials (before an @) and tokens (a query); when a "?" or "#" comes
+// before the last "@", which of them is a password and which a query
+// cannot be told, and nothing is shown.
 func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" {
-		// Not a URL with a host ("127.0.0.1:9000/hook", or
-		// "user:pass@host/…" read as scheme "user"): shown as written,
-		// but for what could be credentials (before an @) or tokens (a
-		// query).
-		if i := strings.LastIndexByte(raw, '@'); i >= 0 {
-			raw = "…@" + raw[i+1:]
-		}
-		if i := strings.IndexAny(raw, "?#"); i >= 0 {
-			raw = raw[:i]
-		}
-		return raw
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" && u.Host != "" {
+		u.User, u.RawQuery, u.Fragment, u.ForceQuery = nil, "", "", false
+		return u.String()
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	at := strings.LastIndexByte(raw, '@')
+	if q := strings.IndexAny(raw, "?#"); q >= 0 {
+		if at > q {
+			return "(not shown: it may hold credentials)"
+		}
+		raw = raw[:q]
+	}
+	if at >= 0 {
+		raw = "…@" + raw[at+1:]
+	}
+	return raw
 }

@@ -13,14 +13,26 @@ mkdir -p "$(dirname "$out")"
 out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 
 self=$(go list -m)
-version=$(sed -n 's/.*"caddy_version": *"\([^"]*\)".*/\1/p' xcaddy.json)
+# xcaddy.json read without a JSON tool: the text on one line, then one
+# token a line at each brace and comma, so that the file's layout, the
+# order of fields and a missing "version" do not matter.
+tokens=$(tr -d '\n\r' <xcaddy.json | sed 's/[{}]/\n&\n/g; s/,/\n/g')
+version=$(sed -n 's/.*"caddy_version"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$tokens" | head -n 1)
 if [ -z "$version" ]; then
 	echo "xcaddy.json: no caddy_version" >&2
 	exit 1
 fi
-# The plugins, one "module_path version" pair a line, in the file's order.
-plugins=$(sed -n -e 's/.*"module_path": *"\([^"]*\)".*/\1/p' -e 's/.*"version": *"\([^"]*\)".*/=\1/p' xcaddy.json |
-	paste -d' ' - -)
+# The plugins, one "module_path =version" a line, in the file's order.
+plugins=$(awk '
+	/^[{]$/ { m = ""; v = ""; next }
+	/^[}]$/ { if (m != "") print m " =" v; m = ""; v = ""; next }
+	/"module_path"[[:space:]]*:/ { sub(/.*"module_path"[[:space:]]*:[[:space:]]*"/, ""); sub(/".*/, ""); m = $0 }
+	/"version"[[:space:]]*:/ { sub(/.*"version"[[:space:]]*:[[:space:]]*"/, ""); sub(/".*/, ""); v = $0 }
+' <<<"$tokens")
+if ! grep -q "^$self =" <<<"$plugins"; then
+	echo "xcaddy.json: $self is not among the plugins" >&2
+	exit 1
+fi
 args=()
 while read -r module ver; do
 	[ -n "$module" ] || continue

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -301,8 +302,11 @@ func TestAdminOrdersArePaged(t *testing.T) {
 	if pages != 3 || len(seen) != 7 {
 		t.Fatalf("%d pages, %d orders; want 3 pages, 7 orders", pages, len(seen))
 	}
-	if r, _ := send(t, c, http.MethodGet, "http://"+p.admin+"/checkout/orders?cursor=bm9wZQ", nil); r.StatusCode != http.StatusBadRequest {
-		t.Fatalf("a made-up cursor: %d, want 400", r.StatusCode)
+	nul := base64.RawURLEncoding.EncodeToString([]byte(`{"u":"2026-01-01T00:00:00Z","s":"default\u0000x","i":"o1"}`))
+	for _, cursor := range []string{"bm9wZQ", nul} {
+		if r, _ := send(t, c, http.MethodGet, "http://"+p.admin+"/checkout/orders?cursor="+cursor, nil); r.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a made-up cursor %s: %d, want 400", cursor, r.StatusCode)
+		}
 	}
 
 	// The command pages through them all, following the links.

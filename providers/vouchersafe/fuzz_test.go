@@ -16,6 +16,7 @@ func FuzzParseLine(f *testing.F) {
 	f.Add(`{"PAYER":"a","AMOUNT":"1","UNITS":"x","ISSUER":"i","amount":"2"}`)
 	f.Add(`{"PAYER":"a","PAYER":"b"}`)
 	f.Add(`{"AMOUNT":{"x":1}}`)
+	f.Add(strings.Repeat("\u0085", 400)) // C1 controls: %q writes each as six bytes
 	f.Fuzz(func(t *testing.T, line string) {
 		p, err := vouchersafe.ParseLine(line)
 		if err != nil {

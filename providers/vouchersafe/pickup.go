@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -324,10 +325,10 @@ func scalar(v any) (string, bool) {
 
 func truncate(s string, n int) string {
 	// Shown in messages and logs, often quoted (%q): bytes that are not
-	// UTF-8 or are control characters would be written out as escapes
-	// four times their size, so they are shown as � and ? instead.
+	// UTF-8 and characters that are not printable would be written out as
+	// escapes up to four times their size, so they are shown as � and ?.
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if !unicode.IsPrint(r) {
 			return '?'
 		}
 		return r
