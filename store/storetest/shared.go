@@ -24,6 +24,26 @@ func both(a, b store.Store, n int, fn func(s store.Store, i int)) {
 	wg.Wait()
 }
 
+// wins runs try n times on each of a and b at once and counts the calls
+// that report they were the first; errors fail t.
+func wins(t *testing.T, a, b store.Store, n int, try func(s store.Store) (bool, error)) int {
+	var mu sync.Mutex
+	won := 0
+	both(a, b, n, func(s store.Store, _ int) {
+		first, err := try(s)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if first {
+			mu.Lock()
+			won++
+			mu.Unlock()
+		}
+	})
+	return won
+}
+
 func testSharedConcurrentUpdatesLoseNothing(t *testing.T, f Factory) {
 	a := f.New(t)
 	b := f.Second(t, a)
@@ -150,18 +170,8 @@ func testSharedOneEventAppliedOnce(t *testing.T, f Factory) {
 func testSharedTokenSpentOnce(t *testing.T, f Factory) {
 	a := f.New(t)
 	b := f.Second(t, a)
-	var mu sync.Mutex
-	fresh := 0
-	both(a, b, 10, func(s store.Store, _ int) {
-		ok, err := s.SpendToken(context.Background(), "shop\x00return\x00nonce", t0.Add(time.Hour), t0)
-		if err != nil {
-			t.Error(err)
-		}
-		if ok {
-			mu.Lock()
-			fresh++
-			mu.Unlock()
-		}
+	fresh := wins(t, a, b, 10, func(s store.Store) (bool, error) {
+		return s.SpendToken(context.Background(), "shop\x00return\x00nonce", t0.Add(time.Hour), t0)
 	})
 	if fresh != 1 {
 		t.Fatalf("one token spent %d times across two handles, want once", fresh)
@@ -196,18 +206,9 @@ func testSharedNextSeqUnique(t *testing.T, f Factory) {
 func testSharedIdempotencyBegunOnce(t *testing.T, f Factory) {
 	a := f.New(t)
 	b := f.Second(t, a)
-	var mu sync.Mutex
-	first := 0
-	both(a, b, 10, func(s store.Store, _ int) {
+	first := wins(t, a, b, 10, func(s store.Store) (bool, error) {
 		rec, err := s.BeginIdempotent(context.Background(), "shop\x00idem", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute)
-		if err != nil {
-			t.Error(err)
-		}
-		if rec == nil && err == nil {
-			mu.Lock()
-			first++
-			mu.Unlock()
-		}
+		return rec == nil, err
 	})
 	if first != 1 {
 		t.Fatalf("%d calls began one Idempotency-Key across two handles, want 1", first)
