@@ -3,9 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -107,60 +105,6 @@ func warmIntake(b *testing.B, sites []*handlers.Site, prefix string, n int) {
 	if failed.Load() > 0 {
 		b.Fatalf("warm-up: %d orders did not get their 303", failed.Load())
 	}
-}
-
-// serveOrder runs one header intake of order id through site and returns
-// the status it answered.
-func serveOrder(site *handlers.Site, id string) int {
-	r := httptest.NewRequest(http.MethodGet, "/buy/"+id, nil)
-	w := httptest.NewRecorder()
-	_ = site.ServeHTTP(w, r, handlers.NextHandler(benchShop{}))
-	return w.Code
-}
-
-// intakeAtRate is the open loop of BenchmarkHeaderIntakeRate over one or
-// more instances: b.N orders, order i due at start + i/rate and sent to
-// sites[i%len(sites)], each on its own goroutine. It returns each order's
-// latency from its due time, and the time from the start until the last
-// answer.
-func intakeAtRate(b *testing.B, sites []*handlers.Site, rate int, prefix string) ([]time.Duration, time.Duration) {
-	b.Helper()
-	lat := make([]time.Duration, b.N)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	interval := time.Second / time.Duration(rate)
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		wg.Add(1)
-		go func(i int, due time.Time) {
-			defer wg.Done()
-			if serveOrder(sites[i%len(sites)], prefix+strconv.Itoa(i)) != http.StatusSeeOther {
-				failed.Add(1)
-			}
-			lat[i] = time.Since(due)
-		}(i, due)
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if failed.Load() > 0 {
-		b.Fatalf("%d orders did not get their 303", failed.Load())
-	}
-	return lat, elapsed
-}
-
-// reportLatency reports orders/s and the p50, p99 and p99.9 latency in ms,
-// as BenchmarkHeaderIntakeRate does.
-func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration) {
-	slices.Sort(lat)
-	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond) }
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "orders/s")
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(0.999), "p99.9-ms")
 }
 
 // BenchmarkHeaderIntakePostgres is the closed-loop BenchmarkHeaderIntake
