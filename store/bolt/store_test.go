@@ -14,10 +14,10 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)
@@ -37,40 +37,6 @@ func newStore(t testing.TB) *bolt.Store {
 	s := openStore(t, filepath.Join(t.TempDir(), "checkout.db"))
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-func newOrder(t testing.TB, site, id string, now time.Time, expires time.Duration) *order.Order {
-	t.Helper()
-	o, err := order.New(order.Intake{
-		Key:     order.Key{Site: site, ID: id},
-		Amount:  money.MustParse("75.00", "USD"),
-		Email:   "a@example.com",
-		Expires: expires,
-	}, now, time.Hour)
-	if err != nil {
-		t.Fatalf("order.New: %v", err)
-	}
-	return o
-}
-
-func delivery(id string, seq uint64, nextAt time.Time) store.Delivery {
-	return store.Delivery{
-		ID: id, Seq: seq, Type: "order.pending", URL: "https://shop.example/cb",
-		Body: []byte(`{"type":"order.pending"}`), State: store.DeliveryPending,
-		CreatedAt: nextAt, RetryFrom: nextAt, NextAt: nextAt,
-	}
-}
-
-// put stores o with the given deliveries, replacing what is there.
-func put(t testing.TB, s *bolt.Store, o *order.Order, ds ...store.Delivery) *order.Order {
-	t.Helper()
-	got, err := s.Update(context.Background(), o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
-		return o, ds, nil
-	})
-	if err != nil {
-		t.Fatalf("Update %s: %v", o.Key, err)
-	}
-	return got
 }
 
 func TestOpenCreatesPrivateDirAndFile(t *testing.T) {
@@ -155,8 +121,8 @@ func damage(t *testing.T, s *bolt.Store, bucket []byte, key string) *bolt.Store 
 func TestCorruptRowsGiveErrorsNamingTheKey(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, filepath.Join(t.TempDir(), "checkout.db"))
-	o := newOrder(t, "shop", "broken-1", t0, time.Hour)
-	put(t, s, o, delivery("d-broken", 1, t0))
+	o := storetest.NewOrder(t, "shop", "broken-1", t0, time.Hour)
+	storetest.Put(t, s, o, storetest.NewDelivery("d-broken", 1, t0))
 	if _, err := s.BeginIdempotent(ctx, "idem-broken", store.Idempotent{CreatedAt: t0}, time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/caddy-checkout/checkout/internal/pgtest"
-	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/store/postgres"
+	"github.com/caddy-checkout/checkout/store/storetest"
 )
 
 func open(t *testing.T, dsn string, opts postgres.Options) *postgres.Store {
@@ -41,23 +41,6 @@ func exec(t *testing.T, dsn, sql string, args ...any) {
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newOrder(t *testing.T, id string, now time.Time) *order.Order {
-	t.Helper()
-	o, err := order.New(order.Intake{Key: order.Key{Site: "shop", ID: id}, Amount: money.MustParse("10.00", "USD")}, now, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-func put(t *testing.T, s store.Store, o *order.Order, ds ...store.Delivery) {
-	t.Helper()
-	_, err := s.Update(context.Background(), o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) { return o, ds, nil })
-	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -118,7 +101,7 @@ func TestDueClaimsForOneInstance(t *testing.T) {
 	a := open(t, dsn, postgres.Options{ClaimLease: time.Second})
 	b := open(t, dsn, postgres.Options{ClaimLease: time.Second})
 	now := time.Now().UTC()
-	put(t, a, newOrder(t, "o1", now), store.Delivery{ID: "d1", Type: "order.created", URL: "http://shop/", CreatedAt: now, NextAt: now},
+	storetest.Put(t, a, storetest.NewOrder(t, "shop", "o1", now, 0), store.Delivery{ID: "d1", Type: "order.created", URL: "http://shop/", CreatedAt: now, NextAt: now},
 		store.Delivery{ID: "d2", Type: "order.paid", URL: "http://shop/", CreatedAt: now, NextAt: now})
 
 	ids := func(s *postgres.Store) string {
@@ -211,8 +194,8 @@ func TestWatchReportsOtherInstancesChanges(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	a := open(t, dsn, postgres.Options{})
 	b := open(t, dsn, postgres.Options{})
-	o := newOrder(t, "o1", time.Now())
-	put(t, a, o)
+	o := storetest.NewOrder(t, "shop", "o1", time.Now(), 0)
+	storetest.Put(t, a, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan string, 10)
@@ -224,7 +207,7 @@ func TestWatchReportsOtherInstancesChanges(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		o.Description = time.Now().String()
-		put(t, a, o)
+		storetest.Put(t, a, o)
 		select {
 		case g := <-got:
 			if g == " " {
@@ -248,8 +231,8 @@ func TestWatchReportsOtherInstancesChanges(t *testing.T) {
 func TestStatementTimeoutBoundsAWait(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	s := open(t, dsn, postgres.Options{StatementTimeout: 300 * time.Millisecond})
-	o := newOrder(t, "o1", time.Now())
-	put(t, s, o)
+	o := storetest.NewOrder(t, "shop", "o1", time.Now(), 0)
+	storetest.Put(t, s, o)
 
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
@@ -302,8 +285,8 @@ func TestOutageAndRecovery(t *testing.T) {
 		defer close(watchDone)
 		_ = s.Watch(wctx, func(site string, refs []string) { watched <- site })
 	}()
-	o := newOrder(t, "o1", time.Now())
-	put(t, s, o)
+	o := storetest.NewOrder(t, "shop", "o1", time.Now(), 0)
+	storetest.Put(t, s, o)
 
 	pg.Stop(t)
 	start := time.Now()
@@ -361,7 +344,7 @@ func TestAStaleTryDoesNotOverwriteANewerOne(t *testing.T) {
 	a := open(t, dsn, postgres.Options{})
 	b := open(t, dsn, postgres.Options{})
 	now := time.Now().UTC()
-	put(t, a, newOrder(t, "o1", now), store.Delivery{ID: "d1", Type: "order.paid", URL: "http://shop/", CreatedAt: now, NextAt: now})
+	storetest.Put(t, a, storetest.NewOrder(t, "shop", "o1", now, 0), store.Delivery{ID: "d1", Type: "order.paid", URL: "http://shop/", CreatedAt: now, NextAt: now})
 
 	was, err := a.Delivery(ctx, "d1") // A's try starts from this
 	if err != nil {

@@ -18,10 +18,11 @@ import (
 // that they survive a store that keeps microseconds (PostgreSQL).
 var t0 = time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)
 
-// newOrder makes a pending order of 75.00 USD. It calls t.Fatal, so it
-// must not be called inside an UpdateFunc (bbolt runs those on its
-// committer goroutine) or another goroutine: use makeOrder there.
-func newOrder(t testing.TB, site, id string, now time.Time, expires time.Duration) *order.Order {
+// NewOrder makes a pending order of 75.00 USD, for the tests of a store.
+// It calls t.Fatal, so it must not be called inside an UpdateFunc (bbolt
+// runs those on its committer goroutine) or another goroutine: use
+// makeOrder there.
+func NewOrder(t testing.TB, site, id string, now time.Time, expires time.Duration) *order.Order {
 	t.Helper()
 	o, err := makeOrder(site, id, now, expires)
 	if err != nil {
@@ -43,7 +44,9 @@ func makeOrder(site, id string, now time.Time, expires time.Duration) (*order.Or
 	return o, nil
 }
 
-func delivery(id string, seq uint64, nextAt time.Time) store.Delivery {
+// NewDelivery is a pending order.pending callback due at nextAt, for the
+// tests of a store.
+func NewDelivery(id string, seq uint64, nextAt time.Time) store.Delivery {
 	return store.Delivery{
 		ID: id, Seq: seq, Type: "order.pending", URL: "https://shop.example/cb",
 		Body: []byte(`{"type":"order.pending"}`), State: store.DeliveryPending,
@@ -51,8 +54,8 @@ func delivery(id string, seq uint64, nextAt time.Time) store.Delivery {
 	}
 }
 
-// put stores o with the given deliveries, replacing what is there.
-func put(t testing.TB, s store.Store, o *order.Order, ds ...store.Delivery) *order.Order {
+// Put stores o with the given deliveries, replacing what is there.
+func Put(t testing.TB, s store.Store, o *order.Order, ds ...store.Delivery) *order.Order {
 	t.Helper()
 	got, err := s.Update(context.Background(), o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
 		return o, ds, nil

@@ -16,10 +16,10 @@ func testReopenKeepsOrdersOutboxAndIndexes(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
 
-	a := newOrder(t, "shop", "A", t0, time.Hour)
-	b := newOrder(t, "shop", "B", t0.Add(time.Minute), 2*time.Hour)
-	put(t, s, a, delivery("a1", 1, t0), delivery("a2", 2, t0))
-	put(t, s, b, delivery("b1", 1, t0.Add(time.Second)))
+	a := NewOrder(t, "shop", "A", t0, time.Hour)
+	b := NewOrder(t, "shop", "B", t0.Add(time.Minute), 2*time.Hour)
+	Put(t, s, a, NewDelivery("a1", 1, t0), NewDelivery("a2", 2, t0))
+	Put(t, s, b, NewDelivery("b1", 1, t0.Add(time.Second)))
 	if _, err := s.BeginIdempotent(ctx, "idem-1", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +64,9 @@ func testReopenKeepsOrdersOutboxAndIndexes(t *testing.T, f Factory) {
 func testCancelledContext(t *testing.T, f Factory) {
 	bg := context.Background()
 	s := f.New(t)
-	a := newOrder(t, "shop", "A", t0, time.Hour)
+	a := NewOrder(t, "shop", "A", t0, time.Hour)
 	a.Current().ProviderRef = "cs_a"
-	put(t, s, a, delivery("a1", 1, t0))
+	Put(t, s, a, NewDelivery("a1", 1, t0))
 	if _, err := s.BeginIdempotent(bg, "idem-running", store.Idempotent{Fingerprint: "f", CreatedAt: t0}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +76,12 @@ func testCancelledContext(t *testing.T, f Factory) {
 
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
-	b := newOrder(t, "shop", "B", t0, time.Hour)
+	b := NewOrder(t, "shop", "B", t0, time.Hour)
 	called := false
 	write := func(o *order.Order) store.UpdateFunc {
 		return func(*order.Order) (*order.Order, []store.Delivery, error) {
 			called = true
-			return o, []store.Delivery{delivery("x1", 0, t0)}, nil
+			return o, []store.Delivery{NewDelivery("x1", 0, t0)}, nil
 		}
 	}
 	paid := func() *order.Order {
@@ -103,7 +103,7 @@ func testCancelledContext(t *testing.T, f Factory) {
 		{"Due", func() error { _, err := s.Due(ctx, t0.Add(time.Hour), 0); return err }},
 		{"NextDue", func() error { _, _, err := s.NextDue(ctx); return err }},
 		{"SaveDelivery", func() error {
-			d := delivery("a1", 1, t0)
+			d := NewDelivery("a1", 1, t0)
 			d.Site, d.OrderID, d.State, d.Tries = "shop", "A", store.DeliveryDelivered, 1
 			return s.SaveDelivery(ctx, &d)
 		}},

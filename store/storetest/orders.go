@@ -19,7 +19,7 @@ import (
 func testUpdateCreatesAndReturnsStoredOrder(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "1234567", t0, time.Hour)
+	o := NewOrder(t, "shop", "1234567", t0, time.Hour)
 
 	var seen []*order.Order
 	got, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
@@ -70,8 +70,8 @@ func testGetUnknownIsNotFound(t *testing.T, f Factory) {
 func testUpdateErrorWritesNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	put(t, s, o, delivery("a1", 1, t0))
+	o := NewOrder(t, "shop", "A", t0, time.Hour)
+	Put(t, s, o, NewDelivery("a1", 1, t0))
 	before := jsonOf(t, o)
 
 	errBoom := errors.New("boom")
@@ -96,7 +96,7 @@ func testUpdateErrorWritesNothing(t *testing.T, f Factory) {
 				cur.ExpiresAt = t0.Add(time.Minute)
 				cur.UpdatedAt = t0.Add(time.Hour)
 				cur.Attempts = append(cur.Attempts, order.Attempt{Generation: 9, Ref: "new-ref"})
-				return cur, []store.Delivery{delivery("x1", 0, t0)}, errBoom
+				return cur, []store.Delivery{NewDelivery("x1", 0, t0)}, errBoom
 			})
 			if err != errBoom {
 				t.Errorf("Update returned %v, want the fn's error unchanged", err)
@@ -141,13 +141,13 @@ func testUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T, f Factory) {
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
-		o := newOrder(t, "shop", "o"+strconv.Itoa(i), t0, time.Hour)
+		o := NewOrder(t, "shop", "o"+strconv.Itoa(i), t0, time.Hour)
 		wg.Go(func() {
 			_, errs[i] = s.Update(ctx, o.Key, func(*order.Order) (*order.Order, []store.Delivery, error) {
 				if i%2 == 1 {
 					return nil, nil, errBoom
 				}
-				return o, []store.Delivery{delivery("d"+strconv.Itoa(i), 0, t0)}, nil
+				return o, []store.Delivery{NewDelivery("d"+strconv.Itoa(i), 0, t0)}, nil
 			})
 		})
 	}
@@ -168,8 +168,8 @@ func testUpdateErrorDoesNotFailOthersInTheBatch(t *testing.T, f Factory) {
 func testUpdateNilOrderWritesNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	put(t, s, o)
+	o := NewOrder(t, "shop", "A", t0, time.Hour)
+	Put(t, s, o)
 
 	got, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 		cur.Status = order.Cancelled // changed in place, but not returned
@@ -196,39 +196,39 @@ func testUpdateNilOrderWritesNothing(t *testing.T, f Factory) {
 func testUpdateRefusesInconsistentResults(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	other := newOrder(t, "shop", "B", t0, time.Hour)
-	c := newOrder(t, "shop", "C", t0, time.Hour)
-	put(t, s, other)
+	o := NewOrder(t, "shop", "A", t0, time.Hour)
+	other := NewOrder(t, "shop", "B", t0, time.Hour)
+	c := NewOrder(t, "shop", "C", t0, time.Hour)
+	Put(t, s, other)
 
 	for _, tc := range []struct {
 		name string
 		fn   store.UpdateFunc
 	}{
 		{"fail/deliveries-without-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			return nil, []store.Delivery{delivery("x", 1, t0)}, nil
+			return nil, []store.Delivery{NewDelivery("x", 1, t0)}, nil
 		}},
 		{"fail/other-key", func(*order.Order) (*order.Order, []store.Delivery, error) {
 			return c, nil, nil
 		}},
 		{"fail/delivery-of-other-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			d := delivery("x", 1, t0)
+			d := NewDelivery("x", 1, t0)
 			d.OrderID = "B"
 			return o, []store.Delivery{d}, nil
 		}},
 		{"fail/delivery-without-id", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			return o, []store.Delivery{delivery("", 1, t0)}, nil
+			return o, []store.Delivery{NewDelivery("", 1, t0)}, nil
 		}},
 		{"fail/delivery-bad-state", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			d := delivery("x", 1, t0)
+			d := NewDelivery("x", 1, t0)
 			d.State = "sent"
 			return o, []store.Delivery{d}, nil
 		}},
 		{"fail/duplicate-delivery-id", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			return o, []store.Delivery{delivery("x", 1, t0), delivery("x", 2, t0)}, nil
+			return o, []store.Delivery{NewDelivery("x", 1, t0), NewDelivery("x", 2, t0)}, nil
 		}},
 		{"fail/duplicate-pending-seq", func(*order.Order) (*order.Order, []store.Delivery, error) {
-			return o, []store.Delivery{delivery("x", 1, t0), delivery("y", 1, t0)}, nil
+			return o, []store.Delivery{NewDelivery("x", 1, t0), NewDelivery("y", 1, t0)}, nil
 		}},
 		{"fail/ref-of-another-order", func(*order.Order) (*order.Order, []store.Delivery, error) {
 			c := *o
@@ -257,8 +257,8 @@ func testUpdateRefusesInconsistentResults(t *testing.T, f Factory) {
 func testByRefFindsEveryAttempt(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	put(t, s, o)
+	o := NewOrder(t, "shop", "A", t0, time.Hour)
+	Put(t, s, o)
 	first := o.Current().Ref
 
 	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
@@ -293,13 +293,13 @@ func testOpenFollowsStatusAndExpiry(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
 	// Expiries: A t0+1h, B t0+2h, C t0+3h, D t0+30m (on hold).
-	a := newOrder(t, "shop", "A", t0, time.Hour)
-	b := newOrder(t, "shop", "B", t0, 2*time.Hour)
-	c := newOrder(t, "other", "C", t0, 3*time.Hour)
-	d := newOrder(t, "shop", "D", t0, 30*time.Minute)
+	a := NewOrder(t, "shop", "A", t0, time.Hour)
+	b := NewOrder(t, "shop", "B", t0, 2*time.Hour)
+	c := NewOrder(t, "other", "C", t0, 3*time.Hour)
+	d := NewOrder(t, "shop", "D", t0, 30*time.Minute)
 	d.Status = order.OnHold
 	for _, o := range []*order.Order{a, b, c, d} {
-		put(t, s, o)
+		Put(t, s, o)
 	}
 	openOf := func(site string, before time.Time, limit int) string {
 		t.Helper()
@@ -377,7 +377,7 @@ func testListOrderAndFilters(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
 	for i, k := range []order.Key{{Site: "shop", ID: "A"}, {Site: "shop", ID: "B"}, {Site: "other", ID: "C"}, {Site: "shopx", ID: "D"}} {
-		put(t, s, newOrder(t, k.Site, k.ID, t0.Add(time.Duration(i)*time.Minute), time.Hour))
+		Put(t, s, NewOrder(t, k.Site, k.ID, t0.Add(time.Duration(i)*time.Minute), time.Hour))
 	}
 	list := func(f store.ListFilter) string {
 		t.Helper()
@@ -429,7 +429,7 @@ func testListPages(t *testing.T, f Factory) {
 	for i := range 23 {
 		site := []string{"shop", "other"}[i%2]
 		// Three orders share each minute: ties in UpdatedAt.
-		put(t, s, newOrder(t, site, fmt.Sprintf("o%02d", i), t0.Add(time.Duration(i/3)*time.Minute), time.Hour))
+		Put(t, s, NewOrder(t, site, fmt.Sprintf("o%02d", i), t0.Add(time.Duration(i/3)*time.Minute), time.Hour))
 	}
 	for _, tc := range []struct {
 		name  string
@@ -484,9 +484,9 @@ func testListPages(t *testing.T, f Factory) {
 func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "counter", t0, time.Hour)
+	o := NewOrder(t, "shop", "counter", t0, time.Hour)
 	o.Metadata = map[string]string{"n": "0"}
-	put(t, s, o)
+	Put(t, s, o)
 
 	const n = 100
 	var calls atomic.Int64
@@ -522,8 +522,8 @@ func testConcurrentUpdatesOfOneKeyLoseNothing(t *testing.T, f Factory) {
 func testOpenFollowsTheHoldDeadline(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "K", t0, 30*time.Minute)
-	put(t, s, o)
+	o := NewOrder(t, "shop", "K", t0, 30*time.Minute)
+	Put(t, s, o)
 	hold := t0.Add(72 * time.Hour)
 	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 		cur.Apply(order.Transition{To: order.OnHold, Ref: cur.Current().Ref, HoldUntil: hold,
@@ -547,9 +547,9 @@ func testOpenFollowsTheHoldDeadline(t *testing.T, f Factory) {
 func testByProviderRef(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "P", t0, time.Hour)
+	o := NewOrder(t, "shop", "P", t0, time.Hour)
 	o.Current().ProviderRef = "cs_test_1"
-	put(t, s, o)
+	Put(t, s, o)
 	got, err := s.ByProviderRef(ctx, "cs_test_1")
 	if err != nil || got.ID != "P" {
 		t.Fatalf("ByProviderRef = %v, %v; want order P", got, err)
@@ -559,9 +559,9 @@ func testByProviderRef(t *testing.T, f Factory) {
 	}
 	// Another order claiming the same provider ref is stored, and the
 	// first keeps it.
-	other := newOrder(t, "shop", "Q", t0, time.Hour)
+	other := NewOrder(t, "shop", "Q", t0, time.Hour)
 	other.Current().ProviderRef = "cs_test_1"
-	put(t, s, other)
+	Put(t, s, other)
 	if got, _ := s.ByProviderRef(ctx, "cs_test_1"); got == nil || got.ID != "P" {
 		t.Fatalf("after a second claim, ByProviderRef = %v, want P", got)
 	}

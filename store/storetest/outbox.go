@@ -43,10 +43,10 @@ func save(t *testing.T, s store.Store, id string, change func(*store.Delivery)) 
 // t0+4s, and C with one due only at t0+1h.
 func outbox(t *testing.T, f Factory) store.Store {
 	s := f.New(t)
-	put(t, s, newOrder(t, "shop", "A", t0, time.Hour),
-		delivery("a1", 1, t0.Add(3*time.Second)), delivery("a2", 2, t0.Add(time.Second)), delivery("a3", 3, t0.Add(2*time.Second)))
-	put(t, s, newOrder(t, "shop", "B", t0, time.Hour), delivery("b1", 1, t0.Add(4*time.Second)))
-	put(t, s, newOrder(t, "other", "C", t0, time.Hour), delivery("c1", 1, t0.Add(time.Hour)))
+	Put(t, s, NewOrder(t, "shop", "A", t0, time.Hour),
+		NewDelivery("a1", 1, t0.Add(3*time.Second)), NewDelivery("a2", 2, t0.Add(time.Second)), NewDelivery("a3", 3, t0.Add(2*time.Second)))
+	Put(t, s, NewOrder(t, "shop", "B", t0, time.Hour), NewDelivery("b1", 1, t0.Add(4*time.Second)))
+	Put(t, s, NewOrder(t, "other", "C", t0, time.Hour), NewDelivery("c1", 1, t0.Add(time.Hour)))
 	return s
 }
 
@@ -183,12 +183,12 @@ func testSaveDeliveryRefusals(t *testing.T, f Factory) {
 func testDeliveriesGetSeqAndDefaults(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s := f.New(t)
-	o := newOrder(t, "shop", "A", t0, time.Hour)
-	d1, d2 := delivery("d1", 0, t0), delivery("d2", 0, t0.Add(time.Second))
+	o := NewOrder(t, "shop", "A", t0, time.Hour)
+	d1, d2 := NewDelivery("d1", 0, t0), NewDelivery("d2", 0, t0.Add(time.Second))
 	d1.State = ""
-	put(t, s, o, d1, d2)
-	put(t, s, o, delivery("d3", 7, t0.Add(2*time.Second)))
-	put(t, s, o, delivery("d4", 0, t0.Add(3*time.Second)))
+	Put(t, s, o, d1, d2)
+	Put(t, s, o, NewDelivery("d3", 7, t0.Add(2*time.Second)))
+	Put(t, s, o, NewDelivery("d4", 0, t0.Add(3*time.Second)))
 	for id, want := range map[string]uint64{"d1": 1, "d2": 2, "d3": 7, "d4": 8} {
 		d, err := s.Delivery(ctx, id)
 		if err != nil {
@@ -204,7 +204,7 @@ func testDeliveriesGetSeqAndDefaults(t *testing.T, f Factory) {
 	// Appending a delivery whose id exists is refused: the id is the
 	// webhook-id the shop deduplicates on.
 	_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
-		return cur, []store.Delivery{delivery("d2", 0, t0)}, nil
+		return cur, []store.Delivery{NewDelivery("d2", 0, t0)}, nil
 	})
 	if err == nil {
 		t.Error("a second delivery with id d2 was accepted")
@@ -251,12 +251,12 @@ func testDeliveriesFiltersNewestFirst(t *testing.T, f Factory) {
 // the shop's callbacks of the same order.
 func testLinesOfOneOrderDoNotWaitForEachOther(t *testing.T, f Factory) {
 	s := f.New(t)
-	o := newOrder(t, "shop", "L", t0, time.Hour)
-	postback := delivery("p1", 0, t0)
+	o := NewOrder(t, "shop", "L", t0, time.Hour)
+	postback := NewDelivery("p1", 0, t0)
 	postback.Queue = "erc20.postback"
-	paid := delivery("c1", 0, t0)
-	later := delivery("c2", 0, t0)
-	put(t, s, o, postback, paid, later)
+	paid := NewDelivery("c1", 0, t0)
+	later := NewDelivery("c2", 0, t0)
+	Put(t, s, o, postback, paid, later)
 	if got := due(t, s, t0.Add(time.Second), 0); got != "c1,p1" {
 		t.Fatalf("Due = %s, want the heads of both lines: c1,p1", got)
 	}

@@ -47,9 +47,9 @@ func wins(t *testing.T, a, b store.Store, n int, try func(s store.Store) (bool, 
 func testSharedConcurrentUpdatesLoseNothing(t *testing.T, f Factory) {
 	a := f.New(t)
 	b := f.Second(t, a)
-	o := newOrder(t, "shop", "counter", t0, time.Hour)
+	o := NewOrder(t, "shop", "counter", t0, time.Hour)
 	o.Metadata = map[string]string{"n": "0"}
-	put(t, a, o)
+	Put(t, a, o)
 	both(a, b, 50, func(s store.Store, _ int) {
 		_, err := s.Update(context.Background(), o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 			n, _ := strconv.Atoi(cur.Metadata["n"])
@@ -73,9 +73,9 @@ func testSharedChangesAreSeenByTheOther(t *testing.T, f Factory) {
 	ctx := context.Background()
 	a := f.New(t)
 	b := f.Second(t, a)
-	o := newOrder(t, "shop", "seen", t0, time.Hour)
+	o := NewOrder(t, "shop", "seen", t0, time.Hour)
 	o.Attempts[0].ProviderRef = "cs_seen"
-	put(t, a, o, delivery("seen-1", 1, t0))
+	Put(t, a, o, NewDelivery("seen-1", 1, t0))
 	if got, err := b.Get(ctx, o.Key); err != nil || got.ID != "seen" {
 		t.Fatalf("Get on the other handle: %v %v", got, err)
 	}
@@ -143,16 +143,16 @@ func testSharedOneEventAppliedOnce(t *testing.T, f Factory) {
 	ctx := context.Background()
 	a := f.New(t)
 	b := f.Second(t, a)
-	o := newOrder(t, "shop", "paid-once", t0, time.Hour)
+	o := NewOrder(t, "shop", "paid-once", t0, time.Hour)
 	o.Metadata = map[string]string{"cart": "c-1"}
-	put(t, a, o)
+	Put(t, a, o)
 	both(a, b, 20, func(s store.Store, i int) {
 		_, err := s.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
 			if cur.Metadata["evt_1"] != "" {
 				return nil, nil, nil // seen: nothing to write
 			}
 			cur.Metadata["evt_1"] = "applied"
-			return cur, []store.Delivery{delivery("paid-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0, t0)}, nil
+			return cur, []store.Delivery{NewDelivery("paid-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0, t0)}, nil
 		})
 		if err != nil {
 			t.Error(err)
@@ -251,7 +251,7 @@ func testSharedCreatedOnceByTwo(t *testing.T, f Factory) {
 			if err != nil {
 				return nil, nil, err
 			}
-			return o, []store.Delivery{delivery("created-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0, t0)}, nil
+			return o, []store.Delivery{NewDelivery("created-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0, t0)}, nil
 		})
 		if err != nil {
 			t.Error(err)
