@@ -90,9 +90,9 @@ func (s *shopRecorder) setFail(v bool) {
 }
 
 // recordedShop serves the demo shop with its callback endpoint replaced by
-// a recorder that verifies, counts and can fail the callbacks; it is
-// closed when the test ends.
-func recordedShop(t *testing.T, secret string) (*shopRecorder, *httptest.Server) {
+// a recorder that verifies, counts and can fail the callbacks, and with
+// what routes add; it is closed when the test ends.
+func recordedShop(t *testing.T, secret string, routes ...func(*http.ServeMux, *demoshop.Shop)) (*shopRecorder, *httptest.Server) {
 	t.Helper()
 	shop, err := demoshop.New(secret)
 	if err != nil {
@@ -102,6 +102,9 @@ func recordedShop(t *testing.T, secret string) (*shopRecorder, *httptest.Server)
 	mux := http.NewServeMux()
 	mux.Handle("/payments/webhook", cb)
 	mux.Handle("/", shop)
+	for _, add := range routes {
+		add(mux, shop)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return cb, srv

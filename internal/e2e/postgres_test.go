@@ -217,28 +217,20 @@ func sseStatuses(ctx context.Context, t *testing.T, base, ref string) <-chan str
 // TestTwoInstancesShareOnePostgres runs two Caddy processes with the same
 // Caddyfile on one PostgreSQL database: an order taken on A is paid by 200
 // identical webhooks split across A and B (one transition, one callback),
-// B's live page of it moves within a second, the customer returns through
+// B's live page of it moves on A's change notice, the customer returns through
 // A, and the return token used there is refused on B.
 func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	secret := sign.NewSecret()
-	shop, err := demoshop.New(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb := newShopRecorder(t, secret)
-	mux := http.NewServeMux()
-	mux.Handle("/payments/webhook", cb)
-	mux.Handle("/", shop)
 	// What the shop's thanks page was told: the paid headers come only
 	// with a return token the plugin accepted.
 	told := make(chan string, 10)
-	mux.Handle("/orders/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		told <- r.Header.Get("X-Checkout-Status")
-		shop.ServeHTTP(w, r)
-	}))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	cb, srv := recordedShop(t, secret, func(mux *http.ServeMux, shop *demoshop.Shop) {
+		mux.Handle("/orders/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			told <- r.Header.Get("X-Checkout-Status")
+			shop.ServeHTTP(w, r)
+		}))
+	})
 	upstream := strings.TrimPrefix(srv.URL, "http://")
 
 	a := startInstance(t, dsn, secret, srv.URL+"/payments/webhook", upstream)
