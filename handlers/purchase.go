@@ -58,8 +58,13 @@ func (s *Site) newPurchase(p string, program bool) purchase {
 // purchaseToken is the token of pay_url ("buy") or receipt_url
 // ("receipt-url").
 func (s *Site) purchaseToken(pu purchase, purpose string) string {
-	subject := s.cfg.Site + "\n" + pu.nonce + "\n" + pu.client() + "\n" + pu.path
-	return pu.nonce + "." + pu.client() + "." + s.cfg.Secret.Token(purpose, subject, pu.exp)
+	return pu.nonce + "." + pu.client() + "." + s.cfg.Secret.Token(purpose, s.purchaseSubject(pu), pu.exp)
+}
+
+// purchaseSubject is what a purchase's tokens sign: the site, the nonce,
+// the kind of purchase and the path.
+func (s *Site) purchaseSubject(pu purchase) string {
+	return s.cfg.Site + "\n" + pu.nonce + "\n" + pu.client() + "\n" + pu.path
 }
 
 // payURL and receiptURL are the purchase's routes under base_path.
@@ -80,8 +85,7 @@ func (s *Site) openPurchase(r *http.Request, purpose string) (purchase, bool) {
 		return purchase{}, false
 	}
 	pu := purchase{nonce: parts[0], program: parts[1] == "p", path: p}
-	subject := s.cfg.Site + "\n" + pu.nonce + "\n" + pu.client() + "\n" + pu.path
-	err := s.cfg.Secret.VerifyToken(parts[2], purpose, subject, s.now())
+	err := s.cfg.Secret.VerifyToken(parts[2], purpose, s.purchaseSubject(pu), s.now())
 	if err != nil && !errors.Is(err, sign.ErrExpired) {
 		return purchase{}, false
 	}
@@ -232,10 +236,15 @@ func (s *Site) markBuyer(w http.ResponseWriter, r *http.Request, o *order.Order)
 		base = now
 	}
 	exp := base.Add(s.receiptTTL + lateAllowance).Truncate(time.Second)
+	s.setCookie(w, r, s.buyerCookie(o), strings.TrimPrefix(o.ID, paywallIDPrefix)+"."+s.cfg.Secret.Token("purchase", s.cfg.Site+"\n"+o.ID, exp),
+		s.cfg.BasePath, exp)
+}
+
+// setCookie sets one of the paywall's cookies: HttpOnly, SameSite=Lax,
+// Secure when the site is reached over https, until exp.
+func (s *Site) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, exp time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name:  s.buyerCookie(o),
-		Value: strings.TrimPrefix(o.ID, paywallIDPrefix) + "." + s.cfg.Secret.Token("purchase", s.cfg.Site+"\n"+o.ID, exp),
-		Path:  s.cfg.BasePath, Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
+		Name: name, Value: value, Path: path, Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
 		HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
 	})
 }
@@ -359,11 +368,7 @@ func (s *Site) deliverReceiptTo(w http.ResponseWriter, r *http.Request, o *order
 		s.render(w, r, http.StatusOK, s.page("already_paid", o, ref))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: pr.cookie, Value: rc, Path: pr.cookiePath(),
-		Expires: exp, MaxAge: int(exp.Sub(s.now()) / time.Second),
-		HttpOnly: true, Secure: strings.HasPrefix(s.publicURL(r), "https:"), SameSite: http.SameSiteLaxMode,
-	})
+	s.setCookie(w, r, pr.cookie, rc, pr.cookiePath(), exp)
 	if !localTarget(target) {
 		target = escapePath(pr.dir())
 	}
