@@ -428,8 +428,7 @@ func (s *Site) shopHeaders(method, path string, o *order.Order, now time.Time) [
 
 // setHeaders sets shopHeaderNames to vals in h, with one allocation.
 func setHeaders(h http.Header, vals *[len(shopHeaderNames)]string) {
-	backing := vals[:len(vals):len(vals)]
-	backing = append([]string(nil), backing...)
+	backing := append([]string(nil), vals[:]...)
 	for i, k := range shopHeaderNames {
 		h[k] = backing[i : i+1 : i+1]
 	}
