@@ -59,12 +59,24 @@ go test -race -count=1 -timeout 20m ./...
 stage "fuzz (each target for a few seconds; inputs that failed stay in testdata/fuzz as regression cases)"
 fuzztime=${FUZZTIME:-5s}
 while read -r pkg target; do
-	go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" >/tmp/fuzz.$$ 2>&1 || {
+	# Go's fuzzer can end a run on a busy machine with "context deadline
+	# exceeded" when a worker answers late at the end of -fuzztime, having
+	# found nothing (no input is written). Only that is run again, twice
+	# at most; any failing input fails the stage.
+	for try in 1 2 3; do
+		if go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" >/tmp/fuzz.$$ 2>&1; then
+			break
+		fi
+		if [ "$try" -lt 3 ] && grep -q "context deadline exceeded" /tmp/fuzz.$$ &&
+			! grep -q "Failing input written to" /tmp/fuzz.$$; then
+			echo "$pkg $target: the fuzzer's own deadline error, with no failing input; running it again"
+			continue
+		fi
 		cat /tmp/fuzz.$$ >&2
 		rm -f /tmp/fuzz.$$
-		echo "fuzzing $target in $pkg found a failing input (kept under $pkg/testdata/fuzz/$target)" >&2
+		echo "fuzzing $target in $pkg failed (a failing input is kept under $pkg/testdata/fuzz/$target)" >&2
 		exit 1
-	}
+	done
 	echo "$pkg $target: $(grep -o 'elapsed: [^,]*, execs: [0-9]*' /tmp/fuzz.$$ | tail -1)"
 done <<'TARGETS'
 ./money FuzzParse
