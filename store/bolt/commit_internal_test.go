@@ -2,15 +2,22 @@ package bolt
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
 func openCommitter(t *testing.T) (*bbolt.DB, *committer) {
+	t.Helper()
+	return openCommitterSpaced(t, 0)
+}
+
+func openCommitterSpaced(t *testing.T, spacing time.Duration) (*bbolt.DB, *committer) {
 	t.Helper()
 	db, err := bbolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
 	if err != nil {
@@ -19,7 +26,7 @@ func openCommitter(t *testing.T) (*bbolt.DB, *committer) {
 	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	return db, newCommitter(db, 1000)
+	return db, newCommitter(db, 1000, spacing)
 }
 
 func put(k string) func(*bbolt.Tx) error {
@@ -102,5 +109,64 @@ func TestCommitterCloseFinishesQueuedWrites(t *testing.T) {
 	wg.Wait()
 	if ok+refused != 200 || count(t, db) != ok {
 		t.Fatalf("ok %d refused %d stored %d: every write must be committed or clearly refused", ok, refused, count(t, db))
+	}
+}
+
+// Under load, commits start at most once per spacing, so the writes of
+// many callers share a few commits (and their fsyncs) instead of each
+// running its own; every write is still stored.
+func TestCommitterSpacesCommitsUnderLoad(t *testing.T) {
+	const spacing = 20 * time.Millisecond
+	db, c := openCommitterSpaced(t, spacing)
+	defer db.Close()
+	defer c.close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < 100; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 5; i++ { // each caller writes again as soon as its write is stored
+				if err := c.do(put(fmt.Sprintf("%d-%d", g, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if n := count(t, db); n != 500 {
+		t.Fatalf("%d keys stored, want 500", n)
+	}
+	// However slow the machine, commits that start a spacing apart fit
+	// this many times into the time the writes took.
+	if most := int64(elapsed/spacing) + 1; c.commits.Load() > most {
+		t.Fatalf("%d commits in %s, want at most %d (one per %s)", c.commits.Load(), elapsed, most, spacing)
+	}
+}
+
+// A write after a quiet spell does not wait for the spacing: with a
+// spacing of an hour, the first write is stored at once, and closing does
+// not wait either.
+func TestCommitterCommitsALoneWriteAtOnce(t *testing.T) {
+	db, c := openCommitterSpaced(t, time.Hour)
+	defer db.Close()
+	done := make(chan error, 1)
+	go func() {
+		err := c.do(put("lone"))
+		c.close()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a lone write waited for the commit spacing")
+	}
+	if count(t, db) != 1 {
+		t.Fatal("the lone write is not stored")
 	}
 }
