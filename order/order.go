@@ -158,6 +158,9 @@ type Order struct {
 	// (a konbini slip's payment deadline): until then the order is not
 	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
 	HoldUntil time.Time `json:"hold_until,omitzero"`
+	// CheckedAt is when the reconciler last asked the providers about the
+	// order's waiting attempts (zero: never). See Unasked.
+	CheckedAt time.Time `json:"checked_at,omitzero"`
 	Flags     []string  `json:"flags,omitempty"` // e.g. "overpaid"
 	History   []Event   `json:"history"`
 }
@@ -223,6 +226,47 @@ func (o *Order) Deadline() time.Time {
 		return o.HoldUntil
 	}
 	return o.ExpiresAt
+}
+
+// Waiting returns the attempts of the current generation that a provider
+// may still pay: started there and not reported failed.
+func (o *Order) Waiting() []*Attempt {
+	if len(o.Attempts) == 0 {
+		return nil
+	}
+	gen := o.Current().Generation
+	var out []*Attempt
+	for i := range o.Attempts {
+		if a := &o.Attempts[i]; a.Generation == gen && !a.StartedAt.IsZero() && !a.Failed {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Unasked is since when no one has asked a provider about the open
+// order's waiting attempts: the later of CheckedAt and the start of the
+// earliest waiting attempt. It is zero when the order is not open or has
+// no attempt waiting. Stores index it (store.Store.Unasked), so that the
+// reconciler's work follows the orders due for a question, however many
+// orders are open, and every open order gets its turn.
+func (o *Order) Unasked() time.Time {
+	if !o.Status.Open() {
+		return time.Time{}
+	}
+	var first time.Time
+	for _, a := range o.Waiting() {
+		if first.IsZero() || a.StartedAt.Before(first) {
+			first = a.StartedAt
+		}
+	}
+	if first.IsZero() {
+		return first
+	}
+	if o.CheckedAt.After(first) {
+		return o.CheckedAt
+	}
+	return first
 }
 
 // MaxRetries bounds the attempts of one generation, so that a customer

@@ -174,7 +174,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin || cause == order.ByConfig) {
 			// Ended here, not at the provider: stop the providers taking
 			// money for it.
-			for _, a := range waitingAttempts(o) {
+			for _, a := range o.Waiting() {
 				s.close(ctx, o, a, "order "+string(out.Event.To))
 			}
 		}
@@ -516,18 +516,23 @@ func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 	return n, nil
 }
 
-// Reconcile asks providers about open attempts started more than age ago,
-// so that a lost webhook still ends in the right state.
+// Reconcile asks providers about the open attempts that no one has asked
+// about for age (since they started, or since the last time), so that a
+// lost webhook still ends in the right state. It takes the orders longest
+// unasked first, up to limit, and each asked order goes to the back of the
+// line, whatever the answer: a pass costs what is due, not what is open,
+// and no order is starved by others that stay open. It returns how many
+// orders changed.
 func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int, error) {
-	open, err := s.cfg.Store.Open(ctx, s.cfg.Site, time.Unix(1<<40, 0), limit)
+	now := s.now()
+	due, err := s.cfg.Store.Unasked(ctx, s.cfg.Site, now.Add(-age), limit)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	now := s.now()
-	for _, o := range open {
+	for _, o := range due {
 		changed := false
-		for _, att := range waitingAttempts(o) {
+		for _, att := range o.Waiting() {
 			if now.Sub(att.StartedAt) < age {
 				continue
 			}
@@ -541,21 +546,18 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 		if changed {
 			n++
 		}
-	}
-	return n, nil
-}
-
-// waitingAttempts are the attempts of the order's current generation that
-// a provider may still pay: started there and not reported failed.
-func waitingAttempts(o *order.Order) []*order.Attempt {
-	gen := o.Current().Generation
-	var out []*order.Attempt
-	for i := range o.Attempts {
-		if a := &o.Attempts[i]; a.Generation == gen && !a.StartedAt.IsZero() && !a.Failed {
-			out = append(out, a)
+		_, err := s.cfg.Store.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+			if cur == nil || cur.Unasked().IsZero() {
+				return nil, nil, nil
+			}
+			cur.CheckedAt = now
+			return cur, nil, nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("reconciling order %s: %w", o.ID, err)
 		}
 	}
-	return out
+	return n, nil
 }
 
 // checkAll asks the providers of every waiting attempt for their state,
@@ -563,7 +565,7 @@ func waitingAttempts(o *order.Order) []*order.Attempt {
 // after all were asked.
 func (s *Site) checkAll(ctx context.Context, o *order.Order) error {
 	var first error
-	for _, att := range waitingAttempts(o) {
+	for _, att := range o.Waiting() {
 		if _, err := s.check(ctx, o, att); err != nil && first == nil {
 			first = err
 		}

@@ -256,6 +256,11 @@ type Store interface {
 	// first. It is per site so that one site's stuck orders never take
 	// another site's turn.
 	Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error)
+	// Unasked returns up to limit orders of one site whose Unasked time is
+	// set and before the given time, longest unasked first: the open
+	// orders with an attempt waiting at a provider that no one has asked
+	// about since then. Per site, as Open.
+	Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error)
 
 	// Due returns up to limit pending deliveries whose NextAt is not after
 	// now and that are the earliest pending delivery of their order,

@@ -486,3 +486,65 @@ func TestStripeLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestStripeReconcilerAsksEveryOrderInTurn: with more open orders than a
+// pass takes, successive passes ask about each order once before asking
+// about any again, and a pass with nothing due asks Stripe nothing.
+func TestStripeReconcilerAsksEveryOrderInTurn(t *testing.T) {
+	se := newStripeEnv(t)
+	c := se.Client()
+	for range 12 {
+		se.buyStripe(c, "mug")
+	}
+	asked := func() map[string]int {
+		n := map[string]int{}
+		for _, rq := range se.fake.Requests() {
+			if id, ok := strings.CutPrefix(rq.Path, "/v1/checkout/sessions/"); ok && rq.Method == http.MethodGet {
+				n[id]++
+			}
+		}
+		return n
+	}
+	reconcile := func() {
+		t.Helper()
+		if _, err := se.Site().Reconcile(context.Background(), 10*time.Minute, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	se.Clock.Add(11 * time.Minute)
+	var first map[string]int
+	for pass, want := range []int{5, 10, 12} {
+		reconcile()
+		if pass == 0 {
+			first = asked()
+		}
+		if got := len(asked()); got != want {
+			t.Fatalf("after pass %d: %d sessions asked about, want %d (five a pass, none twice)", pass+1, got, want)
+		}
+	}
+	for id, n := range asked() {
+		if n != 1 {
+			t.Fatalf("session %s asked %d times in the first round", id, n)
+		}
+	}
+	before := len(se.fake.Requests())
+	reconcile()
+	if got := len(se.fake.Requests()) - before; got != 0 {
+		t.Fatalf("a pass with every order asked within the age sent %d requests to Stripe", got)
+	}
+	// Past the age again, the round starts again with the orders asked first.
+	se.Clock.Add(11 * time.Minute)
+	reconcile()
+	again := 0
+	for id, n := range asked() {
+		if n == 2 {
+			if first[id] != 1 {
+				t.Fatalf("session %s asked again before the first pass's orders", id)
+			}
+			again++
+		}
+	}
+	if again != 5 {
+		t.Fatalf("%d sessions asked again in the second round's first pass, want 5", again)
+	}
+}

@@ -126,3 +126,50 @@ func TestSchema1FileIsMigrated(t *testing.T) {
 		t.Fatalf("opening a file from a newer build: %v, want a refusal naming its schema", err)
 	}
 }
+
+// TestSchema2FileIsMigrated: a file of schema 2 (no reconciler queue)
+// opens with its waiting orders in the queue at their real times.
+func TestSchema2FileIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "checkout.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"waits", "never-started"} {
+		k := order.Key{Site: "shop", ID: id}
+		_, err := s.Update(ctx, k, func(*order.Order) (*order.Order, []store.Delivery, error) {
+			o, err := order.New(order.Intake{Key: k, Amount: money.MustParse("5.00", "USD")}, t0, time.Hour)
+			if err == nil && i == 0 {
+				o.Current().Provider, o.Current().StartedAt = "stripe", t0.Add(time.Minute)
+			}
+			return o, nil, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketUnasked); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatalf("opening a schema 2 file: %v", err)
+	}
+	defer s.Close()
+	got, err := s.Unasked(ctx, "shop", t0.Add(time.Hour), 0)
+	if err != nil || len(got) != 1 || got[0].ID != "waits" {
+		t.Fatalf("Unasked after migrating = %v, %v; want the order whose attempt waits", got, err)
+	}
+	if got, _ := s.Unasked(ctx, "shop", t0.Add(time.Minute), 0); len(got) != 0 {
+		t.Fatalf("Unasked before its attempt started = %v, want none (filed at its real time)", got)
+	}
+}

@@ -108,6 +108,7 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 type orderIndex struct {
 	exists  bool
 	open    []byte // key in bucketOpen; nil when the order is not open
+	unasked []byte // key in bucketUnasked; nil when no attempt waits
 	updated []byte // key in bucketUpdated
 	status  order.State
 	refs    []string
@@ -119,6 +120,10 @@ func indexOf(k []byte, o *order.Order) orderIndex {
 	if o.Status.Open() {
 		site, _, _ := bytes.Cut(k, []byte{0})
 		ix.open = join(site, []byte{0}, appendTime(nil, o.Deadline()), k)
+	}
+	if t := o.Unasked(); !t.IsZero() {
+		site, _, _ := bytes.Cut(k, []byte{0})
+		ix.unasked = join(site, []byte{0}, appendTime(nil, t), k)
 	}
 	ix.updated = join(appendTime(nil, o.UpdatedAt), k)
 	for _, a := range o.Attempts {
@@ -138,16 +143,12 @@ func putOrder(tx *bbolt.Tx, k, data []byte, old, cur orderIndex) error {
 		return fmt.Errorf("writing order %s: %w", keyName(k), err)
 	}
 
-	open := tx.Bucket(bucketOpen)
-	if old.open != nil && !bytes.Equal(old.open, cur.open) {
-		if err := open.Delete(old.open); err != nil {
-			return fmt.Errorf("indexing order %s: %w", keyName(k), err)
-		}
+	if err := moveIndex(tx.Bucket(bucketOpen), old.open, cur.open); err != nil {
+		return fmt.Errorf("indexing order %s: %w", keyName(k), err)
 	}
-	if cur.open != nil {
-		if err := open.Put(cur.open, nil); err != nil {
-			return fmt.Errorf("indexing order %s: %w", keyName(k), err)
-		}
+
+	if err := moveIndex(tx.Bucket(bucketUnasked), old.unasked, cur.unasked); err != nil {
+		return fmt.Errorf("indexing order %s: %w", keyName(k), err)
 	}
 
 	updated := tx.Bucket(bucketUpdated)
@@ -369,6 +370,17 @@ func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, e
 // deadline index that stops at the first order due at or after before. A
 // limit of zero or less means 1000, as in the filters.
 func (s *Store) Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	return s.scanBySite(ctx, "listing open orders", bucketOpen, site, before, limit)
+}
+
+// Unasked implements store.Store, as Open over the index of unasked times.
+func (s *Store) Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	return s.scanBySite(ctx, "listing orders to reconcile", bucketUnasked, site, before, limit)
+}
+
+// scanBySite reads the orders of an index keyed site + NUL + time +
+// orderKey, from the site's first row to the first at or after before.
+func (s *Store) scanBySite(ctx context.Context, what string, bucket []byte, site string, before time.Time, limit int) ([]*order.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -378,11 +390,11 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 	var out []*order.Order
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		orders := tx.Bucket(bucketOrders)
-		c := tx.Bucket(bucketOpen).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for ik, _ := c.Seek(prefix); ik != nil && bytes.HasPrefix(ik, prefix) && len(out) < limit; ik, _ = c.Next() {
 			ik = ik[len(prefix):]
 			if len(ik) <= timeLen {
-				return fmt.Errorf("listing open orders: malformed index key %q", ik)
+				return fmt.Errorf("%s: malformed index key %q", what, ik)
 			}
 			if bytes.Compare(ik[:timeLen], end) >= 0 {
 				break
@@ -390,7 +402,7 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 			k := ik[timeLen:]
 			raw := orders.Get(k)
 			if raw == nil {
-				return fmt.Errorf("listing open orders: index names order %s, which is missing", keyName(k))
+				return fmt.Errorf("%s: index names order %s, which is missing", what, keyName(k))
 			}
 			o, err := decodeOrder(k, raw)
 			if err != nil {
@@ -404,6 +416,35 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 		return nil, err
 	}
 	return out, nil
+}
+
+// moveIndex replaces an index row old by cur (either may be nil).
+func moveIndex(b *bbolt.Bucket, old, cur []byte) error {
+	if old != nil && !bytes.Equal(old, cur) {
+		if err := b.Delete(old); err != nil {
+			return err
+		}
+	}
+	if cur != nil {
+		return b.Put(cur, nil)
+	}
+	return nil
+}
+
+// indexUnasked fills the index of unasked times (schema 3) from the
+// orders, for a file of an earlier schema.
+func indexUnasked(tx *bbolt.Tx) error {
+	unasked := tx.Bucket(bucketUnasked)
+	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
+		o, err := decodeOrder(k, raw)
+		if err != nil {
+			return err
+		}
+		if ix := indexOf(k, o); ix.unasked != nil {
+			return unasked.Put(ix.unasked, nil)
+		}
+		return nil
+	})
 }
 
 // rebuildIndexes writes the indexes schema 2 added or changed anew, for a

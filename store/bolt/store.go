@@ -82,6 +82,9 @@ var (
 	// open: site + "\x00" + time(Deadline) + orderKey → nothing, for open
 	// orders only (schema 2; schema 1 had no site prefix and ExpiresAt).
 	bucketOpen = []byte("open")
+	// unasked: site + "\x00" + time(Unasked) + orderKey → nothing, for
+	// open orders with an attempt waiting at a provider (schema 3).
+	bucketUnasked = []byte("unasked")
 	// updated: time(UpdatedAt) + orderKey → status.
 	bucketUpdated = []byte("updated")
 
@@ -113,7 +116,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUpdated,
+	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUnasked, bucketUpdated,
 	bucketDeliveries, bucketDue, bucketQueue, bucketCreated, bucketByOrder, bucketSeqs,
 	bucketIdempotency, bucketProviderData, bucketSpent, bucketSpentExp,
 }
@@ -121,7 +124,7 @@ var allBuckets = [][]byte{
 // schemaVersion is stored in the meta bucket so that a later layout can
 // recognise (and migrate) a file written by this one, and this code can
 // refuse a file from the future instead of misreading it.
-const schemaVersion = "2"
+const schemaVersion = "3"
 
 var keySchema = []byte("schema")
 
@@ -179,6 +182,14 @@ func Open(path string, opts Options) (*Store, error) {
 		case string(v) == "1":
 			if err := rebuildIndexes(tx); err != nil {
 				return fmt.Errorf("migrating from schema 1: %w", err)
+			}
+			if err := indexUnasked(tx); err != nil {
+				return fmt.Errorf("migrating from schema 1: %w", err)
+			}
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) == "2":
+			if err := indexUnasked(tx); err != nil {
+				return fmt.Errorf("migrating from schema 2: %w", err)
 			}
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:

@@ -21,6 +21,7 @@ import (
 type orderIndex struct {
 	status   order.State
 	deadline *int64 // nil when the order is not open
+	unasked  *int64 // nil when no attempt of the order waits at a provider
 	updated  int64
 	refs     []string
 	prefs    []string // provider refs
@@ -31,6 +32,10 @@ func indexOf(o *order.Order) orderIndex {
 	if o.Status.Open() {
 		d := ns(o.Deadline())
 		ix.deadline = &d
+	}
+	if t := o.Unasked(); !t.IsZero() {
+		u := ns(t)
+		ix.unasked = &u
 	}
 	for _, a := range o.Attempts {
 		if a.Ref != "" {
@@ -130,15 +135,15 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 		}
 
 		if exists {
-			_, err = tx.Exec(ctx, `UPDATE checkout_orders SET doc = $3, status = $4, deadline = $5, updated_at = $6, last_seq = $7
-				WHERE site = $1 AND id = $2`, key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq)
+			_, err = tx.Exec(ctx, `UPDATE checkout_orders SET doc = $3, status = $4, deadline = $5, updated_at = $6, last_seq = $7, unasked = $8
+				WHERE site = $1 AND id = $2`, key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked)
 			if err != nil {
 				return fmt.Errorf("writing order %s: %w", key, err)
 			}
 		} else {
-			tag, err := tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site, id) DO NOTHING`,
-				key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq)
+			tag, err := tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq, unasked)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (site, id) DO NOTHING`,
+				key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked)
 			if err != nil {
 				return fmt.Errorf("writing order %s: %w", key, err)
 			}
@@ -329,6 +334,16 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 	}
 	return s.queryOrders(ctx, "listing open orders", `SELECT site, id, doc FROM checkout_orders
 		WHERE site = $1 AND deadline IS NOT NULL AND deadline < $2 ORDER BY deadline, id LIMIT $3`,
+		site, ns(before), limitOr(limit))
+}
+
+// Unasked implements store.Store, from the partial index of unasked times.
+func (s *Store) Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.queryOrders(ctx, "listing orders to reconcile", `SELECT site, id, doc FROM checkout_orders
+		WHERE site = $1 AND unasked IS NOT NULL AND unasked < $2 ORDER BY unasked, id LIMIT $3`,
 		site, ns(before), limitOr(limit))
 }
 

@@ -92,6 +92,48 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	}
 }
 
+// TestSchema1DatabaseIsMigrated: a database of schema 1 (no reconciler
+// queue) gets one in which every open order is due at once; each is filed
+// by its real time, or left out, as soon as it is written again.
+func TestSchema1DatabaseIsMigrated(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	s := open(t, dsn, postgres.Options{})
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	a := storetest.NewOrder(t, "shop", "A", t0, time.Hour)
+	a.Current().Provider, a.Current().StartedAt = "stripe", t0.Add(time.Minute)
+	b := storetest.NewOrder(t, "shop", "B", t0, time.Hour) // never started
+	c := storetest.NewOrder(t, "shop", "C", t0, time.Hour)
+	c.Status = order.Paid
+	for _, o := range []*order.Order{a, b, c} {
+		storetest.Put(t, s, o)
+	}
+	s.Close()
+	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN unasked`)
+	exec(t, dsn, `UPDATE checkout_schema SET version = 1`)
+
+	s = open(t, dsn, postgres.Options{})
+	ids := func() string {
+		t.Helper()
+		got, err := s.Unasked(ctx, "shop", t0.Add(time.Hour), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, o := range got {
+			out = append(out, o.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(); got != "A,B" {
+		t.Fatalf("Unasked after migrating = %s, want A,B (every open order, at once)", got)
+	}
+	storetest.Put(t, s, b)
+	if got := ids(); got != "A" {
+		t.Fatalf("Unasked after B was written again = %s, want A (nothing of B waits)", got)
+	}
+}
+
 // TestDueClaimsForOneInstance: a due callback goes to one instance at a
 // time: the other sees nothing while the claim runs, gets it once the
 // claim runs out (its holder died), and a saved try ends the claim.

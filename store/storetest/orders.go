@@ -580,3 +580,79 @@ func testByProviderRef(t *testing.T, f Factory) {
 		t.Errorf("new provider ref: %v, %v", got, err)
 	}
 }
+
+// The reconciler's queue: open orders with an attempt waiting at a
+// provider, longest unasked first; asking moves an order to the back, and
+// an order that is paid, or has nothing waiting, is not in it.
+func testUnaskedFollowsAttemptsAndChecks(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s := f.New(t)
+	started := func(o *order.Order, at time.Time) *order.Order {
+		o.Current().Provider, o.Current().ProviderRef, o.Current().StartedAt = "stripe", "cs_"+o.ID, at
+		return o
+	}
+	// A started at t0+1m, B at t0+2m, C never started, D on hold since
+	// t0+3m, E on another site.
+	a := started(NewOrder(t, "shop", "A", t0, 4*time.Hour), t0.Add(time.Minute))
+	b := started(NewOrder(t, "shop", "B", t0, 4*time.Hour), t0.Add(2*time.Minute))
+	c := NewOrder(t, "shop", "C", t0, 4*time.Hour)
+	d := started(NewOrder(t, "shop", "D", t0, 4*time.Hour), t0.Add(3*time.Minute))
+	d.Status = order.OnHold
+	e := started(NewOrder(t, "other", "E", t0, 4*time.Hour), t0)
+	for _, o := range []*order.Order{a, b, c, d, e} {
+		Put(t, s, o)
+	}
+	unasked := func(site string, before time.Time, limit int) string {
+		t.Helper()
+		got, err := s.Unasked(ctx, site, before, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return orderIDs(got)
+	}
+	if got := unasked("shop", t0.Add(time.Hour), 0); got != "A,B,D" {
+		t.Errorf("Unasked = %s, want A,B,D (started ones of this site, longest unasked first)", got)
+	}
+	if got := unasked("shop", t0.Add(2*time.Minute), 0); got != "A" {
+		t.Errorf("Unasked(before B started) = %s, want A (before is exclusive)", got)
+	}
+	if got := unasked("shop", t0.Add(time.Hour), 2); got != "A,B" {
+		t.Errorf("Unasked(limit 2) = %s, want A,B", got)
+	}
+	if got := unasked("other", t0.Add(time.Hour), 0); got != "E" {
+		t.Errorf("Unasked(other site) = %s, want E", got)
+	}
+	if got := unasked("sho", t0.Add(time.Hour), 0); got != "" {
+		t.Errorf("Unasked(a site whose name is a prefix of another's) = %s, want none", got)
+	}
+
+	update := func(k order.Key, fn func(*order.Order)) {
+		t.Helper()
+		_, err := s.Update(ctx, k, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+			fn(cur)
+			return cur, nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A is asked at t0+10m: it goes to the back. B is paid. C is started
+	// at t0+5m.
+	update(a.Key, func(o *order.Order) { o.CheckedAt = t0.Add(10 * time.Minute) })
+	update(b.Key, func(o *order.Order) {
+		o.Apply(order.Transition{To: order.Paid, Ref: o.Current().Ref,
+			Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_b"}, Paid: o.Amount, Provider: "stripe"}, t0.Add(4*time.Minute))
+	})
+	update(c.Key, func(o *order.Order) { started(o, t0.Add(5*time.Minute)) })
+	if got := unasked("shop", t0.Add(time.Hour), 0); got != "D,C,A" {
+		t.Errorf("Unasked after changes = %s, want D,C,A (A asked last, B paid)", got)
+	}
+	if got := unasked("shop", t0.Add(10*time.Minute), 0); got != "D,C" {
+		t.Errorf("Unasked(before A was asked) = %s, want D,C", got)
+	}
+	// D's attempt fails: nothing of it waits any more, though it is open.
+	update(d.Key, func(o *order.Order) { o.Current().Failed = true })
+	if got := unasked("shop", t0.Add(time.Hour), 0); got != "C,A" {
+		t.Errorf("Unasked after D's attempt failed = %s, want C,A", got)
+	}
+}

@@ -51,6 +51,7 @@ var conformanceTests = []conformanceTest{
 	{"UpdateRefusesInconsistentResults", needsNew, testUpdateRefusesInconsistentResults},
 	{"ByRefFindsEveryAttempt", needsNew, testByRefFindsEveryAttempt},
 	{"OpenFollowsStatusAndExpiry", needsNew, testOpenFollowsStatusAndExpiry},
+	{"UnaskedFollowsAttemptsAndChecks", needsNew, testUnaskedFollowsAttemptsAndChecks},
 	{"ListOrderAndFilters", needsNew, testListOrderAndFilters},
 	{"ListPages", needsNew, testListPages},
 	{"ConcurrentUpdatesOfOneKeyLoseNothing", needsNew, testConcurrentUpdatesOfOneKeyLoseNothing},
