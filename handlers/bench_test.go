@@ -70,7 +70,10 @@ func (benchShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func benchHeaderIntake(b *testing.B, goroutines int) {
-	site := benchSite(b)
+	benchHeaderIntakeOn(b, benchSite(b), goroutines)
+}
+
+func benchHeaderIntakeOn(b *testing.B, site *handlers.Site, goroutines int) {
 	var shop benchShop
 	// Distinct ids across sub-benchmark runs too (the testing package
 	// calls this function several times with growing b.N).

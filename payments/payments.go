@@ -8,6 +8,7 @@
 package payments
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"maps"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -499,21 +502,61 @@ func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var (
+		n  atomic.Int64
+		bg background
+	)
 	for _, o := range due {
 		if err := s.checkAll(ctx, o); err != nil {
 			s.log.Warn("checking provider before expiry", zap.String("order", o.ID), zap.Error(err))
 			continue // ask again next round rather than expire a payment in flight
 		}
-		cur, err := s.cfg.Store.Get(ctx, o.Key)
-		if err != nil || !cur.Status.Open() || now.Before(cur.Deadline()) {
-			continue // paid, or held longer, meanwhile
-		}
-		if _, out, err := s.Apply(ctx, order.ByExpiry, provider.Finding{Ref: cur.Current().Ref, Status: order.Expired}); err == nil && out.Changed {
-			n++
-		}
+		// Written in the background while the next order's provider is
+		// asked: the writes of a pass share commits.
+		bg.Go(func() error {
+			cur, err := s.cfg.Store.Get(ctx, o.Key)
+			if err != nil || !cur.Status.Open() || now.Before(cur.Deadline()) {
+				return nil // paid, or held longer, meanwhile
+			}
+			if _, out, err := s.Apply(ctx, order.ByExpiry, provider.Finding{Ref: cur.Current().Ref, Status: order.Expired}); err == nil && out.Changed {
+				n.Add(1)
+			}
+			return nil
+		})
 	}
-	return n, nil
+	err = bg.Wait()
+	return int(n.Load()), err
+}
+
+// background runs a pass's store writes, at most backgroundWrites at a
+// time, so that they share group commits; Wait returns the first error.
+type background struct {
+	wg    sync.WaitGroup
+	sem   chan struct{}
+	mu    sync.Mutex
+	first error
+}
+
+const backgroundWrites = 64
+
+func (b *background) Go(fn func() error) {
+	if b.sem == nil {
+		b.sem = make(chan struct{}, backgroundWrites)
+	}
+	b.sem <- struct{}{}
+	b.wg.Go(func() {
+		defer func() { <-b.sem }()
+		if err := fn(); err != nil {
+			b.mu.Lock()
+			b.first = cmp.Or(b.first, err)
+			b.mu.Unlock()
+		}
+	})
+}
+
+func (b *background) Wait() error {
+	b.wg.Wait()
+	return b.first
 }
 
 // Reconcile asks providers about the open attempts that no one has asked
@@ -530,6 +573,7 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 		return 0, err
 	}
 	n := 0
+	var marks background
 	for _, o := range due {
 		changed := false
 		for _, att := range o.Waiting() {
@@ -546,18 +590,29 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 		if changed {
 			n++
 		}
-		_, err := s.cfg.Store.Update(ctx, o.Key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
-			if cur == nil || cur.Unasked().IsZero() {
-				return nil, nil, nil
-			}
-			cur.CheckedAt = now
-			return cur, nil, nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("reconciling order %s: %w", o.ID, err)
-		}
+		// Marked in the background while the next order is asked about:
+		// the marks of a pass share commits instead of waiting for one
+		// each.
+		marks.Go(func() error { return s.markAsked(ctx, o.Key, now) })
 	}
-	return n, nil
+	return n, marks.Wait()
+}
+
+// markAsked records that the providers of the order's waiting attempts
+// were asked at now, which puts the order at the back of the reconciler's
+// queue.
+func (s *Site) markAsked(ctx context.Context, key order.Key, now time.Time) error {
+	_, err := s.cfg.Store.Update(ctx, key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
+		if cur == nil || cur.Unasked().IsZero() {
+			return nil, nil, nil
+		}
+		cur.CheckedAt = now
+		return cur, nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconciling order %s: %w", key.ID, err)
+	}
+	return nil
 }
 
 // checkAll asks the providers of every waiting attempt for their state,

@@ -50,6 +50,13 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Set sets the clock.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
 // Env is a running site and the demo shop behind it.
 type Env struct {
 	T          *testing.T
