@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/store"
 	"github.com/caddy-checkout/checkout/store/bolt"
+	"github.com/caddy-checkout/checkout/store/storetest"
 )
 
 // BenchmarkUpdateParallel measures durable order creations: each op is one
@@ -83,9 +83,10 @@ func benchmarkUpdates(b *testing.B, opts bolt.Options) {
 // BenchmarkBytesPerOrder is what the store's file grows by per order of a
 // typical life: created with a description and an e-mail address, paid by
 // a provider's webhook (its history two events), with its order.paid
-// callback delivered. 20,000 such orders are written by 64 writers; the
-// figure is the file's size over that count (bbolt keeps freed pages in
-// the file, so this is what a disk holds, not a lower bound).
+// callback delivered (storetest.WriteTypicalOrders, which the PostgreSQL
+// store's twin writes too). 20,000 such orders are written by 64 writers;
+// the figure is the file's size over that count (bbolt keeps freed pages
+// in the file, so this is what a disk holds, not a lower bound).
 //
 //	go test ./store/bolt -run '^$' -bench BytesPerOrder -benchtime 1x
 func BenchmarkBytesPerOrder(b *testing.B) {
@@ -96,54 +97,8 @@ func BenchmarkBytesPerOrder(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx := context.Background()
-		amount := money.MustParse("75.00", "USD")
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range 64 {
-			wg.Go(func() {
-				for {
-					n := next.Add(1)
-					if n > orders {
-						return
-					}
-					now := time.Unix(1_800_000_000, 0).Add(time.Duration(n) * time.Millisecond)
-					key := order.Key{Site: "shop", ID: "order-" + strconv.FormatInt(n, 10)}
-					o, err := order.New(order.Intake{Key: key, Amount: amount, Description: "Gopher T-shirt, size M, blue",
-						Email: "customer@example.com"}, now, 30*time.Minute)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					o.Current().Provider = "stripe"
-					if out := o.Apply(order.Transition{To: order.Paid, Ref: o.Current().Ref, Paid: amount, Provider: "stripe",
-						Transaction: "pi_3PZxv2Lkdi0Hfx5s1ABCDEFG", Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_1PZxv2Lkdi0Hfx5s"}}, now); out.Err != nil || !out.Changed {
-						b.Errorf("paying %s: %+v", key.ID, out)
-						return
-					}
-					body := []byte(`{"type":"order.paid","timestamp":"2026-11-21T07:00:00Z","data":{"order_id":"` + key.ID +
-						`","status":"paid","amount":"75.00","currency":"USD","provider":"stripe","transaction":"pi_3PZxv2Lkdi0Hfx5s1ABCDEFG","attempt":1,"paid_at":"2026-11-21T06:59:58Z","late":false,"metadata":{}}}`)
-					d := store.Delivery{ID: "msg_" + key.ID, Type: "order.paid", URL: "https://shop.example/payments/webhook", Body: body, NextAt: now}
-					if _, err := s.Update(ctx, key, func(*order.Order) (*order.Order, []store.Delivery, error) {
-						return o, []store.Delivery{d}, nil
-					}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		// The callbacks are delivered, as they would be within seconds.
-		due, err := s.Due(ctx, time.Unix(1_900_000_000, 0), orders)
-		if err != nil {
+		if err := storetest.WriteTypicalOrders(context.Background(), s, orders, 64); err != nil {
 			b.Fatal(err)
-		}
-		for _, d := range due {
-			d.State = store.DeliveryDelivered
-			if err := s.SaveDelivery(ctx, d); err != nil {
-				b.Fatal(err)
-			}
 		}
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
