@@ -92,6 +92,7 @@ done <<'TARGETS'
 ./providers/vouchersafe FuzzParseLine
 ./providers/cyclos FuzzCallbackParams
 ./providers/erc20/hdkey FuzzParse
+./providers/erc20 FuzzOxbtcpayRPC
 TARGETS
 rm -f /tmp/fuzz.$$
 

@@ -378,6 +378,10 @@ func TestOxbtcpayAPIErrors(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"20999985"}}`, -32602, "Invalid params: invalid amount"},
 		{`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"-1"}}`, -32602, "Invalid params: invalid amount"},
 		{`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1","postback_url":"javascript:alert(1)"}}`, -32602, "Invalid params: invalid postback URL"},
+		// One JSON object, member names as written (found by FuzzOxbtcpayRPC).
+		{`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1"}}{}`, -32700, "Parse error"},
+		{`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"Amount":"1"}}`, -32602, "Invalid params: missing amount"},
+		{`{"JSONRPC":"2.0","id":1,"method":"start_payment","params":{"amount":"1"}}`, -32600, "Invalid request"},
 	} {
 		code, res := ee.rpc(c.body)
 		e, _ := res["error"].(map[string]any)

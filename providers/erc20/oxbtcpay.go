@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -91,40 +92,38 @@ func (e *ERC20) serveRPC(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, msg string) {
 		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: code, Message: msg}, ID: json.RawMessage("null")})
 	}
-	var req struct {
-		JSONRPC *string         `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Method  *string         `json:"method"`
-		Params  json.RawMessage `json:"params"`
-	}
-	body := http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
+	// The body is read as 0xBTCpay's JSON.parse reads it: one JSON value,
+	// nothing after it, and member names matched exactly (JSON-RPC 2.0
+	// has them case-sensitive; encoding/json would take "Method" or
+	// "AMOUNT" for its fields). A call that differs in any of these is
+	// refused before anything is stored.
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
+	var req map[string]json.RawMessage
+	if err != nil || json.Unmarshal(raw, &req) != nil {
 		fail(-32700, "Parse error")
 		return
 	}
-	if req.JSONRPC == nil || *req.JSONRPC != "2.0" || len(req.ID) == 0 || req.Method == nil || len(req.Params) == 0 {
+	version, okVersion := jsonString(req["jsonrpc"])
+	method, okMethod := jsonString(req["method"])
+	if !okVersion || version != "2.0" || len(req["id"]) == 0 || !okMethod || len(req["params"]) == 0 {
 		fail(-32600, "Invalid request")
 		return
 	}
-	if *req.Method != "start_payment" {
+	if method != "start_payment" {
 		fail(-32601, "Method not found")
 		return
 	}
-	var params struct {
-		Amount      json.RawMessage `json:"amount"`
-		Data        json.RawMessage `json:"data"`
-		PostbackURL *string         `json:"postback_url"`
-	}
-	if err := json.Unmarshal(req.Params, &params); err != nil {
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(req["params"], &params); err != nil {
 		fail(-32602, "Invalid params")
 		return
 	}
-	if len(params.Amount) == 0 || string(params.Amount) == "null" {
+	if len(params["amount"]) == 0 || string(params["amount"]) == "null" {
 		fail(-32602, "Invalid params: missing amount")
 		return
 	}
-	var amountText string
-	if json.Unmarshal(params.Amount, &amountText) != nil || !oxbtcpayAmount.MatchString(amountText) {
+	amountText, ok := jsonString(params["amount"])
+	if !ok || !oxbtcpayAmount.MatchString(amountText) {
 		fail(-32602, "Invalid params: invalid amount")
 		return
 	}
@@ -133,16 +132,17 @@ func (e *ERC20) serveRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]string{keyOxbtcpayData: "null"}
-	if params.PostbackURL != nil {
-		u, err := url.Parse(*params.PostbackURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if pb := params["postback_url"]; len(pb) > 0 && string(pb) != "null" {
+		text, ok := jsonString(pb)
+		u, err := url.Parse(text)
+		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail(-32602, "Invalid params: invalid postback URL")
 			return
 		}
 		data[keyOxbtcpayPostback] = u.String()
 	}
-	if len(params.Data) > 0 {
-		data[keyOxbtcpayData] = string(params.Data) // kept as the JSON text it came as, like 0xBTCpay's data.to_json
+	if d := params["data"]; len(d) > 0 {
+		data[keyOxbtcpayData] = string(d) // kept as the JSON text it came as, like 0xBTCpay's data.to_json
 	}
 	amount, err := e.env.Currencies.Parse(amountText, e.currency)
 	if err != nil {
@@ -161,10 +161,10 @@ func (e *ERC20) serveRPC(w http.ResponseWriter, r *http.Request) {
 	o, st, err := e.env.Intake(r.Context(), in, Name)
 	if err != nil {
 		e.env.Logger.Error("starting 0xBTCpay payment", zap.String("order", in.ID), zap.Error(err))
-		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: -32603, Message: "Internal error"}, ID: req.ID})
+		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: -32603, Message: "Internal error"}, ID: req["id"]})
 		return
 	}
-	writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", ID: req.ID, Result: map[string]string{
+	writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", ID: req["id"], Result: map[string]string{
 		"id": o.ID, "amount": amountText, "address": strings.ToLower(st.ProviderRef),
 	}})
 }
@@ -245,6 +245,15 @@ func (e *ERC20) Announce(o *order.Order, ev order.Event) []provider.Message {
 		return nil // three strings always encode
 	}
 	return []provider.Message{{Queue: postbackQueue, Type: "0xbtcpay.postback", URL: to, Body: body}}
+}
+
+// jsonString is the text of a JSON string value; ok is false for any
+// other value (null included) or none.
+func jsonString(raw json.RawMessage) (text string, ok bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	return text, json.Unmarshal(raw, &text) == nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
