@@ -93,6 +93,9 @@ done <<'TARGETS'
 ./providers/cyclos FuzzCallbackParams
 ./providers/erc20/hdkey FuzzParse
 ./providers/erc20 FuzzOxbtcpayRPC
+./providers/stripe FuzzReturn
+./providers/komoju FuzzReturn
+./providers/cyclos FuzzReturn
 TARGETS
 rm -f /tmp/fuzz.$$
 
