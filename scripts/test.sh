@@ -96,6 +96,7 @@ done <<'TARGETS'
 ./providers/stripe FuzzReturn
 ./providers/komoju FuzzReturn
 ./providers/cyclos FuzzReturn
+./providers/erc20 FuzzMatchLogs
 TARGETS
 rm -f /tmp/fuzz.$$
 
