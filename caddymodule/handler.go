@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -390,11 +391,16 @@ var (
 const maxSiteName = 200
 
 // checkSiteName refuses a site name that could not key orders in every
-// store: empty, too long, or with spaces, control characters or '/'
-// (order keys are shown as site/order id).
+// store: empty, too long, not UTF-8 (PostgreSQL refuses such text, and
+// JSON, as in the admin API's cursors, turns its bytes into U+FFFD and so
+// names another site), or with spaces, control characters or '/' (order
+// keys are shown as site/order id).
 func checkSiteName(name string) error {
 	if name == "" || len(name) > maxSiteName {
 		return fmt.Errorf("site %q: want 1 to %d characters", name, maxSiteName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("site %q: not UTF-8 text", name)
 	}
 	for _, r := range name {
 		if r <= ' ' || r == 0x7f || r == '/' || !unicode.IsPrint(r) {

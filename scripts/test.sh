@@ -97,6 +97,7 @@ done <<'TARGETS'
 ./providers/komoju FuzzReturn
 ./providers/cyclos FuzzReturn
 ./providers/erc20 FuzzMatchLogs
+./caddymodule FuzzCursor
 TARGETS
 rm -f /tmp/fuzz.$$
 
