@@ -90,6 +90,7 @@ done <<'TARGETS'
 ./providers/stripe FuzzVerify
 ./providers/komoju FuzzVerify
 ./providers/vouchersafe FuzzParseLine
+./providers/vouchersafe FuzzParseCustomerJID
 ./providers/cyclos FuzzCallbackParams
 ./providers/erc20/hdkey FuzzParse
 ./providers/erc20 FuzzOxbtcpayRPC
