@@ -19,11 +19,7 @@ func TestCyclosThroughCaddy(t *testing.T) {
 	fake := cyclostest.New(t, cyclostest.WithCustomFields("invoice_nr"))
 	fake.AddUser("alice", "alice-pw", "100.00")
 	t.Setenv("E2E_CYCLOS_TOKEN", fake.AccessClientToken())
-	site := startProviderSite(t, "\t\tcyclos {\n"+
-		"\t\t\turl "+fake.URL+"\n"+
-		"\t\t\taccess_client_token {env.E2E_CYCLOS_TOKEN}\n"+
-		"\t\t\tcustom_value invoice_nr {order_id}\n"+
-		"\t\t}\n")
+	site := startProviderSite(t, cyclosBlock(fake.URL, "{env.E2E_CYCLOS_TOKEN}", "custom_value invoice_nr {order_id}"))
 	base, admin, shop := site.base, site.admin, site.shop
 
 	for round := 1; round <= 3; round++ {

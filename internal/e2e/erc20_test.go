@@ -37,13 +37,7 @@ func TestERC20ThroughCaddy(t *testing.T) {
 	}))
 	t.Cleanup(client.Close)
 	t.Setenv("E2E_XPUB", hdkey.TestXpub)
-	site := startProviderSite(t, "\t\tintake headers api\n\t\terc20 {\n"+
-		"\t\t\trpc "+chain.ServeRPC()+"\n"+
-		"\t\t\ttoken "+token.Hex()+"\n"+
-		"\t\t\txpub {env.E2E_XPUB}\n"+
-		"\t\t\tconfirmations 2\n"+
-		"\t\t\tpoll 1s\n"+
-		"\t\t}\n")
+	site := startProviderSite(t, "\t\tintake headers api\n"+erc20Block(chain.ServeRPC(), token.Hex(), "{env.E2E_XPUB}"))
 	base := "http://" + site.base + "/_checkout/"
 
 	r, err := http.Post(base, "application/json", strings.NewReader(

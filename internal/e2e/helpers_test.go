@@ -217,6 +217,55 @@ http://%s {
 `, admin, storage, listen, secret, callback, upstream)
 }
 
+// The provider blocks of a checkout block, each pointed at its fake, as
+// the provider tests and the chaos test configure them. Values may be
+// placeholders such as {env.E2E_STRIPE_KEY}.
+
+// stripeBlock is a stripe provider whose API is the fake at api.
+func stripeBlock(key, whsec, api string) string {
+	return "\t\tstripe {\n" +
+		"\t\t\tsecret_key " + key + "\n" +
+		"\t\t\twebhook_secret " + whsec + "\n" +
+		"\t\t\tapi_url " + api + "\n" +
+		"\t\t}\n"
+}
+
+// komojuBlock is a komoju provider, paid by card or at a konbini, whose
+// API is the fake at api.
+func komojuBlock(key, hook, api string) string {
+	return "\t\tkomoju {\n" +
+		"\t\t\tsecret_key " + key + "\n" +
+		"\t\t\twebhook_secret " + hook + "\n" +
+		"\t\t\tpayment_types credit_card konbini\n" +
+		"\t\t\tapi_url " + api + "\n" +
+		"\t\t}\n"
+}
+
+// cyclosBlock is a cyclos provider on the fake Cyclos at root, with
+// settings added as lines ("custom_value invoice_nr {order_id}").
+func cyclosBlock(root, token string, settings ...string) string {
+	b := "\t\tcyclos {\n" +
+		"\t\t\turl " + root + "\n" +
+		"\t\t\taccess_client_token " + token + "\n"
+	for _, s := range settings {
+		b += "\t\t\t" + s + "\n"
+	}
+	return b + "\t\t}\n"
+}
+
+// erc20Block is an erc20 provider watching token on the chain served at
+// rpc, polling every second and paying at 2 confirmations, so a test
+// waits seconds, not minutes.
+func erc20Block(rpc, token, xpub string) string {
+	return "\t\terc20 {\n" +
+		"\t\t\trpc " + rpc + "\n" +
+		"\t\t\ttoken " + token + "\n" +
+		"\t\t\txpub " + xpub + "\n" +
+		"\t\t\tconfirmations 2\n" +
+		"\t\t\tpoll 1s\n" +
+		"\t\t}\n"
+}
+
 // providerSite is the demo shop behind an in-process Caddy whose checkout
 // block offers one provider, given as its Caddyfile block.
 type providerSite struct {

@@ -21,12 +21,7 @@ func TestKomojuThroughCaddy(t *testing.T) {
 	fake := komojutest.New(t)
 	t.Setenv("E2E_KOMOJU_KEY", komojutest.SecretKey)
 	t.Setenv("E2E_KOMOJU_HOOK", hook)
-	site := startProviderSite(t, "\t\tkomoju {\n"+
-		"\t\t\tsecret_key {env.E2E_KOMOJU_KEY}\n"+
-		"\t\t\twebhook_secret {env.E2E_KOMOJU_HOOK}\n"+
-		"\t\t\tpayment_types credit_card konbini\n"+
-		"\t\t\tapi_url "+fake.URL+"\n"+
-		"\t\t}\n")
+	site := startProviderSite(t, komojuBlock("{env.E2E_KOMOJU_KEY}", "{env.E2E_KOMOJU_HOOK}", fake.URL))
 	base, admin, shop := site.base, site.admin, site.shop
 	fake.SetWebhook("http://"+base+"/_checkout/webhook/komoju", hook)
 	c := noRedirectClient()

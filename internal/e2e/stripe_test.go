@@ -19,11 +19,7 @@ func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
 	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
 	t.Setenv("E2E_STRIPE_WHSEC", whsec)
-	site := startProviderSite(t, "\t\tstripe {\n"+
-		"\t\t\tsecret_key {env.E2E_STRIPE_KEY}\n"+
-		"\t\t\twebhook_secret {env.E2E_STRIPE_WHSEC}\n"+
-		"\t\t\tapi_url "+fake.URL+"\n"+
-		"\t\t}\n")
+	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
 	base, admin, shop := site.base, site.admin, site.shop
 	fake.SetWebhook("http://"+base+"/_checkout/webhook/stripe", whsec)
 
