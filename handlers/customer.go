@@ -301,7 +301,7 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 			s.failOrder(w, r, http.StatusBadRequest, "error.return_mismatch", o)
 			return
 		default:
-			f.Ref = ref
+			f.Ref, f.From = ref, name
 			cur, _, err := s.Apply(r.Context(), order.ByReturn, f)
 			if err != nil {
 				s.internalError(w, r, "applying provider return", err)

@@ -619,7 +619,7 @@ func TestFindingByProviderRefAndDataWithoutAMove(t *testing.T) {
 	e := handlerstest.New(t)
 	c := e.Client()
 	ref := handlerstest.RefOf(e.Buy(c, "mug"))
-	env := e.Site().Env()
+	env := e.Site().Env("sandbox")
 	ctx := context.Background()
 	o, err := env.Report(ctx, order.ByWatcher, provider.Finding{Ref: ref, ProviderRef: "slip-123", Data: map[string]string{"receipt": "9876"}})
 	if err != nil || o.Status != order.Pending {

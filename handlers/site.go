@@ -215,10 +215,9 @@ func New(cfg Config) (*Site, error) {
 	s.brand = brandPage(cfg.BasePath, cfg.Brand)
 	s.currencies = new(money.Currencies)
 	s.routes = s.buildMux()
-	env := s.Env()
 	for _, p := range cfg.Providers {
 		if su, ok := p.(provider.Setuper); ok {
-			if err := su.Setup(env); err != nil {
+			if err := su.Setup(s.Env(p.Name())); err != nil {
 				return nil, fmt.Errorf("provider %s: %v", p.Name(), err)
 			}
 		}
@@ -234,13 +233,14 @@ func New(cfg Config) (*Site, error) {
 // Name is the site's name.
 func (s *Site) Name() string { return s.cfg.Site }
 
-// Env is what the site gives its providers at setup.
-func (s *Site) Env() provider.Env {
+// Env is what the site gives the provider name at setup.
+func (s *Site) Env(name string) provider.Env {
 	return provider.Env{
 		Site:     s.cfg.Site,
 		BasePath: s.cfg.BasePath,
 		Secret:   s.cfg.Secret,
 		Report: func(ctx context.Context, cause order.CauseKind, f provider.Finding) (*order.Order, error) {
+			f.From = name
 			o, _, err := s.Apply(ctx, cause, f)
 			return o, err
 		},

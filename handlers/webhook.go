@@ -63,6 +63,7 @@ func (s *Site) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range findings {
+		f.From = name
 		_, _, err := s.Apply(r.Context(), order.ByWebhook, f)
 		if errors.Is(err, order.ErrUnknownRef) {
 			s.log.Info("webhook for an unknown payment ignored", zap.String("provider", name))

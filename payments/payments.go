@@ -117,6 +117,15 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 	if cur.Site != s.cfg.Site {
 		return nil, order.Outcome{}, order.ErrUnknownRef // another site's attempt
 	}
+	if f.From != "" {
+		if a := cur.Attempt(f.Ref); a == nil || a.Provider != f.From {
+			// Another provider's attempt, or one never started at this
+			// provider: this provider cannot have been paid for it.
+			s.log.Warn("a provider reported on an attempt it was not chosen for; ignored",
+				zap.String("order", cur.ID), zap.String("from", f.From), zap.String("attempt_provider", providerOf(cur, f.Ref)))
+			return nil, order.Outcome{}, order.ErrUnknownRef
+		}
+	}
 	if f.Status == "" {
 		return s.record(ctx, cur, f)
 	}
@@ -648,6 +657,7 @@ func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (b
 	if f.Ref != att.Ref {
 		return false, fmt.Errorf("provider %s answered about another attempt", att.Provider)
 	}
+	f.From = att.Provider
 	_, out, err := s.Apply(ctx, order.ByReconcile, f)
 	return out.Changed, err
 }
@@ -680,7 +690,7 @@ func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
 		s.log.Error("refunding order", zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", o.PaidWith), zap.Error(err))
 		return nil, err
 	}
-	f.Ref = att.Ref
+	f.Ref, f.From = att.Ref, att.Provider
 	o, out, err := s.Apply(ctx, order.ByAdmin, f)
 	if err != nil {
 		return nil, err

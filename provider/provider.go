@@ -100,6 +100,11 @@ type Finding struct {
 	// order is not expired before it. Zero: the order's own expiry.
 	HoldUntil time.Time
 	Note      string // for the order history and the operator
+	// From is the provider the finding came from. The site sets it (a
+	// provider need not): a finding applies only to an attempt started at
+	// that provider, so that one provider's webhook, return or page can
+	// never settle another's payment.
+	From string
 }
 
 // Errors a Webhook or Return may return; the core maps them to HTTP.

@@ -239,7 +239,7 @@ func TestERC20RestartBetweenSeenAndPaid(t *testing.T) {
 	ee.chain.Commit()
 	ee.poll() // seen; then the process dies
 	restarted := newERC20Provider(ee.chain, ee.token)
-	if err := restarted.Setup(ee.Site().Env()); err != nil {
+	if err := restarted.Setup(ee.Site().Env(restarted.Name())); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Watcher().Load(context.Background()); err != nil {

@@ -115,7 +115,10 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.env.Render(w, r, http.StatusNotFound, "error", templates.Page{MessageKey: "error.not_found"})
 		return
 	}
-	if !o.Status.Open() || o.Current().Ref != ref || o.Current().Failed {
+	// Only an attempt the customer chose the sandbox for: another
+	// provider's attempt is that provider's to settle (the site refuses a
+	// sandbox webhook for it as well).
+	if !o.Status.Open() || o.Current().Ref != ref || o.Current().Failed || o.Current().Provider != Name {
 		http.Redirect(w, r, s.env.BasePath+"/pay/"+o.Current().Ref, http.StatusSeeOther)
 		return
 	}

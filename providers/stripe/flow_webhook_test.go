@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
 	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/order"
+	"github.com/caddy-checkout/checkout/providers/sandbox"
 	"github.com/caddy-checkout/checkout/providers/stripe"
 )
 
@@ -546,5 +547,51 @@ func TestStripeReconcilerAsksEveryOrderInTurn(t *testing.T) {
 	}
 	if again != 5 {
 		t.Fatalf("%d sessions asked again in the second round's first pass, want 5", again)
+	}
+}
+
+// TestSandboxCannotSettleAStripePayment: on a site that offers the sandbox
+// beside Stripe, a customer who chose Stripe cannot mark the order paid
+// through the sandbox: its page sends them back to the pay page, and a
+// sandbox webhook for the Stripe attempt (signed with the site secret, as
+// the sandbox page sends it) changes nothing.
+func TestSandboxCannotSettleAStripePayment(t *testing.T) {
+	se := newStripeEnv(t, func(c *handlers.Config, _ *stripe.Stripe) {
+		c.Providers = append(c.Providers, &sandbox.Sandbox{})
+	})
+	c := se.Client()
+	r := se.Post(c, "/buy", url.Values{"product": {"mug"}})
+	if r.Code != http.StatusSeeOther || !strings.Contains(r.Location, "/_checkout/pay/") {
+		t.Fatalf("buy with two providers: %d %q, want the pay page", r.Code, r.Location)
+	}
+	ref := handlerstest.RefOf(r.Location)
+	page := se.Get(c, r.Location)
+	csrf := handlerstest.CSRFOf(t, page.Body)
+	chose := se.Post(c, r.Location, url.Values{"csrf": {csrf}, "provider": {"stripe"}}, "Origin", se.Srv.URL)
+	if chose.Code != http.StatusSeeOther || !strings.HasPrefix(chose.Location, se.fake.URL+"/pay/") {
+		t.Fatalf("choosing Stripe: %d %q", chose.Code, chose.Location)
+	}
+
+	sb := "/_checkout/sandbox/" + ref
+	if got := se.Get(c, sb); got.Code != http.StatusSeeOther || got.Location != "/_checkout/pay/"+ref {
+		t.Fatalf("sandbox page of the Stripe attempt: %d %q, want 303 to the pay page", got.Code, got.Location)
+	}
+	if got := se.Post(c, sb, url.Values{"csrf": {csrf}, "outcome": {"paid"}}, "Origin", se.Srv.URL); got.Code != http.StatusSeeOther ||
+		got.Location != "/_checkout/pay/"+ref {
+		t.Fatalf("sandbox 'paid' for the Stripe attempt: %d %q, want 303 to the pay page", got.Code, got.Location)
+	}
+	body := []byte(`{"id":"evt_forged","type":"payment.paid","ref":"` + ref + `","amount":"` + se.OrderByRef(ref).Amount.String() +
+		`","currency":"USD","transaction":"sbx_txn_forged"}`)
+	req, _ := http.NewRequest(http.MethodPost, se.Srv.URL+"/_checkout/webhook/sandbox", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	se.Secret.SetWebhookHeaders(req.Header, "evt_forged", se.Clock.Now(), body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if o := se.OrderByRef(ref); o.Status != order.Pending || o.Transaction != "" {
+		t.Fatalf("after a sandbox webhook for the Stripe attempt (answered %d): order %s, transaction %q; want pending",
+			resp.StatusCode, o.Status, o.Transaction)
 	}
 }
