@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -872,5 +873,38 @@ func TestAttemptThatTookMoneyIsNotFailed(t *testing.T) {
 	o.Apply(order.Transition{To: order.Paid, Ref: retry.Ref, Paid: usd("75.00"), Transaction: "tx-2", Provider: "stripe", Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt-paid"}}, t0.Add(5*time.Minute))
 	if a := o.PaidAttempt(); a == nil || a.Ref != retry.Ref {
 		t.Fatalf("PaidAttempt = %+v, want the second attempt, which paid", a)
+	}
+}
+
+// Attempt refs made in one second share their first 8 characters (the
+// time, so that the stores' ref index takes them side by side) and are
+// otherwise random: 26 characters of base32, none alike.
+func TestAttemptRefsOfOneSecondShareAPrefix(t *testing.T) {
+	now := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	refAt := func(at time.Time, id string) string {
+		t.Helper()
+		o, err := order.New(order.Intake{Key: order.Key{Site: "s", ID: id}, Amount: money.MustParse("1.00", "USD")}, at, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Current().Ref
+	}
+	seen := map[string]bool{}
+	first := refAt(now, "0")
+	for i := range 1000 {
+		ref := refAt(now.Add(time.Duration(i)*time.Millisecond%time.Second), strconv.Itoa(i))
+		if len(ref) != 26 || strings.Trim(ref, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("ref %q: want 26 characters of lower-case base32", ref)
+		}
+		if ref[:8] != first[:8] {
+			t.Fatalf("refs of one second %q and %q differ in their first 8 characters", first, ref)
+		}
+		if seen[ref] {
+			t.Fatalf("ref %q made twice", ref)
+		}
+		seen[ref] = true
+	}
+	if later := refAt(now.Add(time.Second), "x"); later[:8] == first[:8] {
+		t.Fatalf("refs a second apart %q and %q share their time", first, later)
 	}
 }

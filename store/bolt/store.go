@@ -204,6 +204,10 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, path: path, commit: newCommitter(db, opts.MaxBatchSize, opts.CommitSpacing)}, nil
 }
 
+// Stats are bbolt's counters of the file's transactions, for benchmarks
+// that explain where a commit's time goes.
+func (s *Store) Stats() bbolt.Stats { return s.db.Stats() }
+
 // Path is the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
