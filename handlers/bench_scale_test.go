@@ -225,6 +225,7 @@ func (sc *scaleStore) reconcile(b *testing.B) {
 	}
 	sc.clock.Set(sc.now.Add(time.Hour))
 	before := due()
+	stats := sc.st.Stats().TxStats
 	b.ResetTimer()
 	for i := range b.N {
 		sc.clock.Set(sc.now.Add(time.Hour + time.Duration(i/rounds)*(age+time.Second) + time.Duration(i%rounds)))
@@ -233,6 +234,7 @@ func (sc *scaleStore) reconcile(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportTxStats(b, stats, sc.st.Stats().TxStats)
 	if after := due(); b.N < rounds && before-after != 100*b.N {
 		b.Fatalf("%d passes asked about %d orders, want 100 each", b.N, before-after)
 	}
