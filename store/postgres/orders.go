@@ -329,21 +329,23 @@ func (s *Store) List(ctx context.Context, f store.ListFilter) ([]*order.Order, e
 
 // Open implements store.Store, from the partial index of open orders.
 func (s *Store) Open(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return s.queryOrders(ctx, "listing open orders", `SELECT site, id, doc FROM checkout_orders
-		WHERE site = $1 AND deadline IS NOT NULL AND deadline < $2 ORDER BY deadline, id LIMIT $3`,
-		site, ns(before), limitOr(limit))
+	return s.bySiteBefore(ctx, "listing open orders", "deadline", site, before, limit)
 }
 
 // Unasked implements store.Store, from the partial index of unasked times.
 func (s *Store) Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	return s.bySiteBefore(ctx, "listing orders to reconcile", "unasked", site, before, limit)
+}
+
+// bySiteBefore reads a site's orders whose time column (deadline or
+// unasked, each with its partial index) is set and before before, soonest
+// first.
+func (s *Store) bySiteBefore(ctx context.Context, what, column, site string, before time.Time, limit int) ([]*order.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.queryOrders(ctx, "listing orders to reconcile", `SELECT site, id, doc FROM checkout_orders
-		WHERE site = $1 AND unasked IS NOT NULL AND unasked < $2 ORDER BY unasked, id LIMIT $3`,
+	return s.queryOrders(ctx, what, `SELECT site, id, doc FROM checkout_orders
+		WHERE site = $1 AND `+column+` IS NOT NULL AND `+column+` < $2 ORDER BY `+column+`, id LIMIT $3`,
 		site, ns(before), limitOr(limit))
 }
 
