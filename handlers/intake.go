@@ -277,7 +277,7 @@ func (s *Site) authorizeAPI(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !s.cfg.Secret.Equal(strings.TrimSpace(tok)) {
+	if !ok || !s.cfg.Secret.Equal(strings.TrimSpace(tok), s.now()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="checkout"`)
 		writeAPIError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <the site secret>")
 		return false

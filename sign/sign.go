@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,11 +25,42 @@ import (
 // Secret is a site secret: "whsec_" followed by base64 of 24-64 random
 // bytes. Its String never shows the key.
 //
-// The key sits behind a func: fmt cannot call String on a Secret held in
+// During a rotation it also holds the previous secret (WithPrevious):
+// everything is signed with the current one, and what was signed with
+// either verifies until the previous one's end. Callbacks carry both
+// signatures meanwhile, so that a shop can switch its verifier at any
+// time in the window.
+//
+// The keys sit behind funcs: fmt cannot call String on a Secret held in
 // an unexported field (a handler's config, say) and prints the field's
 // contents instead, which for a func is an address, never the key's bytes
 // (a pointer would be followed, for %s and %q at least).
-type Secret struct{ key func() []byte }
+type Secret struct {
+	key   func() []byte
+	prev  func() []byte // the previous secret, during a rotation
+	until time.Time     // the previous secret's end; zero: none
+}
+
+// WithPrevious returns s that also verifies what prev signed, until the
+// given time (zero: for as long as it is configured).
+func (s Secret) WithPrevious(prev Secret, until time.Time) Secret {
+	s.prev, s.until = prev.key, until
+	return s
+}
+
+// Rotating reports whether a previous secret still verifies at now.
+func (s Secret) Rotating(now time.Time) bool {
+	return s.prev != nil && (s.until.IsZero() || now.Before(s.until))
+}
+
+// verifiers are the secrets that verify at now: the current one, then
+// the previous one during its window.
+func (s Secret) verifiers(now time.Time) []Secret {
+	if s.Rotating(now) {
+		return []Secret{{key: s.key}, {key: s.prev}}
+	}
+	return []Secret{{key: s.key}}
+}
 
 // bytes is the key; nil for the zero Secret.
 func (s Secret) bytes() []byte {
@@ -110,12 +142,18 @@ func (s Secret) Webhook(id string, ts int64, body []byte) string {
 }
 
 // SetWebhookHeaders sets webhook-id, webhook-timestamp and
-// webhook-signature on h for body.
+// webhook-signature on h for body. During a rotation the signature header
+// holds the current secret's signature and then the previous one's,
+// separated by a space, as Standard Webhooks allows.
 func (s Secret) SetWebhookHeaders(h http.Header, id string, now time.Time, body []byte) {
 	ts := now.Unix()
 	h["webhook-id"] = []string{id}
 	h["webhook-timestamp"] = []string{strconv.FormatInt(ts, 10)}
-	h["webhook-signature"] = []string{s.Webhook(id, ts, body)}
+	sigs := make([]string, 0, 2)
+	for _, k := range s.verifiers(now) {
+		sigs = append(sigs, k.Webhook(id, ts, body))
+	}
+	h["webhook-signature"] = []string{strings.Join(sigs, " ")}
 }
 
 func header(h http.Header, name string) []string {
@@ -147,8 +185,11 @@ func (s Secret) VerifyWebhook(h http.Header, body []byte, now time.Time) (string
 	if d > Tolerance || d < -Tolerance {
 		return "", ErrStale
 	}
-	want := s.Webhook(ids[0], ts, body)
-	wantMAC, _ := base64.StdEncoding.DecodeString(want[3:])
+	var wantMACs [][]byte
+	for _, k := range s.verifiers(now) {
+		mac, _ := base64.StdEncoding.DecodeString(k.Webhook(ids[0], ts, body)[3:])
+		wantMACs = append(wantMACs, mac)
+	}
 	for _, line := range sigs {
 		for _, f := range strings.Fields(line) {
 			ver, sig, ok := strings.Cut(f, ",")
@@ -161,8 +202,10 @@ func (s Secret) VerifyWebhook(h http.Header, body []byte, now time.Time) (string
 			if err != nil {
 				continue
 			}
-			if hmac.Equal(got, wantMAC) {
-				return ids[0], nil
+			for _, want := range wantMACs {
+				if hmac.Equal(got, want) {
+					return ids[0], nil
+				}
 			}
 		}
 	}
@@ -206,10 +249,12 @@ func (s Secret) VerifyHeaders(sig string, f Fields, now time.Time, tolerance tim
 	if err != nil {
 		return ErrMalformed
 	}
-	if !hmac.Equal(got, s.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)) {
-		return ErrBadSignature
+	for _, k := range s.verifiers(now) {
+		if hmac.Equal(got, k.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)) {
+			return nil
+		}
 	}
-	return nil
+	return ErrBadSignature
 }
 
 // Escape percent-encodes s as RFC 3986 does: everything but ALPHA, DIGIT
@@ -285,8 +330,10 @@ func (s Secret) VerifyLink(q url.Values, now time.Time) error {
 	if err != nil {
 		return ErrMalformed
 	}
-	want, _ := hex.DecodeString(s.Link(q))
-	if !hmac.Equal(got, want) {
+	if !slices.ContainsFunc(s.verifiers(now), func(k Secret) bool {
+		want, _ := hex.DecodeString(k.Link(q))
+		return hmac.Equal(got, want)
+	}) {
 		return ErrBadSignature
 	}
 	exp, err := strconv.ParseInt(q.Get("exp"), 10, 64)
@@ -321,7 +368,7 @@ func (s Secret) VerifyToken(tok, purpose, subject string, now time.Time) error {
 	if err != nil {
 		return ErrMalformed
 	}
-	if !hmac.Equal(got, s.mac("token", purpose, subject, e)[:18]) {
+	if !slices.ContainsFunc(s.verifiers(now), func(k Secret) bool { return hmac.Equal(got, k.mac("token", purpose, subject, e)[:18]) }) {
 		return ErrBadSignature
 	}
 	if !now.Before(time.Unix(exp, 0)) {
@@ -330,12 +377,16 @@ func (s Secret) VerifyToken(tok, purpose, subject string, now time.Time) error {
 	return nil
 }
 
-// Equal reports, in constant time, whether s is this secret written out
-// (the server API's bearer token).
-func (s Secret) Equal(str string) bool {
+// Equal reports, in constant time, whether str is this secret written out
+// (the server API's bearer token), or the previous one during its window
+// at now.
+func (s Secret) Equal(str string, now time.Time) bool {
 	other, err := ParseSecret(str)
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(s.bytes(), other.bytes())
+	return slices.ContainsFunc(s.verifiers(now), func(k Secret) bool { return hmac.Equal(k.bytes(), other.bytes()) })
 }
+
+// SameKey reports whether two secrets have the same current key.
+func (s Secret) SameKey(other Secret) bool { return hmac.Equal(s.bytes(), other.bytes()) }

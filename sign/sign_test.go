@@ -757,16 +757,90 @@ func FuzzVerifyLink(f *testing.F) {
 
 func TestSecretEqual(t *testing.T) {
 	s := mustSecret(t, vectorSecret)
-	if !s.Equal(vectorSecret) {
+	if !s.Equal(vectorSecret, time.Now()) {
 		t.Error("a secret is not Equal to its own text")
 	}
 	for _, other := range []string{otherSecret, "", "whsec_", strings.TrimPrefix(vectorSecret, "whsec_"), vectorSecret + "x"} {
-		if s.Equal(other) {
+		if s.Equal(other, time.Now()) {
 			t.Errorf("Equal(%q) = true", other)
 		}
 	}
 	var zero sign.Secret
-	if zero.Equal(vectorSecret) {
+	if zero.Equal(vectorSecret, time.Now()) {
 		t.Error("the zero Secret is Equal to a real one")
+	}
+}
+
+// A rotation: while the previous secret's window lasts, everything it
+// signed (links, tokens, shop headers, webhooks, the bearer) verifies, as
+// does everything the current one signs; new signatures are the current
+// secret's; callbacks carry both signatures, so a shop verifying with
+// either secret accepts them. After the window the previous one verifies
+// nothing and callbacks carry one signature.
+func TestRotationVerifiesBothSecretsUntilTheEnd(t *testing.T) {
+	cur, prev := mustSecret(t, otherSecret), mustSecret(t, vectorSecret)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	until := now.Add(7 * 24 * time.Hour)
+	s := cur.WithPrevious(prev, until)
+	after := until.Add(time.Second)
+
+	f := sign.Fields{Method: "GET", Path: "/thanks", Order: "1", Status: "paid", Amount: "5.00", Currency: "USD"}
+	q := url.Values{"order": {"1"}, "amount": {"5.00"}, "currency": {"USD"}}
+	signedBy := map[string]sign.Secret{"previous": prev, "current": cur}
+	for name, k := range signedBy {
+		link, _ := url.ParseQuery(k.SignLink(q, until.Add(time.Hour)))
+		tok := k.Token("return", "ref1", until.Add(time.Hour))
+		for _, at := range []time.Time{now, until.Add(-time.Second), after} {
+			want := name == "current" || at.Before(until)
+			h := http.Header{}
+			k.SetWebhookHeaders(h, "msg_1", at, []byte(`{}`))
+			checks := map[string]error{
+				"link":    s.VerifyLink(link, at),
+				"token":   s.VerifyToken(tok, "return", "ref1", at),
+				"headers": s.VerifyHeaders(k.Headers(at, f), f, at, time.Minute),
+			}
+			_, checks["webhook"] = s.VerifyWebhook(h, []byte(`{}`), at)
+			for what, err := range checks {
+				if (err == nil) != want {
+					t.Errorf("%s signed by the %s secret, at %s: %v; want accepted %v", what, name, at.Format(time.RFC3339), err, want)
+				}
+			}
+			if got := s.Equal(map[string]string{"previous": vectorSecret, "current": otherSecret}[name], at); got != want {
+				t.Errorf("the %s secret as bearer at %s: %v, want %v", name, at.Format(time.RFC3339), got, want)
+			}
+		}
+	}
+
+	// What the rotating secret signs is the current secret's.
+	if got, want := s.SignLink(q, until), cur.SignLink(q, until); got != want {
+		t.Errorf("a new link is not signed with the current secret")
+	}
+	if prev.VerifyToken(s.Token("return", "ref1", until), "return", "ref1", now) == nil {
+		t.Errorf("a new token verifies with the previous secret")
+	}
+	// Callbacks: both signatures in the window, so either verifier takes
+	// them; the current one's only after it.
+	h := http.Header{}
+	s.SetWebhookHeaders(h, "msg_2", now, []byte(`{"a":1}`))
+	if n := len(strings.Fields(h["webhook-signature"][0])); n != 2 {
+		t.Fatalf("callback in the window has %d signatures, want 2", n)
+	}
+	for name, k := range signedBy {
+		if _, err := k.VerifyWebhook(h, []byte(`{"a":1}`), now); err != nil {
+			t.Errorf("a shop verifying with the %s secret refuses a callback in the window: %v", name, err)
+		}
+	}
+	h = http.Header{}
+	s.SetWebhookHeaders(h, "msg_3", after, []byte(`{"a":1}`))
+	if n := len(strings.Fields(h["webhook-signature"][0])); n != 1 {
+		t.Fatalf("callback after the window has %d signatures, want 1", n)
+	}
+	if _, err := prev.VerifyWebhook(h, []byte(`{"a":1}`), after); err == nil {
+		t.Errorf("a callback after the window verifies with the previous secret")
+	}
+	// No end: the previous secret verifies for as long as it is configured.
+	open := cur.WithPrevious(prev, time.Time{})
+	if err := open.VerifyToken(prev.Token("p", "s", after.Add(1000*time.Hour)), "p", "s", after.Add(999*time.Hour)); err != nil {
+		t.Errorf("a previous secret without an end refused: %v", err)
 	}
 }
