@@ -303,6 +303,12 @@ func (s *Site) serveReturn(w http.ResponseWriter, r *http.Request) {
 		default:
 			f.Ref, f.From = ref, name
 			cur, _, err := s.Apply(r.Context(), order.ByReturn, f)
+			if errors.Is(err, order.ErrUnknownRef) {
+				// The attempt is another provider's: this return says
+				// nothing about it.
+				s.failOrder(w, r, http.StatusBadRequest, "error.return_mismatch", o)
+				return
+			}
 			if err != nil {
 				s.internalError(w, r, "applying provider return", err)
 				return

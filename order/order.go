@@ -201,7 +201,8 @@ func ValidID(id string) error {
 	return nil
 }
 
-// NewRef returns an unguessable attempt reference (128 random bits).
+// NewRef returns an unguessable random reference (128 random bits), for
+// nonces and ids; attempts take newAttemptRef.
 func NewRef() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

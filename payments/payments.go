@@ -427,31 +427,32 @@ func (s *Site) Lookup(ctx context.Context, ref string) (*order.Order, provider.P
 	return o, s.Payment(Origin{}, o, att, att.Provider), nil
 }
 
-// needsRetry reports whether paying the current attempt with provider
-// name takes a new attempt: the current one failed, or was started with
-// another provider (whose session must not be reused for this one).
-func needsRetry(att *order.Attempt, name string) bool {
-	return att.Failed || (!att.StartedAt.IsZero() && att.Provider != name)
-}
-
 // Start asks a provider to take the current attempt and records the
-// choice. When the current attempt failed or belongs to another provider,
-// a new attempt of the same generation is made first and the earlier one
-// is closed at its provider. It returns the order as it now stands.
+// choice. An attempt belongs to one provider: it is claimed for name in the
+// store before the provider is asked, and when the current attempt failed
+// or is another provider's, a new attempt of the same generation is made
+// and claimed instead (the earlier one is closed at its provider). So two
+// clicks that choose two providers at once get an attempt each, and each
+// provider's findings apply to its own (Apply refuses a finding for an
+// attempt of another provider). It returns the order as it now stands.
 func (s *Site) Start(ctx context.Context, org Origin, o *order.Order, name string) (provider.Start, *order.Order, error) {
 	p, ok := s.providers[name]
 	if !ok {
 		return provider.Start{}, o, fmt.Errorf("%w: provider %q is not configured here", order.ErrInvalid, name)
 	}
-	if needsRetry(o.Current(), name) {
-		prev := *o.Current()
+	if cur := o.Current(); cur.Provider != name || cur.Failed {
+		prev := *cur
 		now := s.now()
 		next, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
 			if o == nil {
 				return nil, nil, order.ErrUnknownRef
 			}
-			if o.Current().Ref != prev.Ref || !needsRetry(o.Current(), name) {
-				return nil, nil, nil // another click made the new attempt
+			switch c := o.Current(); {
+			case c.Provider == name && !c.Failed:
+				return nil, nil, nil // claimed for name meanwhile (another click)
+			case c.Provider == "" && !c.Failed:
+				c.Provider = name
+				return o, nil, nil
 			}
 			a, err := o.Retry(now)
 			if err != nil {
@@ -471,16 +472,11 @@ func (s *Site) Start(ctx context.Context, org Origin, o *order.Order, name strin
 		}
 	}
 	att := o.Current()
-	pay := s.Payment(org, o, att, name)
-	if att.Provider != name {
-		// Another provider was chosen before: its reference is not this one's.
-		pay.ProviderRef = ""
-	}
-	st, err := p.Start(ctx, pay)
+	st, err := p.Start(ctx, s.Payment(org, o, att, name))
 	if err != nil {
 		return st, o, err
 	}
-	if att.Provider == name && att.ProviderRef == st.ProviderRef && !att.StartedAt.IsZero() {
+	if att.ProviderRef == st.ProviderRef && !att.StartedAt.IsZero() {
 		return st, o, nil // already recorded (by the intake's own write, or an earlier click)
 	}
 	ref := att.Ref
@@ -490,10 +486,14 @@ func (s *Site) Start(ctx context.Context, org Origin, o *order.Order, name strin
 		if a == nil {
 			return nil, nil, order.ErrUnknownRef
 		}
-		if a.Provider == name && a.ProviderRef == st.ProviderRef && !a.StartedAt.IsZero() {
+		if a.Provider != name {
+			// Claimed above, and claims are never taken back.
+			return nil, nil, fmt.Errorf("attempt %s of order %s belongs to provider %q, not %q", ref, o.ID, a.Provider, name)
+		}
+		if a.ProviderRef == st.ProviderRef && !a.StartedAt.IsZero() {
 			return nil, nil, nil
 		}
-		a.Provider, a.ProviderRef, a.StartedAt = name, st.ProviderRef, now
+		a.ProviderRef, a.StartedAt = st.ProviderRef, now
 		return o, nil, nil
 	})
 	if err != nil {
@@ -539,6 +539,8 @@ func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 
 // background runs a pass's store writes, at most backgroundWrites at a
 // time, so that they share group commits; Wait returns the first error.
+// (An expiry's write also closes the attempts at their providers: the
+// bound keeps that polite to a provider's rate limits.)
 type background struct {
 	wg    sync.WaitGroup
 	sem   chan struct{}
@@ -546,7 +548,7 @@ type background struct {
 	first error
 }
 
-const backgroundWrites = 64
+const backgroundWrites = 16
 
 func (b *background) Go(fn func() error) {
 	if b.sem == nil {
@@ -586,7 +588,7 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 	for _, o := range due {
 		changed := false
 		for _, att := range o.Waiting() {
-			if now.Sub(att.StartedAt) < age {
+			if !o.Status.Open() || now.Sub(att.StartedAt) < age {
 				continue
 			}
 			c, err := s.check(ctx, o, att)
@@ -612,10 +614,16 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 // queue.
 func (s *Site) markAsked(ctx context.Context, key order.Key, now time.Time) error {
 	_, err := s.cfg.Store.Update(ctx, key, func(cur *order.Order) (*order.Order, []store.Delivery, error) {
-		if cur == nil || cur.Unasked().IsZero() {
+		if cur == nil {
 			return nil, nil, nil
 		}
-		cur.CheckedAt = now
+		if !cur.Unasked().IsZero() {
+			cur.CheckedAt = now
+		}
+		// Written even when nothing of it waits any more, so that the
+		// store files it anew: an order that a store's migration queued
+		// at once, or that an older build ended without updating the
+		// queue, leaves it instead of staying at its head.
 		return cur, nil, nil
 	})
 	if err != nil {

@@ -370,6 +370,14 @@ func (e *ERC20) credit(ctx context.Context, c *Credit) error {
 		f.Status = order.Paid
 	}
 	_, err = e.env.Report(ctx, order.ByWatcher, f)
+	if errors.Is(err, order.ErrUnknownRef) {
+		// Not an attempt of this provider (any more): said once, loudly,
+		// and dropped, so that one such transfer never holds up the
+		// credits of every later one.
+		e.log.Error("a confirmed transfer reached an address whose attempt this provider cannot pay; the money arrived but no order was credited: look the transaction up and settle it by hand",
+			zap.String("address", c.To.Hex()), zap.String("tx", c.TxHash.Hex()), zap.String("amount", amt.String()))
+		return nil
+	}
 	return err
 }
 

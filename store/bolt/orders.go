@@ -186,7 +186,7 @@ func putOrder(tx *bbolt.Tx, k, data []byte, old, cur orderIndex) error {
 				return fmt.Errorf("indexing attempt %s of order %s: %w", ref, keyName(k), err)
 			}
 		case !bytes.Equal(owner, k):
-			// Refs are 128 random bits, so this is a caller bug; storing it
+			// Refs carry 88 random bits, so this is a caller bug; storing it
 			// would send one order's payments to another.
 			return fmt.Errorf("order %s: attempt ref %s already belongs to order %s", keyName(k), ref, keyName(owner))
 		}

@@ -177,7 +177,7 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 }
 
 // writeRefs moves the order's index rows from old to cur. An attempt ref
-// owned by another order is an error (refs are 128 random bits, so this is
+// owned by another order is an error (refs carry 88 random bits, so this is
 // a caller bug that would send one order's payments to another); a
 // provider ref already owned keeps its first owner, so a payment is never
 // refused storage over an index.
