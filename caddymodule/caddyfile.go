@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -116,6 +117,7 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		base_path     <path>
 //		public_url    <scheme://host>
 //		secret        <whsec_...>
+//		previous_secret <whsec_...> [until <RFC 3339 time>]   # during a rotation: what it signed still verifies
 //		callback      <url>
 //		success_url   <path with {order_id}>
 //		cancel_url    <path>
@@ -233,6 +235,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("price %s: amount %q is not a decimal such as 9.99", p.Path, p.Amount)
 			}
 			h.Prices = append(h.Prices, p)
+		case "previous_secret":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1:
+			case len(args) == 3 && args[1] == "until":
+				if _, err := time.Parse(time.RFC3339, args[2]); err != nil {
+					return d.Errf("previous_secret: until %q is not an RFC 3339 time such as 2026-12-31T00:00:00Z", args[2])
+				}
+				h.PreviousSecretUntil = args[2]
+			default:
+				// The arguments are not echoed: one of them is a secret.
+				return d.Errf("previous_secret: want <whsec_...> [until <RFC 3339 time>] (%d arguments given)", len(args))
+			}
+			h.PreviousSecret = args[0]
 		case "receipt_ttl":
 			dur, err := durationArg(d, "receipt_ttl")
 			if err != nil {
@@ -302,7 +318,7 @@ var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
 	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
 	"locales": true, "intake": true, "api_allow": true, "brand": true, "return_referers": true, "referer_policy": true,
-	"receipt_ttl": true}
+	"receipt_ttl": true, "previous_secret": true}
 
 func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
 	if !d.NextArg() {

@@ -321,6 +321,29 @@ func TestCaddyfileErrors(t *testing.T) {
 			want:  []string{"secret: takes one value", "Testfile:2"},
 		},
 		{
+			name:  "ok/previous-secret",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n previous_secret {env.OLD_SECRET} until 2026-12-31T00:00:00Z\n sandbox\n}",
+		},
+		{
+			name:  "ok/previous-secret-no-until",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n previous_secret {env.OLD_SECRET}\n sandbox\n}",
+		},
+		{
+			name:  "fail/previous-secret-bad-until",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n previous_secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw until next-week\n sandbox\n}",
+			want:  []string{"previous_secret", `"next-week"`, "RFC 3339", "Testfile:3"},
+		},
+		{
+			name:  "fail/previous-secret-arity",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n previous_secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw 2026-12-31T00:00:00Z\n sandbox\n}",
+			want:  []string{"previous_secret", "until", "2 arguments", "Testfile:3"},
+		},
+		{
+			name:  "fail/previous-secret-twice",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n previous_secret {env.A}\n previous_secret {env.B}\n sandbox\n}",
+			want:  []string{"previous_secret", "Testfile:4"},
+		},
+		{
 			name:  "fail/expire-not-duration",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n expire soon\n sandbox\n}",
 			want:  []string{`expire "soon"`, "duration", "Testfile:3"},

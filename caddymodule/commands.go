@@ -2,6 +2,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,15 +45,55 @@ func init() {
 }
 
 func secretCommand() *cobra.Command {
-	return &cobra.Command{
+	var rotate bool
+	var current string
+	var overlap time.Duration
+	c := &cobra.Command{
 		Use:   "secret",
 		Short: "Print a new site secret (whsec_...) for the secret setting",
-		Args:  cobra.NoArgs,
+		Long: "Print a new site secret. With --rotate, print the Caddyfile lines that replace the\n" +
+			"site's secret line for a rotation without downtime: the new secret, and the current\n" +
+			"one as previous_secret until --overlap from now. The current secret is read from\n" +
+			"--secret, or from the CHECKOUT_SECRET environment variable.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), sign.NewSecret())
+			if !rotate {
+				fmt.Fprintln(cmd.OutOrStdout(), sign.NewSecret())
+				return nil
+			}
+			lines, err := rotationLines(cmp.Or(current, os.Getenv("CHECKOUT_SECRET")), overlap, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "# In the checkout block, put these two lines in place of the secret line, then reload Caddy.\n"+
+				"# Until the time given, links, tokens, receipts and API calls signed with the old secret still work,\n"+
+				"# and callbacks carry both signatures: switch the shop's verifier to the new secret before then.")
+			fmt.Fprint(cmd.OutOrStdout(), lines)
 			return nil
 		},
 	}
+	f := c.Flags()
+	f.BoolVar(&rotate, "rotate", false, "print the lines of a rotation: a new secret and the current one as previous_secret")
+	f.StringVar(&current, "secret", "", "with --rotate: the site's current secret (default: $CHECKOUT_SECRET)")
+	f.DurationVar(&overlap, "overlap", 7*24*time.Hour, "with --rotate: how long the current secret keeps verifying")
+	return c
+}
+
+// rotationLines are the Caddyfile lines of a rotation from the secret
+// current: a new secret, and current as previous_secret until overlap
+// from now.
+func rotationLines(current string, overlap time.Duration, now time.Time) (string, error) {
+	if current == "" {
+		return "", errors.New("no current secret given: pass --secret or set CHECKOUT_SECRET to the site's secret")
+	}
+	if _, err := sign.ParseSecret(current); err != nil {
+		return "", fmt.Errorf("current secret: %v", err)
+	}
+	if overlap < time.Minute {
+		return "", fmt.Errorf("--overlap %s: give the shop at least a minute (a week is the default)", overlap)
+	}
+	until := now.Add(overlap).UTC().Truncate(time.Second).Format(time.RFC3339)
+	return "secret " + sign.NewSecret() + "\nprevious_secret " + current + " until " + until + "\n", nil
 }
 
 func signLinkCommand() *cobra.Command {

@@ -5,6 +5,7 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/internal/secrets"
@@ -55,6 +57,16 @@ type Handler struct {
 	// checkout secret`). Use a placeholder such as {env.CHECKOUT_SECRET}
 	// or {file./etc/caddy/checkout.secret} to keep it out of the config.
 	Secret string `json:"secret,omitempty"`
+
+	// PreviousSecret is the secret before the last rotation: what it
+	// signed (links, return tokens, receipts, server API calls) still
+	// verifies, and callbacks carry its signature beside the current
+	// one's, until PreviousSecretUntil. Everything new is signed with
+	// Secret. Placeholders work as for Secret.
+	PreviousSecret string `json:"previous_secret,omitempty"`
+	// PreviousSecretUntil ends the rotation window: an RFC 3339 time.
+	// Empty: the previous secret verifies for as long as it is set.
+	PreviousSecretUntil string `json:"previous_secret_until,omitempty"`
 
 	// Callback is the shop URL that receives a signed Standard Webhooks
 	// POST for every order state change, retried for 3 days. Optional.
@@ -239,6 +251,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err // names the secret setting, never its value
 	}
+	if secret, err = h.withPrevious(secret); err != nil {
+		return err
+	}
+	if h.PreviousSecret != "" && !secret.Rotating(time.Now()) {
+		ctx.Logger().Warn("previous_secret's window is over: it verifies nothing now; remove the line",
+			zap.String("until", h.PreviousSecretUntil))
+	}
 	cfg := handlers.Config{
 		Site:       h.Site,
 		BasePath:   h.BasePath,
@@ -408,4 +427,32 @@ func checkSiteName(name string) error {
 		}
 	}
 	return nil
+}
+
+// withPrevious adds the previous secret of a rotation to secret.
+func (h *Handler) withPrevious(secret sign.Secret) (sign.Secret, error) {
+	if h.PreviousSecret == "" {
+		if h.PreviousSecretUntil != "" {
+			return secret, errors.New("previous_secret_until is set without previous_secret")
+		}
+		return secret, nil
+	}
+	text, err := secrets.Resolve("previous_secret", h.PreviousSecret)
+	if err != nil {
+		return secret, err
+	}
+	prev, err := sign.ParseSecret(text)
+	if err != nil {
+		return secret, fmt.Errorf("previous_secret: %v", err) // never its value
+	}
+	if prev.SameKey(secret) {
+		return secret, errors.New("previous_secret is the same as secret: a rotation needs a new secret (make one with: caddy checkout secret --rotate)")
+	}
+	var until time.Time
+	if h.PreviousSecretUntil != "" {
+		if until, err = time.Parse(time.RFC3339, h.PreviousSecretUntil); err != nil {
+			return secret, fmt.Errorf("previous_secret until %q: not an RFC 3339 time such as 2026-12-31T00:00:00Z", h.PreviousSecretUntil)
+		}
+	}
+	return secret.WithPrevious(prev, until), nil
 }

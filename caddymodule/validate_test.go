@@ -72,6 +72,7 @@ func TestValidate(t *testing.T) {
 		t.Skip("NOT_SET_XYZ is set in this environment")
 	}
 	realSecret := sign.NewSecret()
+	oldSecret := sign.NewSecret()
 	shortSecret := secretOfLength(16)
 	longSecret := secretOfLength(65)
 	secretFileDir := t.TempDir()
@@ -485,6 +486,37 @@ func TestValidate(t *testing.T) {
 			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
 			settings: []string{"templates_dir " + quoteCaddyfile(filepath.Join(templatesDir, "missing")), "secret {env.CHECKOUT_TEST_SECRET}", "sandbox"},
 			want:     []string{"templates", "missing"},
+		},
+		{
+			name:     "ok/previous-secret",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_OLD": oldSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "previous_secret {env.CHECKOUT_TEST_OLD} until 2026-12-31T00:00:00Z", "sandbox"},
+		},
+		{
+			name:     "ok/previous-secret-file",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": oldSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "previous_secret {file." + secretFile + "}", "sandbox"},
+		},
+		{
+			name:     "fail/previous-secret-same",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "previous_secret {file." + secretFile + "} until 2026-12-31T00:00:00Z", "sandbox"},
+			want:     []string{"previous_secret is the same as secret", "caddy checkout secret --rotate"},
+			secrets:  []string{realSecret, strings.TrimPrefix(realSecret, "whsec_")},
+		},
+		{
+			name:     "fail/previous-secret-malformed",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret, "CHECKOUT_TEST_OLD": "whsec_!!Secretoldvalue"},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "previous_secret {env.CHECKOUT_TEST_OLD}", "sandbox"},
+			want:     []string{"previous_secret"},
+			secrets:  []string{"Secretoldvalue", strings.TrimPrefix(realSecret, "whsec_")},
+		},
+		{
+			name:     "fail/previous-secret-unset",
+			env:      map[string]string{"CHECKOUT_TEST_SECRET": realSecret},
+			settings: []string{"secret {env.CHECKOUT_TEST_SECRET}", "previous_secret {env.NOT_SET_XYZ}", "sandbox"},
+			want:     []string{"previous_secret", "did not resolve"},
+			secrets:  []string{strings.TrimPrefix(realSecret, "whsec_")},
 		},
 		{
 			name:     "fail/provider-twice",

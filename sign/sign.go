@@ -219,39 +219,50 @@ type Fields struct {
 }
 
 // Headers returns "t=<unix>,v1=<hex>" for the shop headers of SPEC §6.2.
+// During a rotation a second ",v1=<hex>" follows, the previous secret's,
+// so that a shop verifying with either secret accepts it (as Stripe's
+// signature header does while an endpoint's secret is rolled).
 func (s Secret) Headers(t time.Time, f Fields) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := s.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac)
+	var b strings.Builder
+	b.WriteString("t=" + ts)
+	for _, k := range s.verifiers(t) {
+		b.WriteString(",v1=" + hex.EncodeToString(k.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)))
+	}
+	return b.String()
 }
 
 // VerifyHeaders checks a header signature as a shop would; tests and the
-// demo shop use it.
+// demo shop use it. Any of its v1 values may match.
 func (s Secret) VerifyHeaders(sig string, f Fields, now time.Time, tolerance time.Duration) error {
-	var ts, v1 string
+	var ts string
+	var v1s [][]byte
 	for _, part := range strings.Split(sig, ",") {
 		k, v, _ := strings.Cut(part, "=")
 		switch k {
 		case "t":
 			ts = v
 		case "v1":
-			v1 = v
+			got, err := hex.DecodeString(v)
+			if err != nil || len(got) != sha256.Size {
+				return ErrMalformed
+			}
+			v1s = append(v1s, got)
 		}
 	}
 	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || v1 == "" {
+	if err != nil || len(v1s) == 0 {
 		return ErrMalformed
 	}
 	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
 		return ErrStale
 	}
-	got, err := hex.DecodeString(v1)
-	if err != nil {
-		return ErrMalformed
-	}
 	for _, k := range s.verifiers(now) {
-		if hmac.Equal(got, k.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)) {
-			return nil
+		want := k.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)
+		for _, got := range v1s {
+			if hmac.Equal(got, want) {
+				return nil
+			}
 		}
 	}
 	return ErrBadSignature

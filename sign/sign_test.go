@@ -830,6 +830,19 @@ func TestRotationVerifiesBothSecretsUntilTheEnd(t *testing.T) {
 			t.Errorf("a shop verifying with the %s secret refuses a callback in the window: %v", name, err)
 		}
 	}
+	// Shop headers likewise: two v1 values in the window, one after.
+	sig := s.Headers(now, f)
+	if n := strings.Count(sig, ",v1="); n != 2 {
+		t.Fatalf("shop header signature in the window %q has %d v1 values, want 2", sig, n)
+	}
+	for name, k := range signedBy {
+		if err := k.VerifyHeaders(sig, f, now, time.Minute); err != nil {
+			t.Errorf("a shop verifying with the %s secret refuses the headers in the window: %v", name, err)
+		}
+	}
+	if sig := s.Headers(after, f); strings.Count(sig, ",v1=") != 1 || prev.VerifyHeaders(sig, f, after, time.Minute) == nil {
+		t.Errorf("shop headers after the window %q: want one v1 value, refused by the previous secret", sig)
+	}
 	h = http.Header{}
 	s.SetWebhookHeaders(h, "msg_3", after, []byte(`{"a":1}`))
 	if n := len(strings.Fields(h["webhook-signature"][0])); n != 1 {

@@ -13,9 +13,10 @@ function verifyCallback(secret, headers, rawBody /* Buffer */) {
 }
 
 function checkoutPaid(secret, req /* node:http or Express: method, url, headers (lower-case) */) {
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(req.headers["x-checkout-signature"] || "");
+  const m = /^t=(\d+)((?:,v1=[0-9a-f]{64})+)$/.exec(req.headers["x-checkout-signature"] || "");
   if (!m || Math.abs(Date.now() / 1000 - Number(m[1])) > 300) return false;
   const h = (n) => req.headers["x-checkout-" + n] || "";
   const msg = [m[1], req.method, (req.originalUrl || req.url).split("?")[0], h("order"), h("status"), h("amount"), h("currency"), h("transaction")].join("\n");
-  return same(crypto.createHmac("sha256", key(secret)).update(msg).digest("hex"), m[2]) && h("status") === "paid";
+  const want = crypto.createHmac("sha256", key(secret)).update(msg).digest("hex");
+  return m[2].split(",v1=").slice(1).some((mac) => same(mac, want)) && h("status") === "paid"; // two v1 during a rotation
 }

@@ -15,10 +15,14 @@ function verify_callback(string $secret, string $body): ?array {
 
 // Success page: true only for a verified payment.
 function checkout_paid(string $secret): bool {
-    if (!preg_match('/^t=(\d+),v1=([0-9a-f]{64})$/', $_SERVER['HTTP_X_CHECKOUT_SIGNATURE'] ?? '', $m)) return false;
+    if (!preg_match('/^t=(\d+)((?:,v1=[0-9a-f]{64})+)$/', $_SERVER['HTTP_X_CHECKOUT_SIGNATURE'] ?? '', $m)) return false;
     if (abs(time() - (int)$m[1]) > 300) return false;
     $h = fn($n) => $_SERVER['HTTP_X_CHECKOUT_' . $n] ?? '';
     $msg = implode("\n", [$m[1], $_SERVER['REQUEST_METHOD'], strtok($_SERVER['REQUEST_URI'], '?'),
         $h('ORDER'), $h('STATUS'), $h('AMOUNT'), $h('CURRENCY'), $h('TRANSACTION')]);
-    return hash_equals(hash_hmac('sha256', $msg, checkout_key($secret)), $m[2]) && $h('STATUS') === 'paid';
+    $want = hash_hmac('sha256', $msg, checkout_key($secret));
+    foreach (explode(',v1=', substr($m[2], 4)) as $mac) { // two during a secret rotation
+        if (hash_equals($want, $mac)) return $h('STATUS') === 'paid';
+    }
+    return false;
 }
