@@ -44,6 +44,11 @@ type App struct {
 	// webhooks. Default 10m.
 	ReconcileAfter caddy.Duration `json:"reconcile_after,omitempty"`
 
+	// CallbackRetryFor is how long a shop callback that fails is retried
+	// before it is given up (dead-lettered, logged at error level and
+	// counted in caddy_checkout_deliveries_dead_total). Default 72h.
+	CallbackRetryFor caddy.Duration `json:"callback_retry_for,omitempty"`
+
 	engine *engine
 	log    *zap.Logger
 
@@ -132,6 +137,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.engine = val.(*engine)
 	a.engine.setReconcileAfter(reconcile)
+	a.engine.notifier.SetHorizon(time.Duration(a.CallbackRetryFor))
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(collector{a.engine}); err != nil {
 			var dup prometheus.AlreadyRegisteredError

@@ -31,6 +31,7 @@ func init() {
 //			leader_lease <duration>
 //		}
 //		reconcile_after <duration>
+//		callback_retry_for <duration>
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -97,8 +98,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.ReconcileAfter = dur
+		case "callback_retry_for":
+			dur, err := durationArg(d, "callback_retry_for")
+			if err != nil {
+				return err
+			}
+			a.CallbackRetryFor = dur
 		default:
-			return d.Errf("checkout: unknown global setting %q (want storage or reconcile_after)", d.Val())
+			return d.Errf("checkout: unknown global setting %q (want storage, reconcile_after or callback_retry_for)", d.Val())
 		}
 	}
 	return nil

@@ -273,7 +273,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name:   "ok/global",
 			global: true,
-			input:  "checkout {\n storage bolt /var/lib/checkout.db\n reconcile_after 5m\n}",
+			input:  "checkout {\n storage bolt /var/lib/checkout.db\n reconcile_after 5m\n callback_retry_for 24h\n}",
+		},
+		{
+			name:   "fail/callback-retry-for",
+			global: true,
+			input:  "checkout {\n callback_retry_for forever\n}",
+			want:   []string{`callback_retry_for "forever"`, "duration", "Testfile:2"},
 		},
 		{
 			name:  "fail/unknown-setting",
@@ -612,7 +618,7 @@ func TestCaddyfileErrors(t *testing.T) {
 			name:   "fail/global-unknown-setting",
 			global: true,
 			input:  "checkout {\n expire 30m\n}",
-			want:   []string{`"expire"`, "storage or reconcile_after", "Testfile:2"},
+			want:   []string{`"expire"`, "storage, reconcile_after or callback_retry_for", "Testfile:2"},
 		},
 		{
 			name:   "fail/storage-unknown",

@@ -59,6 +59,8 @@ func (m *metrics) ForeignReferer(site, provider string, refused bool) {
 var (
 	descDeliveries = prometheus.NewDesc("caddy_checkout_callback_deliveries_total",
 		"Shop callback tries by result: delivered, failed (will retry), gone (410), dead (gave up).", []string{"result"}, nil)
+	descDead = prometheus.NewDesc("caddy_checkout_deliveries_dead_total",
+		"Shop callbacks given up after callback_retry_for (dead-lettered), by site: alert on any increase.", []string{"site"}, nil)
 	descOutboxDepth = prometheus.NewDesc("caddy_checkout_outbox_pending",
 		"Shop callbacks waiting to be delivered (counted up to 10000).", nil, nil)
 	descOutboxAge = prometheus.NewDesc("caddy_checkout_outbox_oldest_seconds",
@@ -73,6 +75,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	c.e.metrics.webhooks.Describe(ch)
 	c.e.metrics.referers.Describe(ch)
 	ch <- descDeliveries
+	ch <- descDead
 	ch <- descOutboxDepth
 	ch <- descOutboxAge
 }
@@ -84,6 +87,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.e.notifier.Stats()
 	for result, n := range map[string]uint64{"delivered": st.Delivered, "failed": st.Failed, "gone": st.Gone, "dead": st.Dead} {
 		ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(n), result)
+	}
+	for site, n := range st.DeadBySite {
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(n), site)
 	}
 	if !c.e.store.isOpen() {
 		return // a config being validated never opens the store

@@ -84,7 +84,7 @@ type Notifier struct {
 	client  *http.Client
 	now     func() time.Time
 	rand    func() float64
-	horizon time.Duration
+	horizon atomic.Int64 // a time.Duration; SetHorizon changes it
 	workers int
 	log     *slog.Logger
 	// tryTimeout bounds a try when the given client has no timeout of
@@ -114,7 +114,6 @@ func New(cfg Config) *Notifier {
 		sites:    cfg.Sites,
 		now:      cfg.Now,
 		rand:     cfg.Rand,
-		horizon:  cfg.Horizon,
 		workers:  cfg.Workers,
 		log:      cfg.Logger,
 		wake:     make(chan struct{}, 1),
@@ -126,9 +125,7 @@ func New(cfg Config) *Notifier {
 	if n.rand == nil {
 		n.rand = rand.Float64
 	}
-	if n.horizon <= 0 {
-		n.horizon = DefaultHorizon
-	}
+	n.SetHorizon(cfg.Horizon)
 	if n.workers <= 0 {
 		n.workers = DefaultWorkers
 	}
@@ -185,3 +182,16 @@ func (n *Notifier) inflightLen() int {
 	defer n.mu.Unlock()
 	return len(n.inflight)
 }
+
+// SetHorizon changes how long a failed delivery is retried, counted from
+// its RetryFrom, for the tries that follow; 0 or less is DefaultHorizon.
+// A config reload calls it.
+func (n *Notifier) SetHorizon(d time.Duration) {
+	if d <= 0 {
+		d = DefaultHorizon
+	}
+	n.horizon.Store(int64(d))
+}
+
+// Horizon is how long a failed delivery is retried.
+func (n *Notifier) Horizon() time.Duration { return time.Duration(n.horizon.Load()) }

@@ -148,7 +148,7 @@ func (n *Notifier) record(d *store.Delivery, a answer, start, end time.Time) {
 	default:
 		d.LastError = errorText(a.err, d.URL)
 	}
-	next, dead := nextTry(d.Tries, end, d.RetryFrom, n.horizon, a.retryAfter, n.rand())
+	next, dead := nextTry(d.Tries, end, d.RetryFrom, n.Horizon(), a.retryAfter, n.rand())
 	if dead {
 		d.State = store.DeliveryDead
 		return
@@ -174,7 +174,7 @@ func (n *Notifier) report(d *store.Delivery) {
 		n.log.Warn("shop answered 410 Gone: callback stopped; redeliver it once the shop accepts it again", attrs...)
 	case store.DeliveryDead:
 		n.stats.failed.Add(1)
-		n.stats.dead.Add(1)
+		n.stats.deadLettered(d.Site)
 		n.log.Error("callback dead-lettered: the shop did not accept it within the retry horizon; redeliver it once the shop is fixed",
 			append(attrs, slog.Int("try", d.Tries), slog.String("error", d.LastError))...)
 	default:

@@ -6,6 +6,7 @@ package notify_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,7 +57,7 @@ func TestDeliveredOnce(t *testing.T) {
 	if got.State != store.DeliveryDelivered || got.LastStatus != http.StatusNoContent || got.Tries != 1 {
 		t.Errorf("after 204: state %s, status %d, tries %d", got.State, got.LastStatus, got.Tries)
 	}
-	if st := e.n.Stats(); st != (notify.Stats{Delivered: 1}) {
+	if st := e.n.Stats(); !reflect.DeepEqual(st, notify.Stats{Delivered: 1}) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
@@ -120,7 +121,7 @@ func TestShopDownRetriedWithSameIDAndFreshSignature(t *testing.T) {
 	if got := e.get(d.ID); got.State != store.DeliveryDelivered || got.LastError != "" {
 		t.Errorf("after recovery: state %s, LastError %q", got.State, got.LastError)
 	}
-	if st := e.n.Stats(); st != (notify.Stats{Delivered: 1, Failed: 3}) {
+	if st := e.n.Stats(); !reflect.DeepEqual(st, notify.Stats{Delivered: 1, Failed: 3}) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
@@ -142,7 +143,7 @@ func TestGoneStopsRetrying(t *testing.T) {
 	if got.State != store.DeliveryGone || got.LastStatus != http.StatusGone {
 		t.Errorf("after 410: state %s, status %d", got.State, got.LastStatus)
 	}
-	if st := e.n.Stats(); st != (notify.Stats{Gone: 1}) {
+	if st := e.n.Stats(); !reflect.DeepEqual(st, notify.Stats{Gone: 1}) {
 		t.Errorf("Stats = %+v", st)
 	}
 	if !strings.Contains(e.logs.String(), "level=WARN") {
@@ -230,7 +231,7 @@ func TestDeadAfterHorizon(t *testing.T) {
 	if n := len(s.Hits()); n != 10 {
 		t.Errorf("a dead delivery was tried again")
 	}
-	if st := e.n.Stats(); st != (notify.Stats{Failed: 10, Dead: 1}) {
+	if st := e.n.Stats(); !reflect.DeepEqual(st, notify.Stats{Failed: 10, Dead: 1, DeadBySite: map[string]uint64{site: 1}}) {
 		t.Errorf("Stats = %+v", st)
 	}
 	if !strings.Contains(e.logs.String(), "level=ERROR") {
