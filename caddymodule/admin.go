@@ -3,10 +3,12 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-checkout/checkout/handlers"
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/notify"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
@@ -201,7 +204,7 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 			return apiErr(http.StatusConflict, "site %s is not configured in the running config", site)
 		}
 		if action == "refund" {
-			return refund(w, r, s, id)
+			return refund(w, r, s, o)
 		}
 		if !o.Status.Open() {
 			return apiErr(http.StatusConflict, "order is %s; only pending or on_hold orders can be cancelled", o.Status)
@@ -214,14 +217,46 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, o)
 }
 
-// refund refunds a paid order in full and answers with the order.
-func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, id string) error {
-	o, err := s.Refund(r.Context(), id)
+// maxIdempotencyKey bounds the Idempotency-Key of a refund request.
+const maxIdempotencyKey = 255
+
+// refund returns all or part of a paid order's payment and answers with
+// the order. The body is empty (all that is left) or {"amount": "5.00"};
+// an Idempotency-Key header names the request.
+func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, o *order.Order) error {
+	var req handlers.RefundRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4097))
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "reading the request: %v", err)
+	}
+	if len(body) > 4096 {
+		return apiErr(http.StatusRequestEntityTooLarge, "refund request larger than 4096 bytes")
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		var in struct {
+			Amount *string `json:"amount"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil || dec.More() {
+			return apiErr(http.StatusBadRequest, `refund request: want {} or {"amount": "5.00"}`)
+		}
+		if in.Amount != nil {
+			if req.Amount, err = money.ParseLike(*in.Amount, o.Amount); err != nil {
+				return apiErr(http.StatusBadRequest, "refund %v", err)
+			}
+		}
+	}
+	req.Key = r.Header.Get("Idempotency-Key")
+	if len(req.Key) > maxIdempotencyKey || strings.ContainsFunc(req.Key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
+		return apiErr(http.StatusBadRequest, "Idempotency-Key: want at most %d printable ASCII characters", maxIdempotencyKey)
+	}
+	o, err = s.Refund(r.Context(), o.ID, req)
 	switch {
-	case errors.Is(err, provider.ErrNotRefundable):
+	case errors.Is(err, provider.ErrNotRefundable), errors.Is(err, handlers.ErrRefundTooLarge):
 		return apiErr(http.StatusConflict, "%v", err)
 	case errors.Is(err, provider.ErrUnavailable):
-		return apiErr(http.StatusServiceUnavailable, "refunding order: %v; retrying is safe (the provider is asked under the same idempotency key)", err)
+		return apiErr(http.StatusServiceUnavailable, "refunding order: %v; retrying is safe with the same Idempotency-Key (the provider is asked under it)", err)
 	case err != nil && o == nil:
 		return apiErr(http.StatusBadGateway, "refunding order: %v", err)
 	case err != nil:

@@ -36,14 +36,22 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 	return s.pay.Reconcile(ctx, age, limit)
 }
 
-// Refund refunds a paid order in full: payments.Site.Refund.
-func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
-	return s.pay.Refund(ctx, id)
+// Refund returns all or part of a paid order's payment:
+// payments.Site.Refund.
+func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order.Order, error) {
+	return s.pay.Refund(ctx, id, req)
 }
 
-// ErrNotRefundable is provider.ErrNotRefundable, kept for callers of
-// Refund.
-var ErrNotRefundable = provider.ErrNotRefundable
+// RefundRequest is payments.RefundRequest: an amount (zero: all that is
+// left) and an idempotency key.
+type RefundRequest = payments.RefundRequest
+
+// Errors of Refund: provider.ErrNotRefundable (the provider cannot refund
+// this payment) and payments.ErrRefundTooLarge (more than is left).
+var (
+	ErrNotRefundable  = provider.ErrNotRefundable
+	ErrRefundTooLarge = payments.ErrRefundTooLarge
+)
 
 // start asks a provider to take the current attempt: payments.Site.Start
 // for the customer of r (nil outside a request).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/caddy-checkout/checkout/handlers"
 	"github.com/caddy-checkout/checkout/handlers/handlerstest"
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/providers/sandbox"
@@ -406,7 +408,7 @@ func TestPaywallRefundRevokesTheReceipt(t *testing.T) {
 		t.Fatalf("before the refund: %d", r.Code)
 	}
 	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
-	if _, err := e.Site().Refund(context.Background(), os[0].ID); err != nil {
+	if _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	before := fs.count()
@@ -418,6 +420,36 @@ func TestPaywallRefundRevokesTheReceipt(t *testing.T) {
 	}
 	if types := e.CallbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded" {
 		t.Fatalf("callbacks %v", types)
+	}
+}
+
+// TestPaywallPartialRefundKeepsTheReceipt: part of a sandbox payment
+// refunded leaves the order paid, and its receipt opening the file; the
+// shop hears of each refund; refunding the rest revokes the receipt.
+func TestPaywallPartialRefundKeepsTheReceipt(t *testing.T) {
+	e, _ := paywalled(t)
+	c := e.Client()
+	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
+	payAt(t, e, c, first.Location)
+	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
+	o, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("4.00", "USD")})
+	if err != nil || o.Status != order.Paid || !o.Refunded().Equal(money.MustParse("4.00", "USD")) {
+		t.Fatalf("partial refund: %v, %s with %s refunded", err, o.Status, o.Refunded())
+	}
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK {
+		t.Fatalf("after a partial refund: %d, want the file", r.Code)
+	}
+	if _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("6.00", "USD")}); !errors.Is(err, handlers.ErrRefundTooLarge) {
+		t.Fatalf("refunding 6.00 of the 5.99 left: %v", err)
+	}
+	if o, err = e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil || o.Status != order.Refunded {
+		t.Fatalf("refunding the rest: %v %+v", err, o)
+	}
+	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther {
+		t.Fatalf("after the whole refund: %d, want 303 to pay", r.Code)
+	}
+	if types := e.CallbackTypes(); strings.Join(types, ",") != "order.paid,order.refunded,order.refunded" {
+		t.Fatalf("callbacks %v, want order.paid and two order.refunded", types)
 	}
 }
 
@@ -573,7 +605,7 @@ func TestPaywallReceiptBelievedForASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
-	refunded, err := other.Refund(context.Background(), os[0].ID)
+	refunded, err := other.Refund(context.Background(), os[0].ID, handlers.RefundRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

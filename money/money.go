@@ -149,6 +149,15 @@ func Parse(s, currency string) (Amount, error) {
 	return none.Parse(s, currency)
 }
 
+// ParseLike is Parse in the currency and decimal places of like (an
+// order's amount), whatever the registry of currencies says.
+func ParseLike(s string, like Amount) (Amount, error) {
+	if !like.Valid() {
+		return Amount{}, fmt.Errorf("amount %q: no currency to read it in", s)
+	}
+	return parse(s, like.currency, like.exp)
+}
+
 func parse(s, currency string, exp int) (Amount, error) {
 	if s == "" || len(s) > 80 {
 		return Amount{}, fmt.Errorf("amount %q: want a decimal number such as 75.00", s)

@@ -115,16 +115,24 @@ type Attempt struct {
 // that was recorded but changed nothing (a superseded attempt, a mismatch,
 // a refused move).
 type Event struct {
-	At          time.Time    `json:"at"`
-	From        State        `json:"from"`
-	To          State        `json:"to"`
-	Cause       Cause        `json:"cause"`
-	Attempt     int          `json:"attempt"`
-	Applied     bool         `json:"applied"`
-	Amount      money.Amount `json:"amount,omitzero"`
+	At      time.Time    `json:"at"`
+	From    State        `json:"from"`
+	To      State        `json:"to"`
+	Cause   Cause        `json:"cause"`
+	Attempt int          `json:"attempt"`
+	Applied bool         `json:"applied"`
+	Amount  money.Amount `json:"amount,omitzero"`
+	// Refund, on a refund's line, is the amount returned by it; Amount is
+	// then the total refunded so far. A partial refund's line goes from
+	// paid to paid.
+	Refund      money.Amount `json:"refund,omitzero"`
 	Transaction string       `json:"transaction,omitempty"`
 	Note        string       `json:"note,omitempty"`
 }
+
+// IsRefund reports whether the line records money returned to the
+// customer (all of it, or part).
+func (e Event) IsRefund() bool { return e.Applied && e.Refund.Valid() }
 
 // Key names an order: the site it belongs to and the shop's own order id.
 type Key struct {
@@ -153,7 +161,10 @@ type Order struct {
 	// generation may have failed first), for refunds.
 	PaidRef string    `json:"paid_ref,omitempty"`
 	PaidAt  time.Time `json:"paid_at,omitzero"`
-	Late    bool      `json:"late,omitempty"`
+	// RefundedAmount is how much of the payment has been returned so far.
+	// The order stays paid until all of it has (then it is refunded).
+	RefundedAmount money.Amount `json:"refunded_amount,omitzero"`
+	Late           bool         `json:"late,omitempty"`
 	// HoldUntil is how long the provider holds an on_hold payment open
 	// (a konbini slip's payment deadline): until then the order is not
 	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
@@ -491,7 +502,11 @@ type Transition struct {
 	// HoldUntil, with To on_hold: how long the provider holds the payment
 	// open (Order.HoldUntil).
 	HoldUntil time.Time
-	Note      string
+	// Refunded, with To refunded, is the total the provider has returned
+	// of the payment so far; zero means all of it. The order is refunded
+	// once the total reaches its amount; before that it stays paid.
+	Refunded money.Amount
+	Note     string
 }
 
 // allowed is the forward-only state graph. A payment that arrives after the
@@ -557,6 +572,9 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	ev.Attempt = att.Generation
 	if !t.To.Valid() {
 		return refuse(fmt.Errorf("%w: unknown state %q", ErrRefused, t.To))
+	}
+	if t.To == Refunded {
+		return o.refund(t, ev, now, refuse)
 	}
 	// Refunds and admin moves concern the order as paid, whichever attempt
 	// paid it; everything else must be about the current attempt.
@@ -680,6 +698,73 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 	}
 	return Outcome{Changed: true, Event: ev}
 }
+
+// refund applies a provider's or operator's news that money was returned:
+// the total refunded so far (t.Refunded, or all of it). A total no larger
+// than what is already recorded is old news (webhooks arrive out of
+// order) and changes nothing; a larger one records the difference. The
+// order is refunded when the total reaches its amount.
+func (o *Order) refund(t Transition, ev Event, now time.Time, refuse func(error) Outcome) Outcome {
+	if o.Status == Refunded {
+		return Outcome{Duplicate: true}
+	}
+	if o.Status != Paid {
+		return refuse(fmt.Errorf("%w: %s → %s", ErrRefused, o.Status, Refunded))
+	}
+	if t.Transaction != "" && o.Transaction != "" && t.Transaction != o.Transaction {
+		// A second payment of the order (flagged paid_twice) was
+		// returned: the payment that paid it stands.
+		return refuse(fmt.Errorf("%w: the refund is of payment %s, not of %s that paid the order", ErrRefused, t.Transaction, o.Transaction))
+	}
+	total := t.Refunded
+	if !total.Valid() {
+		total = o.Amount
+	}
+	if total.Currency() != o.Amount.Currency() {
+		return refuse(fmt.Errorf("%w: refund in %s of an order in %s", ErrMismatch, total.Currency(), o.Amount.Currency()))
+	}
+	before := o.Refunded()
+	if total.Cmp(before) <= 0 {
+		if t.Cause.Kind == ByAdmin && t.Cause.Ref != "" {
+			// An operator's refund that the provider's webhook recorded
+			// first: the request is kept, so that repeating it (its
+			// idempotency key) answers with the order as it is.
+			ev.Amount, ev.Note = total, "refund already recorded"
+			o.History = append(o.History, ev)
+			o.UpdatedAt = now
+			return Outcome{Event: ev}
+		}
+		return Outcome{Duplicate: true}
+	}
+	if total.Cmp(o.Amount) > 0 {
+		return refuse(fmt.Errorf("%w: %s refunded in all is more than the order's %s", ErrMismatch, total, o.Amount))
+	}
+	ev.Refund, ev.Amount, ev.Applied = total.Sub(before), total, true
+	if total.Cmp(o.Amount) < 0 {
+		ev.To = Paid
+	} else {
+		o.Status = Refunded
+	}
+	o.RefundedAmount = total
+	o.History = append(o.History, ev)
+	o.UpdatedAt = now
+	return Outcome{Changed: true, Event: ev}
+}
+
+// Refunded is how much of the payment has been returned so far: zero, in
+// the order's currency, before any refund.
+func (o *Order) Refunded() money.Amount {
+	if o.RefundedAmount.Valid() {
+		return o.RefundedAmount
+	}
+	if o.Status == Refunded {
+		return o.Amount // refunded before partial refunds were kept
+	}
+	return o.Amount.Sub(o.Amount)
+}
+
+// Refundable is how much of a paid order's payment can still be returned.
+func (o *Order) Refundable() money.Amount { return o.Amount.Sub(o.Refunded()) }
 
 // MaxRefusals bounds how many refused pieces of evidence one order's
 // history keeps. Applied events are always kept (an order moves forward

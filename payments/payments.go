@@ -10,6 +10,8 @@ package payments
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/store"
@@ -145,6 +148,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			Provider:    providerOf(o, f.Ref),
 			AcceptOver:  f.AcceptOver,
 			HoldUntil:   f.HoldUntil,
+			Refunded:    f.Refunded,
 			Note:        f.Note,
 		}, now)
 		if out.Duplicate {
@@ -158,7 +162,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		}
 		var ds []store.Delivery
 		if out.Changed && s.cfg.Callback != "" {
-			d, err := s.delivery(o, now)
+			d, err := s.delivery(o, out.Event, now)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -181,7 +185,9 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 		if queued > 0 {
 			s.cfg.Wake()
 		}
-		s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
+		if out.Event.From != out.Event.To {
+			s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
+		}
 		s.cfg.OnChange(o)
 		if out.Event.To.Ended() && (cause == order.ByExpiry || cause == order.ByCustomer || cause == order.ByAdmin || cause == order.ByConfig) {
 			// Ended here, not at the provider: stop the providers taking
@@ -323,6 +329,18 @@ type CallbackData struct {
 	Received    string            `json:"received,omitempty"`
 	Flags       []string          `json:"flags,omitempty"`
 	Metadata    map[string]string `json:"metadata"`
+	// RefundedAmount is how much of the payment has been returned, once
+	// anything has.
+	RefundedAmount string `json:"refunded_amount,omitempty"`
+	// Refund, in an order.refunded callback, is the refund it announces.
+	Refund *RefundData `json:"refund,omitempty"`
+}
+
+// RefundData is one refund: its amount, and whether part of the payment
+// is still kept (the order then stays paid).
+type RefundData struct {
+	Amount  string `json:"amount"`
+	Partial bool   `json:"partial"`
 }
 
 // Callback is the body of a shop callback.
@@ -332,13 +350,19 @@ type Callback struct {
 	Data      CallbackData `json:"data"`
 }
 
-// delivery makes the outbox row that tells the shop the order's state.
-func (s *Site) delivery(o *order.Order, now time.Time) (store.Delivery, error) {
+// delivery makes the outbox row that tells the shop the order's state
+// after ev: order.refunded for any refund, even one that leaves it paid.
+func (s *Site) delivery(o *order.Order, ev order.Event, now time.Time) (store.Delivery, error) {
 	typ, ok := callbackTypes[o.Status]
+	data := s.callbackData(o)
+	if ev.IsRefund() {
+		typ, ok = callbackTypes[order.Refunded], true
+		data.Refund = &RefundData{Amount: ev.Refund.String(), Partial: ev.To != order.Refunded}
+	}
 	if !ok {
 		return store.Delivery{}, fmt.Errorf("no callback type for state %s", o.Status)
 	}
-	body, err := json.Marshal(Callback{Type: typ, Timestamp: now.UTC(), Data: s.callbackData(o)})
+	body, err := json.Marshal(Callback{Type: typ, Timestamp: now.UTC(), Data: data})
 	if err != nil {
 		return store.Delivery{}, err
 	}
@@ -389,6 +413,9 @@ func (s *Site) callbackData(o *order.Order) CallbackData {
 	}
 	if att.Received.Valid() && !att.Received.Equal(att.Amount) {
 		d.Received = att.Received.String()
+	}
+	if o.RefundedAmount.Valid() {
+		d.RefundedAmount = o.RefundedAmount.String()
 	}
 	return d
 }
@@ -670,19 +697,69 @@ func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (b
 	return out.Changed, err
 }
 
-// Refund refunds a paid order in full through the provider that took the
-// payment. Repeating it is safe: the provider is asked under the same
-// idempotency key, and the order is refunded once.
-func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
-	o, err := s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id})
+// RefundRequest is an operator's refund: Amount (zero: all that is
+// left) and an idempotency key (optional).
+type RefundRequest struct {
+	Amount money.Amount
+	// Key names the request: the same key refunds once, however often
+	// and however concurrently it is sent. Without one, the request is
+	// named by the amount and the order's refunded total when it arrived,
+	// so that the same amount asked twice at once refunds once, and asked
+	// again after the first refund was recorded, refunds again.
+	Key string
+}
+
+// ErrRefundTooLarge refuses a refund of more than is left of the payment.
+var ErrRefundTooLarge = errors.New("refund is more than what is left of the payment")
+
+// Refund returns all or part of a paid order's payment through the
+// provider that took it. Repeating a request is safe: the provider is
+// asked under the request's idempotency key, a key already recorded on
+// the order answers with the order as it is, and the order records each
+// refund once.
+func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order.Order, error) {
+	key := order.Key{Site: s.cfg.Site, ID: id}
+	o, err := s.cfg.Store.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	if o.Status == order.Refunded {
+	// The request is named by what it saw: its key, or the amount and the
+	// total refunded when it arrived. Requests that arrived together see
+	// the same and share a name; one after the other they find it done.
+	if req.Key == "" && o.Status == order.Paid {
+		amount := req.Amount
+		if !amount.Valid() {
+			amount = o.Refundable()
+		}
+		req.Key = "auto:" + o.Refunded().String() + ":" + amount.String()
+	}
+	s.refunding.Lock()
+	defer s.refunding.Unlock()
+	if o, err = s.cfg.Store.Get(ctx, key); err != nil {
+		return nil, err
+	}
+	if req.Key != "" && o.Seen(refundCause(o, req.Key)) {
+		return o, nil // done before
+	}
+	if o.Status == order.Refunded && !req.Amount.Valid() {
 		return o, nil
 	}
 	if o.Status != order.Paid {
 		return nil, fmt.Errorf("%w: the order is %s; only a paid order can be refunded", provider.ErrNotRefundable, o.Status)
+	}
+	left := o.Refundable()
+	amount := req.Amount
+	if !amount.Valid() {
+		amount = left
+	}
+	switch {
+	case amount.Currency() != o.Amount.Currency():
+		return nil, fmt.Errorf("%w: refund in %s of an order in %s", ErrRefundTooLarge, amount.Currency(), o.Amount.Currency())
+	case amount.IsZero():
+		return nil, fmt.Errorf("%w: a refund must be more than zero", ErrRefundTooLarge)
+	case amount.Cmp(left) > 0:
+		return nil, fmt.Errorf("%w: %s %s asked, %s %s left of %s %s", ErrRefundTooLarge,
+			amount, amount.Currency(), left, left.Currency(), o.Amount, o.Amount.Currency())
 	}
 	att := o.PaidAttempt()
 	if att == nil {
@@ -693,12 +770,18 @@ func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
 	if !ok || !can {
 		return nil, fmt.Errorf("%w: provider %q cannot refund through the admin API; refund it with the provider and the order follows its webhook", provider.ErrNotRefundable, o.PaidWith)
 	}
-	f, err := rf.Refund(ctx, s.Payment(Origin{}, o, att, o.PaidWith))
+	cause := refundCause(o, req.Key)
+	f, err := rf.Refund(ctx, s.Payment(Origin{}, o, att, o.PaidWith), provider.Refund{
+		Amount: amount, Before: o.Refunded(), Key: cause.Ref, Partial: amount.Cmp(left) < 0,
+	})
 	if err != nil {
 		s.log.Error("refunding order", zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", o.PaidWith), zap.Error(err))
 		return nil, err
 	}
-	f.Ref, f.From = att.Ref, att.Provider
+	f.Ref, f.From, f.EventID = att.Ref, att.Provider, cause.Ref
+	if f.Transaction == "" {
+		f.Transaction = o.Transaction
+	}
 	o, out, err := s.Apply(ctx, order.ByAdmin, f)
 	if err != nil {
 		return nil, err
@@ -707,4 +790,12 @@ func (s *Site) Refund(ctx context.Context, id string) (*order.Order, error) {
 		return o, fmt.Errorf("the provider refunded, but the order refused the change: %w", out.Err)
 	}
 	return o, nil
+}
+
+// refundCause names an operator's refund request in the order's history:
+// the provider's idempotency key, made of the attempt that paid and the
+// request's key (hashed, so that any key fits every provider's limit).
+func refundCause(o *order.Order, key string) order.Cause {
+	sum := sha256.Sum256([]byte(o.Site + "\x00" + o.ID + "\x00" + o.PaidRef + "\x00" + key))
+	return order.Cause{Kind: order.ByAdmin, Ref: "checkout-refund-" + hex.EncodeToString(sum[:16])}
 }

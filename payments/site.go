@@ -3,6 +3,7 @@ package payments
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -61,6 +62,11 @@ type Site struct {
 	providers map[string]provider.Provider
 	log       *zap.Logger
 	now       func() time.Time
+
+	// refunding serialises the site's refunds in this process, so that
+	// requests that arrived together are asked one after the other and
+	// the later ones find the first recorded (Refund).
+	refunding sync.Mutex
 }
 
 // New builds the site's payment logic from cfg.

@@ -99,7 +99,11 @@ type Finding struct {
 	// payment open (a konbini slip's payment deadline, days away): the
 	// order is not expired before it. Zero: the order's own expiry.
 	HoldUntil time.Time
-	Note      string // for the order history and the operator
+	// Refunded, with Status refunded, is the total the provider has
+	// returned of the payment so far (a partial refund leaves the order
+	// paid). Zero: all of it.
+	Refunded money.Amount
+	Note     string // for the order history and the operator
 	// From is the provider the finding came from. The site sets it (a
 	// provider need not): a finding applies only to an attempt started at
 	// that provider, so that one provider's webhook, return or page can
@@ -182,9 +186,23 @@ type Checker interface {
 	Check(ctx context.Context, p Payment) (Finding, error)
 }
 
-// Refunder is a provider that can refund a paid attempt in full.
+// Refunder is a provider that can return a paid attempt's payment, all
+// of it or part. Refund returns r.Amount of the payment p and reports the
+// total returned so far (Finding.Refunded, Status refunded). The same
+// r.Key must return the money once however often it is asked (send it as
+// the provider's idempotency key). A provider that cannot return this
+// payment, or part of it, answers ErrNotRefundable with the reason.
 type Refunder interface {
-	Refund(ctx context.Context, p Payment) (Finding, error)
+	Refund(ctx context.Context, p Payment, r Refund) (Finding, error)
+}
+
+// Refund is what an operator asked to return.
+type Refund struct {
+	Amount money.Amount // how much to return now, at most what is left
+	Before money.Amount // what had been returned before this refund
+	Key    string       // idempotency key: the same key returns the money once
+	// Partial is set when Amount is less than what is left.
+	Partial bool
 }
 
 // Closer is a provider that can stop an attempt from taking money once it

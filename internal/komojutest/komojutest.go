@@ -532,13 +532,27 @@ func (s *Server) refundPayment(id string, b map[string]any) answer {
 }
 
 // refund returns amt of a captured payment; the whole of it makes the
-// payment refunded.
+// payment refunded. A part leaves it captured, and KOMOJU still sends
+// payment.refunded, with the payment's amount_refunded (protocols.md
+// §2.6: a partially refunded payment stays captured).
 func (s *Server) refund(p *payment, amt int64) {
 	p.Refunded += amt
 	p.Refunds = append(p.Refunds, map[string]any{"id": newID(), "amount": amt, "currency": p.Currency, "created_at": s.now().UTC().Format(time.RFC3339)})
 	if p.Refunded == p.Amount {
 		s.move(p, "refunded")
+		return
 	}
+	s.emit("payment.refunded", s.paymentJSON(p))
+}
+
+// Refunds is how many refunds payment id has had, and the total refunded.
+func (s *Server) Refunds(id string) (n int, total int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.payments[id]; p != nil {
+		return len(p.Refunds), p.Refunded
+	}
+	return 0, 0
 }
 
 // expireDue moves an authorized or pending payment whose deadline passed to

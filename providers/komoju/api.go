@@ -219,9 +219,15 @@ func (c *client) cancelSession(ctx context.Context, id, key string) (*session, e
 	return &s, nil
 }
 
-func (c *client) refund(ctx context.Context, id, key string) (*payment, error) {
+// refundRequest is POST /payments/{id}/refund's body: no amount refunds
+// all that is left.
+type refundRequest struct {
+	Amount int64 `json:"amount,omitempty"`
+}
+
+func (c *client) refund(ctx context.Context, id, key string, amount int64) (*payment, error) {
 	var p payment
-	if err := c.do(ctx, http.MethodPost, "/payments/"+url.PathEscape(id)+"/refund", key, struct{}{}, &p); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/payments/"+url.PathEscape(id)+"/refund", key, refundRequest{Amount: amount}, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

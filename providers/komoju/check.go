@@ -87,12 +87,12 @@ func (k *Komoju) Check(ctx context.Context, p provider.Payment) (provider.Findin
 	return f, nil
 }
 
-// Refund refunds the attempt's captured payment in full, under an
-// idempotency key of the payment, so an operator's repeated request
-// refunds once. KOMOJU cannot refund konbini payments through its API (a
-// refund request needs the customer's bank account): those are refused
-// with the reason.
-func (k *Komoju) Refund(ctx context.Context, p provider.Payment) (provider.Finding, error) {
+// Refund returns r.Amount of the attempt's captured payment under the
+// request's idempotency key, so an operator's repeated request refunds
+// once, and reports the payment's amount_refunded. KOMOJU cannot refund
+// konbini payments through its API (a refund request needs the
+// customer's bank account): those are refused with the reason.
+func (k *Komoju) Refund(ctx context.Context, p provider.Payment, r provider.Refund) (provider.Finding, error) {
 	id := p.Transaction
 	if !validID(id) {
 		return provider.Finding{}, fmt.Errorf("%w: no KOMOJU payment is recorded for this order", provider.ErrNotRefundable)
@@ -104,16 +104,19 @@ func (k *Komoju) Refund(ctx context.Context, p provider.Payment) (provider.Findi
 	if refOf(pay) != p.Ref {
 		return provider.Finding{}, fmt.Errorf("%w: KOMOJU payment %s is not this order's", provider.ErrNotRefundable, id)
 	}
-	done := provider.Finding{Ref: p.Ref, EventID: "komoju-refund-" + id, Status: order.Refunded, Note: "refunded through KOMOJU (payment " + id + ")"}
 	switch {
 	case pay.PaymentDetails.Type == "konbini":
 		return provider.Finding{}, fmt.Errorf("%w: KOMOJU cannot refund konbini payments through its API; make a refund request with the customer's bank account in KOMOJU's dashboard", provider.ErrNotRefundable)
 	case pay.Status == "refunded":
-		return done, nil
+		return k.refunded(pay, p)
 	case pay.Status != "captured":
 		return provider.Finding{}, fmt.Errorf("%w: the KOMOJU payment is %s", provider.ErrNotRefundable, pay.Status)
 	}
-	pay, err = k.api.refund(ctx, id, "checkout-refund-"+id)
+	units, err := toKomoju(r.Amount)
+	if err != nil {
+		return provider.Finding{}, fmt.Errorf("%w: %v", provider.ErrNotRefundable, err)
+	}
+	pay, err = k.api.refund(ctx, id, r.Key, units)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return provider.Finding{}, fmt.Errorf("%w: %v", provider.ErrNotRefundable, ae)
@@ -121,10 +124,21 @@ func (k *Komoju) Refund(ctx context.Context, p provider.Payment) (provider.Findi
 	if err != nil {
 		return provider.Finding{}, err
 	}
-	if pay.Status != "refunded" {
-		return provider.Finding{}, fmt.Errorf("KOMOJU refund of payment %s left it %s", id, pay.Status)
+	return k.refunded(pay, p)
+}
+
+// refunded is what a payment's amount_refunded says of the attempt p.
+func (k *Komoju) refunded(pay *payment, p provider.Payment) (provider.Finding, error) {
+	if pay.AmountRefunded <= 0 {
+		return provider.Finding{}, fmt.Errorf("KOMOJU payment %s is %s with nothing refunded", pay.ID, pay.Status)
 	}
-	return done, nil
+	units := pay.AmountRefunded
+	total, err := fromKomoju(&units, pay.Currency)
+	if err != nil {
+		return provider.Finding{}, err
+	}
+	return provider.Finding{Ref: p.Ref, Status: order.Refunded, Refunded: total, Transaction: pay.ID,
+		Note: "refunded through KOMOJU (payment " + pay.ID + ")"}, nil
 }
 
 // Close stops the attempt from taking money: an authorized konbini slip is

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 	"github.com/caddy-checkout/checkout/store"
@@ -78,11 +79,18 @@ func (k *Komoju) Webhook(ctx context.Context, r *http.Request, body []byte) ([]p
 		return nil, fmt.Errorf("%w: %s without a payment", provider.ErrMalformed, ev.Type)
 	}
 	// The payment object's status is its state, and decides: the type is
-	// a label (a partial refund's payment.refunded carries a payment
-	// still captured, and changes nothing here).
+	// a label. A partial refund's payment.refunded carries a payment still
+	// captured, with its amount_refunded: that is a refund of part.
 	f, ok, err := k.finding(ctx, &pay, "")
 	if err != nil || !ok {
 		return nil, err
+	}
+	if ev.Type == "payment.refunded" && f.Status == order.Paid && pay.AmountRefunded > 0 {
+		units := pay.AmountRefunded
+		if f.Refunded, err = fromKomoju(&units, pay.Currency); err != nil {
+			return nil, err
+		}
+		f.Status, f.Paid, f.Data, f.Note = order.Refunded, money.Amount{}, nil, "partly refunded at KOMOJU"
 	}
 	f.EventID = ev.ID
 	return []provider.Finding{f}, nil
@@ -182,6 +190,12 @@ func (k *Komoju) finding(ctx context.Context, pay *payment, sessionID string) (p
 		}
 		f.Status, f.Note = order.Refunded, "refunded at KOMOJU"
 		f.Data = nil
+		if pay.AmountRefunded > 0 {
+			units := pay.AmountRefunded
+			if f.Refunded, err = fromKomoju(&units, pay.Currency); err != nil {
+				return provider.Finding{}, false, err
+			}
+		}
 	default:
 		return provider.Finding{}, false, nil // pending: nothing yet
 	}

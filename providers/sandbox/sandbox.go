@@ -197,10 +197,12 @@ func (s *Sandbox) deliver(r *http.Request, pay provider.Payment, outcome string)
 }
 
 // Refund implements provider.Refunder: the sandbox moved no money, so a
-// refund of its payment is done at once, and repeating it is the same
-// refund (one event id per attempt).
-func (*Sandbox) Refund(_ context.Context, p provider.Payment) (provider.Finding, error) {
-	return provider.Finding{Ref: p.Ref, EventID: "sbx_refund_" + p.Ref, Status: order.Refunded, Note: "refunded in the sandbox (no real money)"}, nil
+// refund of its payment, all of it or part, is done at once, and
+// repeating a request is the same refund (its key is the event id).
+func (*Sandbox) Refund(_ context.Context, p provider.Payment, r provider.Refund) (provider.Finding, error) {
+	total := r.Before.Add(r.Amount)
+	return provider.Finding{Ref: p.Ref, EventID: "sbx_" + r.Key, Status: order.Refunded, Refunded: total,
+		Transaction: p.Transaction, Note: "refunded " + r.Amount.String() + " in the sandbox (no real money)"}, nil
 }
 
 // Webhook verifies a sandbox webhook with the site secret (Standard

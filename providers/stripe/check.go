@@ -88,11 +88,12 @@ func (s *Stripe) fromSession(ctx context.Context, sess *stripeapi.CheckoutSessio
 	return f, nil
 }
 
-// Refund refunds the attempt's payment in full. The idempotency key is
-// the attempt's, so that an operator's repeated request never refunds
-// twice; a refund Stripe has accepted (succeeded, or pending with the
-// bank) ends the order as refunded.
-func (s *Stripe) Refund(ctx context.Context, p provider.Payment) (provider.Finding, error) {
+// Refund returns r.Amount of the attempt's payment under the request's
+// idempotency key, so that an operator's repeated request never refunds
+// twice. A refund Stripe has accepted (succeeded, or pending with the
+// bank) counts; the finding carries the charge's total refunded so far,
+// read from the refund's expanded charge.
+func (s *Stripe) Refund(ctx context.Context, p provider.Payment, r provider.Refund) (provider.Finding, error) {
 	intentID := p.Transaction
 	if !validID(intentID, "pi_") {
 		if p.ProviderRef == "" {
@@ -107,9 +108,14 @@ func (s *Stripe) Refund(ctx context.Context, p provider.Payment) (provider.Findi
 		}
 		intentID = sess.PaymentIntent.ID
 	}
-	params := &stripeapi.RefundParams{PaymentIntent: stripeapi.String(intentID)}
+	units, _, err := toStripe(r.Amount)
+	if err != nil {
+		return provider.Finding{}, fmt.Errorf("%w: %v", provider.ErrNotRefundable, err)
+	}
+	params := &stripeapi.RefundParams{PaymentIntent: stripeapi.String(intentID), Amount: stripeapi.Int64(units)}
 	params.Context = ctx
-	params.SetIdempotencyKey("checkout-refund-" + p.Ref)
+	params.SetIdempotencyKey(r.Key)
+	params.AddExpand("charge")
 	params.AddMetadata(metaSite, p.Site)
 	params.AddMetadata(metaRef, p.Ref)
 	if s.Account != "" {
@@ -124,7 +130,15 @@ func (s *Stripe) Refund(ctx context.Context, p provider.Payment) (provider.Findi
 	default:
 		return provider.Finding{}, fmt.Errorf("Stripe refund %s is %s", re.ID, re.Status)
 	}
-	return provider.Finding{Ref: p.Ref, EventID: re.ID, Status: order.Refunded, Note: "refunded through Stripe (" + re.ID + ")"}, nil
+	if re.Charge == nil || re.Charge.Currency == "" {
+		return provider.Finding{}, fmt.Errorf("Stripe refund %s came without its charge", re.ID)
+	}
+	total, err := fromStripe(re.Charge.AmountRefunded, string(re.Charge.Currency))
+	if err != nil {
+		return provider.Finding{}, err
+	}
+	return provider.Finding{Ref: p.Ref, EventID: re.ID, Status: order.Refunded, Refunded: total, Transaction: intentID,
+		Note: "refunded through Stripe (" + re.ID + ")"}, nil
 }
 
 // Close expires the attempt's session if it is still open, so that the

@@ -226,7 +226,7 @@ func TestConnectedAccountOnEveryRequest(t *testing.T) {
 	if err != nil || f.Status != order.Paid || !f.Paid.Equal(money.MustParse("20.00", "EUR")) {
 		t.Fatalf("check: %+v, %v", f, err)
 	}
-	if _, err := p.Refund(context.Background(), pay); err != nil {
+	if _, err := p.Refund(context.Background(), pay, provider.Refund{Amount: money.MustParse("20.00", "EUR"), Key: "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, rq := range fake.Requests() {

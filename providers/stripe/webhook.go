@@ -88,11 +88,13 @@ type sessionObject struct {
 
 // chargeObject is the part of a Charge read from charge.refunded.
 type chargeObject struct {
-	ID            string            `json:"id"`
-	Object        string            `json:"object"`
-	Refunded      bool              `json:"refunded"`
-	PaymentIntent json.RawMessage   `json:"payment_intent"`
-	Metadata      map[string]string `json:"metadata"`
+	ID             string            `json:"id"`
+	Object         string            `json:"object"`
+	Refunded       bool              `json:"refunded"`
+	AmountRefunded int64             `json:"amount_refunded"`
+	Currency       string            `json:"currency"`
+	PaymentIntent  json.RawMessage   `json:"payment_intent"`
+	Metadata       map[string]string `json:"metadata"`
 }
 
 // idOf reads an expandable field: an id string, or an object with an id.
@@ -215,12 +217,20 @@ func (s *Stripe) endsAttempt(ctx context.Context, ref, sessionID string, session
 	return !p.ExpiresAt.After(time.Unix(sessionEnds, 0).Add(time.Minute)), nil
 }
 
-// refundEvent turns a fully refunded charge into a finding. The charge
-// does not carry the session's metadata, so the payment intent, which
-// does, names the attempt; it is fetched from Stripe.
+// refundEvent turns a refunded charge, in full or in part, into a finding
+// of the total refunded so far. The charge does not carry the session's
+// metadata, so the payment intent, which does, names the attempt; it is
+// fetched from Stripe.
 func (s *Stripe) refundEvent(ctx context.Context, ch chargeObject) (provider.Finding, bool, error) {
-	if !ch.Refunded {
-		return provider.Finding{}, false, nil // a partial refund: the order stays paid
+	if ch.AmountRefunded <= 0 && !ch.Refunded {
+		return provider.Finding{}, false, nil
+	}
+	var total money.Amount
+	if ch.AmountRefunded > 0 {
+		var err error
+		if total, err = fromStripe(ch.AmountRefunded, ch.Currency); err != nil {
+			return provider.Finding{}, false, fmt.Errorf("%w: charge.refunded: %v", provider.ErrMalformed, err)
+		}
 	}
 	meta := ch.Metadata
 	if meta[metaRef] == "" {
@@ -240,7 +250,8 @@ func (s *Stripe) refundEvent(ctx context.Context, ch chargeObject) (provider.Fin
 	if meta[metaRef] == "" || meta[metaSite] != s.env.Site {
 		return provider.Finding{}, false, nil
 	}
-	return provider.Finding{Ref: meta[metaRef], Status: order.Refunded, Note: "refunded at Stripe (charge " + ch.ID + ")"}, true, nil
+	return provider.Finding{Ref: meta[metaRef], Status: order.Refunded, Refunded: total, Transaction: idOf(ch.PaymentIntent),
+		Note: "refunded at Stripe (charge " + ch.ID + ")"}, true, nil
 }
 
 // voucherExpiry is when a konbini voucher of pi lapses
