@@ -152,7 +152,10 @@ func partialRefunds(t *testing.T, site *providerSite, id, part string, after [4]
 	// refund, and the later one answers with the order as it is.
 	for i := range 3 {
 		wg.Add(1)
-		go func() { defer wg.Done(); codes[i], _, _ = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "refund-42") }()
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "refund-42")
+		}()
 	}
 	wg.Wait()
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != 200 {

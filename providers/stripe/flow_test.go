@@ -304,7 +304,10 @@ func TestStripeRefundThroughSite(t *testing.T) {
 	errs := make([]error, 5)
 	for i := range errs {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = se.Site().Refund(context.Background(), oid, handlers.RefundRequest{}) }()
+		go func() {
+			defer wg.Done()
+			_, errs[i] = se.Site().Refund(context.Background(), oid, handlers.RefundRequest{})
+		}()
 	}
 	wg.Wait()
 	for _, err := range errs {
