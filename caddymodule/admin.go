@@ -251,7 +251,7 @@ func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, o *order.O
 	if len(req.Key) > maxIdempotencyKey || strings.ContainsFunc(req.Key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
 		return apiErr(http.StatusBadRequest, "Idempotency-Key: want at most %d printable ASCII characters", maxIdempotencyKey)
 	}
-	o, err = s.Refund(r.Context(), o.ID, req)
+	o, repeated, err := s.Refund(r.Context(), o.ID, req)
 	switch {
 	case errors.Is(err, provider.ErrNotRefundable), errors.Is(err, handlers.ErrRefundTooLarge):
 		return apiErr(http.StatusConflict, "%v", err)
@@ -261,6 +261,10 @@ func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, o *order.O
 		return apiErr(http.StatusBadGateway, "refunding order: %v", err)
 	case err != nil:
 		return apiErr(http.StatusConflict, "%v", err)
+	}
+	if repeated {
+		// As Stripe says of a request it answered before.
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	return writeAdminJSON(w, o)
 }

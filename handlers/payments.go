@@ -38,7 +38,7 @@ func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int
 
 // Refund returns all or part of a paid order's payment:
 // payments.Site.Refund.
-func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order.Order, error) {
+func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *order.Order, repeated bool, err error) {
 	return s.pay.Refund(ctx, id, req)
 }
 

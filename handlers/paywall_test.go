@@ -408,7 +408,7 @@ func TestPaywallRefundRevokesTheReceipt(t *testing.T) {
 		t.Fatalf("before the refund: %d", r.Code)
 	}
 	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
-	if _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil {
+	if _, _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	before := fs.count()
@@ -432,17 +432,17 @@ func TestPaywallPartialRefundKeepsTheReceipt(t *testing.T) {
 	first := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept)
 	payAt(t, e, c, first.Location)
 	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
-	o, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("4.00", "USD")})
+	o, _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("4.00", "USD")})
 	if err != nil || o.Status != order.Paid || !o.Refunded().Equal(money.MustParse("4.00", "USD")) {
 		t.Fatalf("partial refund: %v, %s with %s refunded", err, o.Status, o.Refunded())
 	}
 	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusOK {
 		t.Fatalf("after a partial refund: %d, want the file", r.Code)
 	}
-	if _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("6.00", "USD")}); !errors.Is(err, handlers.ErrRefundTooLarge) {
+	if _, _, err := e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{Amount: money.MustParse("6.00", "USD")}); !errors.Is(err, handlers.ErrRefundTooLarge) {
 		t.Fatalf("refunding 6.00 of the 5.99 left: %v", err)
 	}
-	if o, err = e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil || o.Status != order.Refunded {
+	if o, _, err = e.Site().Refund(context.Background(), os[0].ID, handlers.RefundRequest{}); err != nil || o.Status != order.Refunded {
 		t.Fatalf("refunding the rest: %v %+v", err, o)
 	}
 	if r := e.Get(c, "/downloads/ebook.pdf", "Accept", browserAccept); r.Code != http.StatusSeeOther {
@@ -605,7 +605,7 @@ func TestPaywallReceiptBelievedForASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	os, _ := e.Store.List(context.Background(), store.ListFilter{Site: "shop"})
-	refunded, err := other.Refund(context.Background(), os[0].ID, handlers.RefundRequest{})
+	refunded, _, err := other.Refund(context.Background(), os[0].ID, handlers.RefundRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

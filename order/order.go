@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,13 +127,14 @@ type Event struct {
 	// then the total refunded so far. A partial refund's line goes from
 	// paid to paid.
 	Refund      money.Amount `json:"refund,omitzero"`
+	Dispute     string       `json:"dispute,omitempty"` // on a dispute's line: its id
 	Transaction string       `json:"transaction,omitempty"`
 	Note        string       `json:"note,omitempty"`
 }
 
 // IsRefund reports whether the line records money returned to the
 // customer (all of it, or part).
-func (e Event) IsRefund() bool { return e.Applied && e.Refund.Valid() }
+func (e Event) IsRefund() bool { return e.Applied && e.Refund.Valid() && !e.Refund.IsZero() }
 
 // Key names an order: the site it belongs to and the shop's own order id.
 type Key struct {
@@ -173,7 +175,45 @@ type Order struct {
 	// order's waiting attempts (zero: never). See Unasked.
 	CheckedAt time.Time `json:"checked_at,omitzero"`
 	Flags     []string  `json:"flags,omitempty"` // e.g. "overpaid"
-	History   []Event   `json:"history"`
+	// Disputes are the customer's bank disputing the payment (a
+	// chargeback, or an inquiry before one). While one is open the order
+	// is flagged "disputed"; it stays paid.
+	Disputes []Dispute `json:"disputes,omitempty"`
+	History  []Event   `json:"history"`
+}
+
+// Dispute is one dispute of an order's payment, as the provider last
+// reported it.
+type Dispute struct {
+	ID     string       `json:"id"`     // the provider's
+	Amount money.Amount `json:"amount"` // what the customer's bank disputes
+	Reason string       `json:"reason"` // the provider's word: fraudulent, product_not_received, ...
+	Status string       `json:"status"` // the provider's: needs_response, under_review, won, lost, ...
+	// Outcome is won or lost once the dispute is closed; empty while it
+	// is open. A lost dispute's amount is recorded as refunded.
+	Outcome  string    `json:"outcome,omitempty"`
+	OpenedAt time.Time `json:"opened_at"`
+	ClosedAt time.Time `json:"closed_at,omitzero"`
+	// At is the provider's time of the news last applied, so that older
+	// news arriving late changes nothing.
+	At time.Time `json:"at"`
+}
+
+// Open reports whether the dispute is still undecided.
+func (d Dispute) Open() bool { return d.Outcome == "" }
+
+// DisputeNews is what a provider verified about a dispute of an order's
+// payment.
+type DisputeNews struct {
+	ID      string
+	Amount  money.Amount
+	Reason  string
+	Status  string
+	Outcome string // won or lost when the dispute closed; empty while open
+	// At orders the news of one dispute: news not later than what was
+	// applied last is old and changes nothing.
+	At          time.Time
+	Transaction string // the disputed payment
 }
 
 // Limits on what the shop may send.
@@ -765,6 +805,98 @@ func (o *Order) Refunded() money.Amount {
 
 // Refundable is how much of a paid order's payment can still be returned.
 func (o *Order) Refundable() money.Amount { return o.Amount.Sub(o.Refunded()) }
+
+// DisputeKind says what a dispute line of the history is.
+type DisputeKind int
+
+// What ApplyDispute did.
+const (
+	DisputeNothing DisputeKind = iota // old or repeated news, or refused
+	DisputeOpened                     // a new dispute: the shop is told
+	DisputeMoved                      // an open dispute changed status: recorded only
+	DisputeClosed                     // decided: the shop is told; lost is also a refund
+)
+
+// MaxDisputes bounds the disputes one order keeps.
+const MaxDisputes = 10
+
+// ApplyDispute records news of a dispute of the order's payment. A new
+// dispute flags the order "disputed"; news older than what is recorded,
+// or about a dispute already closed, changes nothing; a lost dispute
+// returns its amount to the customer as a refund would (the order is
+// refunded when nothing is left). The order stays paid otherwise.
+func (o *Order) ApplyDispute(n DisputeNews, cause Cause, now time.Time) (DisputeKind, Outcome) {
+	if o.Seen(cause) {
+		return DisputeNothing, Outcome{Duplicate: true}
+	}
+	ev := Event{At: now, From: o.Status, To: o.Status, Cause: cause, Amount: n.Amount, Transaction: n.Transaction, Dispute: n.ID}
+	refuse := func(err error) (DisputeKind, Outcome) {
+		ev.Note = err.Error()
+		if !o.recordRefusal(ev) {
+			return DisputeNothing, Outcome{Duplicate: true, Err: err}
+		}
+		o.UpdatedAt = now
+		return DisputeNothing, Outcome{Event: ev, Err: err}
+	}
+	switch {
+	case o.Status != Paid && o.Status != Refunded:
+		return refuse(fmt.Errorf("%w: a dispute of an order that is %s", ErrRefused, o.Status))
+	case n.Transaction != "" && o.Transaction != "" && n.Transaction != o.Transaction:
+		return refuse(fmt.Errorf("%w: the dispute is of payment %s, not of %s that paid the order", ErrRefused, n.Transaction, o.Transaction))
+	case !n.Amount.Valid() || n.Amount.Currency() != o.Amount.Currency() || n.Amount.Cmp(o.Amount) > 0:
+		return refuse(fmt.Errorf("%w: a dispute of %s %s on an order of %s %s", ErrMismatch, n.Amount, n.Amount.Currency(), o.Amount, o.Amount.Currency()))
+	case n.Outcome != "" && n.Outcome != "won" && n.Outcome != "lost":
+		return refuse(fmt.Errorf("%w: dispute outcome %q", ErrRefused, n.Outcome))
+	}
+	i := slices.IndexFunc(o.Disputes, func(d Dispute) bool { return d.ID == n.ID })
+	if i < 0 {
+		if len(o.Disputes) >= MaxDisputes {
+			return refuse(fmt.Errorf("%w: more than %d disputes", ErrRefused, MaxDisputes))
+		}
+		o.Disputes = append(o.Disputes, Dispute{ID: n.ID, Amount: n.Amount, Reason: n.Reason, OpenedAt: now})
+		i = len(o.Disputes) - 1
+	} else if d := o.Disputes[i]; !d.Open() || !n.At.After(d.At) {
+		return DisputeNothing, Outcome{Duplicate: true} // closed, or older news
+	}
+	d := &o.Disputes[i]
+	kind := DisputeMoved
+	if d.Status == "" {
+		kind = DisputeOpened
+	}
+	d.Status, d.At, d.Amount = n.Status, n.At, n.Amount
+	if n.Reason != "" {
+		d.Reason = n.Reason
+	}
+	ev.Applied = true
+	ev.Note = "dispute " + n.ID + " (" + d.Reason + "): " + n.Status
+	if n.Outcome != "" {
+		kind, d.Outcome, d.ClosedAt = DisputeClosed, n.Outcome, now
+		if n.Outcome == "lost" {
+			// The bank took the money back: a refund of the disputed
+			// amount, however much was refunded before.
+			before := o.Refunded()
+			total := before.Add(n.Amount)
+			if total.Cmp(o.Amount) > 0 {
+				total = o.Amount
+			}
+			ev.Refund, ev.Amount = total.Sub(before), total
+			o.RefundedAmount = total
+			if total.Cmp(o.Amount) >= 0 {
+				o.Status = Refunded
+			}
+			ev.To = o.Status
+			ev.Note += "; the disputed amount went back to the customer"
+		}
+	}
+	if open := slices.ContainsFunc(o.Disputes, Dispute.Open); open && !hasFlag(o.Flags, "disputed") {
+		o.Flags = append(o.Flags, "disputed")
+	} else if !open {
+		o.Flags = slices.DeleteFunc(o.Flags, func(f string) bool { return f == "disputed" })
+	}
+	o.History = append(o.History, ev)
+	o.UpdatedAt = now
+	return kind, Outcome{Changed: kind != DisputeMoved, Event: ev}
+}
 
 // MaxRefusals bounds how many refused pieces of evidence one order's
 // history keeps. Applied events are always kept (an order moves forward

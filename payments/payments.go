@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +129,9 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 				zap.String("order", cur.ID), zap.String("from", f.From), zap.String("attempt_provider", providerOf(cur, f.Ref)))
 			return nil, order.Outcome{}, order.ErrUnknownRef
 		}
+	}
+	if f.Dispute != nil {
+		return s.dispute(ctx, cause, cur, f)
 	}
 	if f.Status == "" {
 		return s.record(ctx, cur, f)
@@ -253,6 +257,60 @@ func (s *Site) record(ctx context.Context, cur *order.Order, f provider.Finding)
 	return o, order.Outcome{}, err
 }
 
+// dispute applies a provider's news of a dispute of the order's payment:
+// order.ApplyDispute, with order.disputed when one opens and
+// order.dispute_closed when it is decided (and order.refunded when it is
+// lost: the money went back), written with the change.
+func (s *Site) dispute(ctx context.Context, cause order.CauseKind, cur *order.Order, f provider.Finding) (*order.Order, order.Outcome, error) {
+	now := s.now()
+	var out order.Outcome
+	var kind order.DisputeKind
+	o, err := s.cfg.Store.Update(ctx, cur.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		if o == nil {
+			return nil, nil, order.ErrUnknownRef
+		}
+		kind, out = o.ApplyDispute(*f.Dispute, order.Cause{Kind: cause, Ref: f.EventID}, now)
+		if out.Duplicate {
+			return nil, nil, nil
+		}
+		var ds []store.Delivery
+		if s.cfg.Callback == "" {
+			return o, nil, nil
+		}
+		var typs []string
+		switch kind {
+		case order.DisputeOpened:
+			typs = []string{"order.disputed"}
+		case order.DisputeClosed:
+			typs = []string{"order.dispute_closed"}
+			if out.Event.IsRefund() {
+				typs = append(typs, "order.refunded")
+			}
+		}
+		for _, typ := range typs {
+			d, err := s.callback(o, typ, out.Event, f.Dispute.ID, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			ds = append(ds, d)
+		}
+		return o, ds, nil
+	})
+	if err != nil {
+		return nil, out, err
+	}
+	if kind != order.DisputeNothing {
+		s.log.Warn("payment disputed",
+			zap.String("site", o.Site), zap.String("order", o.ID), zap.String("dispute", f.Dispute.ID),
+			zap.String("status", f.Dispute.Status), zap.String("outcome", f.Dispute.Outcome))
+		if out.Changed {
+			s.cfg.Wake()
+		}
+		s.cfg.OnChange(o)
+	}
+	return o, out, nil
+}
+
 // closeTimeout bounds the provider call that closes an attempt.
 const closeTimeout = 10 * time.Second
 
@@ -334,6 +392,20 @@ type CallbackData struct {
 	RefundedAmount string `json:"refunded_amount,omitempty"`
 	// Refund, in an order.refunded callback, is the refund it announces.
 	Refund *RefundData `json:"refund,omitempty"`
+	// Dispute, in order.disputed and order.dispute_closed callbacks, is
+	// the dispute they announce.
+	Dispute *DisputeData `json:"dispute,omitempty"`
+}
+
+// DisputeData is a dispute of the payment: its provider id, the amount
+// and reason the customer's bank gave, the provider's status, and once
+// closed its outcome (won: the shop keeps the money; lost: it went back).
+type DisputeData struct {
+	ID      string `json:"id"`
+	Amount  string `json:"amount"`
+	Reason  string `json:"reason"`
+	Status  string `json:"status"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // RefundData is one refund: its amount, and whether part of the payment
@@ -354,13 +426,25 @@ type Callback struct {
 // after ev: order.refunded for any refund, even one that leaves it paid.
 func (s *Site) delivery(o *order.Order, ev order.Event, now time.Time) (store.Delivery, error) {
 	typ, ok := callbackTypes[o.Status]
-	data := s.callbackData(o)
 	if ev.IsRefund() {
 		typ, ok = callbackTypes[order.Refunded], true
-		data.Refund = &RefundData{Amount: ev.Refund.String(), Partial: ev.To != order.Refunded}
 	}
 	if !ok {
 		return store.Delivery{}, fmt.Errorf("no callback type for state %s", o.Status)
+	}
+	return s.callback(o, typ, ev, "", now)
+}
+
+// callback makes the outbox row of a callback of type typ about o after
+// ev, with the refund ev records and the dispute named, if any.
+func (s *Site) callback(o *order.Order, typ string, ev order.Event, dispute string, now time.Time) (store.Delivery, error) {
+	data := s.callbackData(o)
+	if ev.IsRefund() {
+		data.Refund = &RefundData{Amount: ev.Refund.String(), Partial: ev.To != order.Refunded}
+	}
+	if i := slices.IndexFunc(o.Disputes, func(d order.Dispute) bool { return d.ID == dispute }); i >= 0 {
+		d := o.Disputes[i]
+		data.Dispute = &DisputeData{ID: d.ID, Amount: d.Amount.String(), Reason: d.Reason, Status: d.Status, Outcome: d.Outcome}
 	}
 	body, err := json.Marshal(Callback{Type: typ, Timestamp: now.UTC(), Data: data})
 	if err != nil {
@@ -702,50 +786,43 @@ func (s *Site) check(ctx context.Context, o *order.Order, att *order.Attempt) (b
 type RefundRequest struct {
 	Amount money.Amount
 	// Key names the request: the same key refunds once, however often
-	// and however concurrently it is sent. Without one, the request is
-	// named by the amount and the order's refunded total when it arrived,
-	// so that the same amount asked twice at once refunds once, and asked
-	// again after the first refund was recorded, refunds again.
+	// and however concurrently it is sent. Without one, the same amount
+	// asked again within RepeatWindow of the last refund of that amount
+	// (a double click, a retried call) is the same request.
 	Key string
 }
+
+// RepeatWindow is how long a refund made without an Idempotency-Key
+// stands for a repeat of the same amount: a second refund of that amount
+// within it needs a key of its own.
+const RepeatWindow = time.Minute
 
 // ErrRefundTooLarge refuses a refund of more than is left of the payment.
 var ErrRefundTooLarge = errors.New("refund is more than what is left of the payment")
 
 // Refund returns all or part of a paid order's payment through the
-// provider that took it. Repeating a request is safe: the provider is
-// asked under the request's idempotency key, a key already recorded on
-// the order answers with the order as it is, and the order records each
-// refund once.
-func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order.Order, error) {
-	key := order.Key{Site: s.cfg.Site, ID: id}
-	o, err := s.cfg.Store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	// The request is named by what it saw: its key, or the amount and the
-	// total refunded when it arrived. Requests that arrived together see
-	// the same and share a name; one after the other they find it done.
-	if req.Key == "" && o.Status == order.Paid {
-		amount := req.Amount
-		if !amount.Valid() {
-			amount = o.Refundable()
-		}
-		req.Key = "auto:" + o.Refunded().String() + ":" + amount.String()
-	}
+// provider that took it, and reports whether the request repeated one
+// already made (the order is then returned as it is). Repeating a
+// request is safe: a key already recorded on the order, or the same
+// amount without a key within RepeatWindow, answers with the order; the
+// provider is asked under the request's idempotency key; the order
+// records each refund once.
+func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *order.Order, repeated bool, err error) {
+	// One refund of the site at a time in this process: requests sent
+	// together find the first one recorded.
 	s.refunding.Lock()
 	defer s.refunding.Unlock()
-	if o, err = s.cfg.Store.Get(ctx, key); err != nil {
-		return nil, err
+	if o, err = s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id}); err != nil {
+		return nil, false, err
 	}
 	if req.Key != "" && o.Seen(refundCause(o, req.Key)) {
-		return o, nil // done before
+		return o, true, nil
 	}
 	if o.Status == order.Refunded && !req.Amount.Valid() {
-		return o, nil
+		return o, true, nil
 	}
 	if o.Status != order.Paid {
-		return nil, fmt.Errorf("%w: the order is %s; only a paid order can be refunded", provider.ErrNotRefundable, o.Status)
+		return nil, false, fmt.Errorf("%w: the order is %s; only a paid order can be refunded", provider.ErrNotRefundable, o.Status)
 	}
 	left := o.Refundable()
 	amount := req.Amount
@@ -754,21 +831,37 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order
 	}
 	switch {
 	case amount.Currency() != o.Amount.Currency():
-		return nil, fmt.Errorf("%w: refund in %s of an order in %s", ErrRefundTooLarge, amount.Currency(), o.Amount.Currency())
+		return nil, false, fmt.Errorf("%w: refund in %s of an order in %s", ErrRefundTooLarge, amount.Currency(), o.Amount.Currency())
 	case amount.IsZero():
-		return nil, fmt.Errorf("%w: a refund must be more than zero", ErrRefundTooLarge)
-	case amount.Cmp(left) > 0:
-		return nil, fmt.Errorf("%w: %s %s asked, %s %s left of %s %s", ErrRefundTooLarge,
+		return nil, false, fmt.Errorf("%w: a refund must be more than zero", ErrRefundTooLarge)
+	}
+	now := s.now()
+	recent := o.ID + "\x00" + amount.String()
+	if req.Key == "" {
+		for k, at := range s.recent {
+			if now.Sub(at) >= RepeatWindow {
+				delete(s.recent, k)
+			}
+		}
+		if _, ok := s.recent[recent]; ok {
+			return o, true, nil
+		}
+		// Named by what it sees, so that the same request from another
+		// instance at the same moment is the same refund at the provider.
+		req.Key = "auto:" + o.Refunded().String() + ":" + amount.String()
+	}
+	if amount.Cmp(left) > 0 {
+		return nil, false, fmt.Errorf("%w: %s %s asked, %s %s left of %s %s", ErrRefundTooLarge,
 			amount, amount.Currency(), left, left.Currency(), o.Amount, o.Amount.Currency())
 	}
 	att := o.PaidAttempt()
 	if att == nil {
-		return nil, fmt.Errorf("%w: no record of the attempt that paid it", provider.ErrNotRefundable)
+		return nil, false, fmt.Errorf("%w: no record of the attempt that paid it", provider.ErrNotRefundable)
 	}
 	p, ok := s.providers[o.PaidWith]
 	rf, can := p.(provider.Refunder)
 	if !ok || !can {
-		return nil, fmt.Errorf("%w: provider %q cannot refund through the admin API; refund it with the provider and the order follows its webhook", provider.ErrNotRefundable, o.PaidWith)
+		return nil, false, fmt.Errorf("%w: provider %q cannot refund through the admin API; refund it with the provider and the order follows its webhook", provider.ErrNotRefundable, o.PaidWith)
 	}
 	cause := refundCause(o, req.Key)
 	f, err := rf.Refund(ctx, s.Payment(Origin{}, o, att, o.PaidWith), provider.Refund{
@@ -776,7 +869,7 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order
 	})
 	if err != nil {
 		s.log.Error("refunding order", zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", o.PaidWith), zap.Error(err))
-		return nil, err
+		return nil, false, err
 	}
 	f.Ref, f.From, f.EventID = att.Ref, att.Provider, cause.Ref
 	if f.Transaction == "" {
@@ -784,12 +877,16 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (*order
 	}
 	o, out, err := s.Apply(ctx, order.ByAdmin, f)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	if s.recent == nil {
+		s.recent = map[string]time.Time{}
+	}
+	s.recent[recent] = now
 	if out.Err != nil {
-		return o, fmt.Errorf("the provider refunded, but the order refused the change: %w", out.Err)
+		return o, false, fmt.Errorf("the provider refunded, but the order refused the change: %w", out.Err)
 	}
-	return o, nil
+	return o, false, nil
 }
 
 // refundCause names an operator's refund request in the order's history:

@@ -103,7 +103,11 @@ type Finding struct {
 	// returned of the payment so far (a partial refund leaves the order
 	// paid). Zero: all of it.
 	Refunded money.Amount
-	Note     string // for the order history and the operator
+	// Dispute, when set, is news of a dispute of the attempt's payment (a
+	// chargeback): Status is then empty, and the order stays paid unless
+	// the dispute is lost.
+	Dispute *order.DisputeNews
+	Note    string // for the order history and the operator
 	// From is the provider the finding came from. The site sets it (a
 	// provider need not): a finding applies only to an attempt started at
 	// that provider, so that one provider's webhook, return or page can

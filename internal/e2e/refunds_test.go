@@ -16,6 +16,7 @@ import (
 
 // refundAnswer is the part of the admin API's order read here.
 type refundAnswer struct {
+	Replayed       bool   `json:"-"` // answered Idempotent-Replayed: true
 	Status         string `json:"status"`
 	RefundedAmount *struct {
 		Amount string `json:"amount"`
@@ -45,7 +46,7 @@ func adminRefundOf(t *testing.T, admin, id, body, key string) (int, refundAnswer
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
-	var a refundAnswer
+	a := refundAnswer{Replayed: r.Header.Get("Idempotent-Replayed") == "true"}
 	if r.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, &a); err != nil {
 			t.Errorf("refund answer %s: %v", b, err)
@@ -68,14 +69,15 @@ type refundCallback struct {
 }
 
 // partialRefunds takes a paid order of total through the refunds an
-// operator makes over the admin API: two partial refunds of part, the
-// same amount asked five times at once, an Idempotency-Key sent three
-// times at once and again later (after holds the total refunded after
-// each of these four), bad requests and one above what is left, then the
-// rest. refundsAt counts the refunds the provider has made and
-// the total it has refunded, in its minor units. It checks the order, the
-// shop's callbacks and the provider after each step.
-func partialRefunds(t *testing.T, site *providerSite, id, part string, after [4]string, rest, total string,
+// operator makes over the admin API: a partial refund of part, the same
+// amount again under an Idempotency-Key (a second refund), another amount
+// asked five times at once without a key (one refund), an Idempotency-Key
+// sent three times at once and again later (after holds the total
+// refunded after each of these four), bad requests and one above what is
+// left, then the rest. refundsAt counts the refunds the provider has made
+// and the total it has refunded, in its minor units. It checks the order,
+// the shop's callbacks and the provider after each step.
+func partialRefunds(t *testing.T, site *providerSite, id, part, burst string, after [4]string, rest, total string,
 	refundsAt func() (int, int64), minor func(string) int64, settle func()) {
 	t.Helper()
 	admin := site.admin
@@ -124,28 +126,46 @@ func partialRefunds(t *testing.T, site *providerSite, id, part string, after [4]
 	expect(part, after[0], "paid", true)
 	check("first partial refund", 1, after[0])
 
-	// The same amount again, on purpose, later: a second refund.
+	// The same amount again without a key, within a minute: taken for a
+	// repeat of the first. On purpose, with a key of its own: a second
+	// refund.
 	code, a, body = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "")
-	if code != http.StatusOK || a.Status != "paid" || a.refunded() != after[1] {
+	if code != http.StatusOK || !a.Replayed || a.refunded() != after[0] {
+		t.Fatalf("the same amount again without a key: %d %v %s", code, a.Replayed, body)
+	}
+	code, a, body = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "rma-2")
+	if code != http.StatusOK || a.Replayed || a.Status != "paid" || a.refunded() != after[1] {
 		t.Fatalf("second partial refund: %d %s", code, body)
 	}
 	expect(part, after[1], "paid", true)
 	check("second partial refund", 2, after[1])
 
-	// The same amount five times at once: one refund.
+	// Another amount five times at once, without a key: one refund, and
+	// four answers saying they repeated it.
 	var wg sync.WaitGroup
+	answers := make([]refundAnswer, 5)
 	codes := make([]int, 5)
 	for i := range codes {
 		wg.Add(1)
-		go func() { defer wg.Done(); codes[i], _, _ = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "") }()
+		go func() {
+			defer wg.Done()
+			codes[i], answers[i], _ = adminRefundOf(t, admin, id, `{"amount": "`+burst+`"}`, "")
+		}()
 	}
 	wg.Wait()
-	for _, c := range codes {
-		if c != http.StatusOK {
-			t.Fatalf("identical refunds at once: %v", codes)
+	replayed := 0
+	for i, c := range codes {
+		if c != http.StatusOK || answers[i].refunded() != after[2] {
+			t.Fatalf("identical refunds at once: %v %+v", codes, answers)
+		}
+		if answers[i].Replayed {
+			replayed++
 		}
 	}
-	expect(part, after[2], "paid", true)
+	if replayed != 4 {
+		t.Errorf("%d of five identical refunds at once said they repeated one, want 4", replayed)
+	}
+	expect(burst, after[2], "paid", true)
 	check("five identical refunds at once", 3, after[2])
 
 	// An Idempotency-Key three times at once, then once more later: one
@@ -154,16 +174,16 @@ func partialRefunds(t *testing.T, site *providerSite, id, part string, after [4]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _, _ = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "refund-42")
+			codes[i], _, _ = adminRefundOf(t, admin, id, `{"amount": "`+burst+`"}`, "refund-42")
 		}()
 	}
 	wg.Wait()
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != 200 {
 		t.Fatalf("one Idempotency-Key at once: %v", codes[:3])
 	}
-	expect(part, after[3], "paid", true)
+	expect(burst, after[3], "paid", true)
 	check("one Idempotency-Key three times at once", 4, after[3])
-	if code, a, body = adminRefundOf(t, admin, id, `{"amount": "`+part+`"}`, "refund-42"); code != http.StatusOK || a.refunded() != after[3] {
+	if code, a, body = adminRefundOf(t, admin, id, `{"amount": "`+burst+`"}`, "refund-42"); code != http.StatusOK || !a.Replayed || a.refunded() != after[3] {
 		t.Fatalf("the Idempotency-Key again later: %d %s", code, body)
 	}
 
@@ -198,7 +218,7 @@ func partialRefunds(t *testing.T, site *providerSite, id, part string, after [4]
 }
 
 // TestStripePartialRefundsThroughCaddy: a Stripe payment of 25.00 USD
-// refunded 5.00 at a time through the admin API, then the rest.
+// refunded in parts through the admin API, then the rest.
 func TestStripePartialRefundsThroughCaddy(t *testing.T) {
 	const whsec = "whsec_e2e_0123456789abcdef"
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
@@ -206,31 +226,8 @@ func TestStripePartialRefundsThroughCaddy(t *testing.T) {
 	t.Setenv("E2E_STRIPE_WHSEC", whsec)
 	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
 	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/stripe", whsec)
-	c := noRedirectClient()
-	r, err := c.PostForm("http://"+site.base+"/buy", url.Values{"product": {"tee"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Body.Close()
-	page := r.Header.Get("Location")
-	r, err = c.PostForm(page, url.Values{"action": {"pay"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Body.Close()
-	if final := site.follow(t, c, r.Header.Get("Location")); !strings.Contains(final, "<strong>paid</strong>: 25.00 USD") {
-		t.Fatalf("not paid:\n%s", final)
-	}
-	waitFor(t, 10*time.Second, "the order.paid callback", func() bool { return len(site.shop.Callbacks()) == 1 })
-	var orders []struct {
-		OrderID string `json:"order_id"`
-	}
-	adminGet(t, site.admin, "/checkout/orders?status=paid", &orders)
-	if len(orders) != 1 {
-		t.Fatalf("paid orders: %+v", orders)
-	}
-	cs := strings.TrimPrefix(page, fake.URL+"/pay/")
-	partialRefunds(t, site, orders[0].OrderID, "5.00", [4]string{"5.00", "10.00", "15.00", "20.00"}, "5.00", "25.00",
+	id, cs := payStripe(t, site, fake, "tee", "25.00 USD", 1)
+	partialRefunds(t, site, id, "5.00", "2.50", [4]string{"5.00", "10.00", "12.50", "15.00"}, "10.00", "25.00",
 		func() (int, int64) {
 			n := 0
 			for _, ev := range fake.Events() {
@@ -248,8 +245,48 @@ func TestStripePartialRefundsThroughCaddy(t *testing.T) {
 	}
 }
 
+// payStripe buys product at the demo shop and pays it on the fake
+// Stripe's page; it waits for the n-th callback (order.paid) and returns
+// the order's id and the Checkout Session's.
+func payStripe(t *testing.T, site *providerSite, fake *stripetest.Server, product, paid string, n int) (id, session string) {
+	t.Helper()
+	c := noRedirectClient()
+	r, err := c.PostForm("http://"+site.base+"/buy", url.Values{"product": {product}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	page := r.Header.Get("Location")
+	r, err = c.PostForm(page, url.Values{"action": {"pay"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if final := site.follow(t, c, r.Header.Get("Location")); !strings.Contains(final, "<strong>paid</strong>: "+paid) {
+		t.Fatalf("not paid:\n%s", final)
+	}
+	waitFor(t, 10*time.Second, "the order.paid callback", func() bool { return len(site.shop.Callbacks()) == n })
+	session = strings.TrimPrefix(page, fake.URL+"/pay/")
+	var orders []struct {
+		OrderID  string `json:"order_id"`
+		Attempts []struct {
+			ProviderRef string `json:"provider_ref"`
+		} `json:"attempts"`
+	}
+	adminGet(t, site.admin, "/checkout/orders?status=paid", &orders)
+	for _, o := range orders {
+		for _, a := range o.Attempts {
+			if a.ProviderRef == session {
+				return o.OrderID, session
+			}
+		}
+	}
+	t.Fatalf("no paid order holds session %s: %+v", session, orders)
+	return "", ""
+}
+
 // TestKomojuPartialRefundsThroughCaddy: a KOMOJU card payment of 1,800 JPY
-// refunded 300 at a time through the admin API, then the rest; KOMOJU's
+// refunded in parts through the admin API, then the rest; KOMOJU's
 // payment.refunded webhooks for each part change nothing more.
 func TestKomojuPartialRefundsThroughCaddy(t *testing.T) {
 	const hook = "e2e-komoju-webhook-token"
@@ -285,7 +322,7 @@ func TestKomojuPartialRefundsThroughCaddy(t *testing.T) {
 		t.Fatalf("paid orders: %+v", orders)
 	}
 	payment := fake.PaymentOf(strings.TrimPrefix(sess, fake.URL+"/sessions/"))
-	partialRefunds(t, site, orders[0].OrderID, "300", [4]string{"300", "600", "900", "1200"}, "600", "1800",
+	partialRefunds(t, site, orders[0].OrderID, "300", "200", [4]string{"300", "600", "800", "1000"}, "800", "1800",
 		func() (int, int64) { return fake.Refunds(payment) },
 		func(s string) int64 { return wholeOf(t, s) },
 		func() {})

@@ -67,6 +67,7 @@ type Server struct {
 	intents        map[string]*paymentIntent
 	charges        map[string]*charge
 	refunds        map[string]*refund
+	disputes       map[string]*dispute
 	requests       []Request
 	events         []Event
 	deliveries     []Delivery
@@ -124,6 +125,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		intents:    map[string]*paymentIntent{},
 		charges:    map[string]*charge{},
 		refunds:    map[string]*refund{},
+		disputes:   map[string]*dispute{},
 		idem:       map[idemScope]*idemEntry{},
 		mockClient: &http.Client{Timeout: 30 * time.Second},
 	}

@@ -296,7 +296,7 @@ func TestAbortedSessionThenRetry(t *testing.T) {
 		t.Fatalf("callbacks %v, want only order.paid (an abort is no callback)", got)
 	}
 	// The payment of the second attempt is the one refunded.
-	if o, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref2).ID, handlers.RefundRequest{}); err != nil || o.Status != order.Refunded {
+	if o, _, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref2).ID, handlers.RefundRequest{}); err != nil || o.Status != order.Refunded {
 		t.Fatalf("refund after a retry: %v", err)
 	}
 	if st := ke.fake.PaymentStatus(ke.fake.PaymentOf(second)); st != "refunded" {
@@ -380,7 +380,7 @@ func TestRefundAndRefusedKonbiniRefund(t *testing.T) {
 	ke.Get(c, ke.onKomoju(c, id, "credit_card"))
 	oid := ke.OrderByRef(ref).ID
 	for i := 0; i < 2; i++ {
-		o, err := ke.Site().Refund(context.Background(), oid, handlers.RefundRequest{})
+		o, _, err := ke.Site().Refund(context.Background(), oid, handlers.RefundRequest{})
 		if err != nil || o.Status != order.Refunded {
 			t.Fatalf("refund #%d: %v %v", i+1, o, err)
 		}
@@ -400,7 +400,7 @@ func TestRefundAndRefusedKonbiniRefund(t *testing.T) {
 	if err := ke.fake.Capture(pid); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref).ID, handlers.RefundRequest{})
+	_, _, err := ke.Site().Refund(context.Background(), ke.OrderByRef(ref).ID, handlers.RefundRequest{})
 	if !errors.Is(err, provider.ErrNotRefundable) || !strings.Contains(err.Error(), "konbini") || !strings.Contains(err.Error(), "bank account") {
 		t.Fatalf("konbini refund: %v, want not refundable with the reason", err)
 	}

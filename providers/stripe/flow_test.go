@@ -306,7 +306,7 @@ func TestStripeRefundThroughSite(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = se.Site().Refund(context.Background(), oid, handlers.RefundRequest{})
+			_, _, errs[i] = se.Site().Refund(context.Background(), oid, handlers.RefundRequest{})
 		}()
 	}
 	wg.Wait()
@@ -346,7 +346,7 @@ func TestStripeRefundThroughSite(t *testing.T) {
 	}
 	// A pending order cannot be refunded.
 	other := se.buyStripe(se.Client(), "mug")
-	if _, err := se.Site().Refund(context.Background(), se.OrderByRef(se.refOfSession(other)).ID, handlers.RefundRequest{}); err == nil {
+	if _, _, err := se.Site().Refund(context.Background(), se.OrderByRef(se.refOfSession(other)).ID, handlers.RefundRequest{}); err == nil {
 		t.Fatal("refunding an unpaid order succeeded")
 	}
 }

@@ -462,7 +462,7 @@ func TestStripeLogsHoldNoSecrets(t *testing.T) {
 	id := se.buyStripe(c, "mug")
 	ref := se.refOfSession(id)
 	se.payOnStripe(c, id, "pay")
-	if _, err := se.Site().Refund(context.Background(), se.OrderByRef(ref).ID, handlers.RefundRequest{}); err != nil {
+	if _, _, err := se.Site().Refund(context.Background(), se.OrderByRef(ref).ID, handlers.RefundRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"id":"evt_x","type":"checkout.session.completed"}`)

@@ -67,6 +67,7 @@ type event struct {
 	Object  string `json:"object"`
 	Type    string `json:"type"`
 	Account string `json:"account"`
+	Created int64  `json:"created"`
 	Data    struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
@@ -95,6 +96,61 @@ type chargeObject struct {
 	Currency       string            `json:"currency"`
 	PaymentIntent  json.RawMessage   `json:"payment_intent"`
 	Metadata       map[string]string `json:"metadata"`
+}
+
+// disputeObject is the part of a Dispute read from charge.dispute.*.
+type disputeObject struct {
+	ID            string          `json:"id"`
+	Object        string          `json:"object"`
+	Amount        int64           `json:"amount"`
+	Currency      string          `json:"currency"`
+	Reason        string          `json:"reason"`
+	Status        string          `json:"status"`
+	PaymentIntent json.RawMessage `json:"payment_intent"`
+}
+
+// disputeStages places each of Stripe's dispute statuses in a dispute's
+// life (an inquiry, warning_*, may become a chargeback), so that of two
+// events of one second the later stage wins; the outcome of the closed
+// ones: warning_closed is an inquiry that ended with the money kept.
+var disputeStages = map[string]struct {
+	stage   int
+	outcome string
+}{
+	"warning_needs_response": {1, ""}, "warning_under_review": {2, ""}, "warning_closed": {3, "won"},
+	"needs_response": {4, ""}, "under_review": {5, ""}, "won": {6, "won"}, "lost": {6, "lost"},
+}
+
+// disputeEvent turns a dispute of one of this site's payments into a
+// finding. Like a refund, the dispute names the payment intent, whose
+// metadata names the attempt; it is fetched from Stripe.
+func (s *Stripe) disputeEvent(ctx context.Context, ev event, d disputeObject) (provider.Finding, bool, error) {
+	st, known := disputeStages[d.Status]
+	if !known {
+		return provider.Finding{}, false, fmt.Errorf("%w: dispute status %q", provider.ErrMalformed, truncate(d.Status, 40))
+	}
+	amount, err := fromStripe(d.Amount, d.Currency)
+	if err != nil {
+		return provider.Finding{}, false, fmt.Errorf("%w: %s: %v", provider.ErrMalformed, ev.Type, err)
+	}
+	pi := idOf(d.PaymentIntent)
+	if pi == "" {
+		return provider.Finding{}, false, nil // a charge made outside Checkout: not ours
+	}
+	intent, err := s.intent(ctx, pi)
+	if isMissing(err) {
+		return provider.Finding{}, false, nil
+	}
+	if err != nil {
+		return provider.Finding{}, false, err
+	}
+	if intent.Metadata[metaRef] == "" || intent.Metadata[metaSite] != s.env.Site {
+		return provider.Finding{}, false, nil
+	}
+	return provider.Finding{Ref: intent.Metadata[metaRef], Transaction: pi, Dispute: &order.DisputeNews{
+		ID: d.ID, Amount: amount, Reason: truncate(d.Reason, 60), Status: d.Status, Outcome: st.outcome,
+		At: time.Unix(ev.Created, int64(st.stage)), Transaction: pi,
+	}}, true, nil
 }
 
 // idOf reads an expandable field: an id string, or an object with an id.
@@ -138,6 +194,17 @@ func (s *Stripe) Webhook(ctx context.Context, r *http.Request, body []byte) ([]p
 			return nil, fmt.Errorf("%w: %s without a checkout session", provider.ErrMalformed, ev.Type)
 		}
 		f, ok, err := s.sessionEvent(ctx, ev.Type, sess)
+		if err != nil || !ok {
+			return nil, err
+		}
+		f.EventID = ev.ID
+		return []provider.Finding{f}, nil
+	case "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed":
+		var d disputeObject
+		if err := json.Unmarshal(ev.Data.Object, &d); err != nil || d.ID == "" || d.Object != "dispute" {
+			return nil, fmt.Errorf("%w: %s without a dispute", provider.ErrMalformed, ev.Type)
+		}
+		f, ok, err := s.disputeEvent(ctx, ev, d)
 		if err != nil || !ok {
 			return nil, err
 		}
