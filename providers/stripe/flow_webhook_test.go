@@ -595,3 +595,53 @@ func TestSandboxCannotSettleAStripePayment(t *testing.T) {
 			resp.StatusCode, o.Status, o.Transaction)
 	}
 }
+
+// TestStripeDisputeEventsNotOursChangeNothing: dispute events of another
+// account or of a payment Stripe does not know are answered 200 and
+// change nothing; one with a status Stripe does not have is refused; the
+// real one flags the order.
+func TestStripeDisputeEventsNotOursChangeNothing(t *testing.T) {
+	se := newStripeEnv(t)
+	c := se.Client()
+	id := se.buyStripe(c, "tee")
+	ref := se.refOfSession(id)
+	se.payOnStripe(c, id, "pay")
+	se.fake.WaitDeliveries()
+	se.fake.SetWebhook("")
+	dp, err := se.fake.OpenDispute(id, 0, "fraudulent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev stripetest.Event
+	for _, e := range se.fake.Events() {
+		if e.Type == "charge.dispute.created" {
+			ev = e
+		}
+	}
+	now := se.Clock.Now()
+	for name, tc := range map[string]struct {
+		change func(map[string]any)
+		code   int
+	}{
+		"another connected account": {func(m map[string]any) { m["account"] = "acct_1SomeoneElse" }, http.StatusOK},
+		"a payment Stripe does not know": {func(m map[string]any) {
+			sessionOf(m)["payment_intent"] = "pi_3NotAnIntentOfOurs0000000"
+		}, http.StatusOK},
+		"a charge made outside Checkout": {func(m map[string]any) { sessionOf(m)["payment_intent"] = nil }, http.StatusOK},
+		"a status Stripe does not have":  {func(m map[string]any) { sessionOf(m)["status"] = "pending_magic" }, http.StatusBadRequest},
+	} {
+		body := rewrite(t, ev.Body, func(m map[string]any) { m["id"] = "evt_" + strings.ReplaceAll(name, " ", "_"); tc.change(m) })
+		if code := se.postStripeEvent(body, stripetest.Sign(body, now, stripeWebhookSecret)); code != tc.code {
+			t.Errorf("%s: %d, want %d", name, code, tc.code)
+		}
+	}
+	if o := se.OrderByRef(ref); len(o.Disputes) != 0 || slices.Contains(o.Flags, "disputed") {
+		t.Fatalf("dispute events that are not ours changed the order: %+v %v", o.Disputes, o.Flags)
+	}
+	if code := se.postStripeEvent(ev.Body, stripetest.Sign(ev.Body, now, stripeWebhookSecret)); code != http.StatusOK {
+		t.Fatalf("the real dispute event: %d", code)
+	}
+	if o := se.OrderByRef(ref); len(o.Disputes) != 1 || o.Disputes[0].ID != dp || !slices.Contains(o.Flags, "disputed") || o.Status != order.Paid {
+		t.Fatalf("after the real dispute event: %+v %v %s", o.Disputes, o.Flags, o.Status)
+	}
+}
