@@ -113,6 +113,14 @@ func (l *lazyStore) Unasked(ctx context.Context, site string, before time.Time, 
 	return s.Unasked(ctx, site, before, limit)
 }
 
+func (l *lazyStore) Personal(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Personal(ctx, site, before, limit)
+}
+
 func (l *lazyStore) Due(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {
 	s, err := l.get()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -65,6 +66,7 @@ const (
 	ByCustomer  CauseKind = "customer"  // the customer cancelled on our pages
 	ByWatcher   CauseKind = "watcher"   // a chain or message watcher
 	ByConfig    CauseKind = "config"    // no configured provider can take the order any more
+	ByRetention CauseKind = "retention" // retain_personal erased the customer's data
 )
 
 // fromProvider reports whether evidence with this cause comes from a
@@ -179,7 +181,70 @@ type Order struct {
 	// chargeback, or an inquiry before one). While one is open the order
 	// is flagged "disputed"; it stays paid.
 	Disputes []Dispute `json:"disputes,omitempty"`
+	// Erased lists the customer data erased under retain_personal
+	// ("email", "metadata.<key>", "provider_data.<key>"), and ErasedAt
+	// when; amounts, ids, states and the history stay for accounting.
+	Erased   []string  `json:"erased,omitempty"`
+	ErasedAt time.Time `json:"erased_at,omitzero"`
 	History  []Event   `json:"history"`
+}
+
+// PersonalSince is since when the order has been final with its
+// customer's data still kept: the time of its last applied change, once
+// it is no longer open; zero while it is open or once its data was
+// erased. Stores index it (store.Store.Personal), so that retention
+// passes cost what is due, however many orders are stored.
+func (o *Order) PersonalSince() time.Time {
+	if o.Status.Open() || !o.ErasedAt.IsZero() {
+		return time.Time{}
+	}
+	for i := len(o.History) - 1; i >= 0; i-- {
+		if o.History[i].Applied {
+			return o.History[i].At
+		}
+	}
+	return o.UpdatedAt
+}
+
+// ErasePersonal erases the customer's data from a final order: the
+// e-mail, the shop's metadata but the keys keep names (the plugin's own),
+// and the attempts' provider data under the keys personal names. It
+// records what it erased (nothing, for an order without such data) and
+// a line in the history, so that the order leaves the stores' index of
+// personal data.
+func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key string) bool, now time.Time) []string {
+	var erased []string
+	if o.Email != "" {
+		o.Email = ""
+		erased = append(erased, "email")
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Metadata)) {
+		if keep == nil || !keep(k) {
+			delete(o.Metadata, k)
+			erased = append(erased, "metadata."+k)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range o.Attempts {
+		a := &o.Attempts[i]
+		for _, k := range slices.Sorted(maps.Keys(a.ProviderData)) {
+			if personal != nil && personal(k) {
+				delete(a.ProviderData, k)
+				if !seen[k] {
+					seen[k] = true
+					erased = append(erased, "provider_data."+k)
+				}
+			}
+		}
+	}
+	o.Erased, o.ErasedAt, o.UpdatedAt = erased, now, now
+	note := "customer data erased (retain_personal): nothing was kept"
+	if len(erased) > 0 {
+		note = "customer data erased (retain_personal): " + strings.Join(erased, ", ")
+	}
+	o.History = append(o.History, Event{At: now, From: o.Status, To: o.Status, Cause: Cause{Kind: ByRetention},
+		Attempt: o.Current().Generation, Applied: true, Note: note})
+	return erased
 }
 
 // Dispute is one dispute of an order's payment, as the provider last

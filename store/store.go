@@ -261,6 +261,11 @@ type Store interface {
 	// orders with an attempt waiting at a provider that no one has asked
 	// about since then. Per site, as Open.
 	Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error)
+	// Personal returns up to limit orders of one site whose PersonalSince
+	// time is set and before the given time, oldest first: the final
+	// orders still holding their customer's data, for retain_personal.
+	// Per site, as Open.
+	Personal(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error)
 
 	// Due returns up to limit pending deliveries whose NextAt is not after
 	// now and that are the earliest pending delivery of their order,

@@ -173,3 +173,52 @@ func TestSchema2FileIsMigrated(t *testing.T) {
 		t.Fatalf("Unasked before its attempt started = %v, want none (filed at its real time)", got)
 	}
 }
+
+// TestSchema3FileIsMigrated: a file written before retain_personal (no
+// index of final orders holding customer data) opens with its final
+// orders in that index, filed by their last change, and its open ones out.
+func TestSchema3FileIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "checkout.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"paid", "open"} {
+		k := order.Key{Site: "shop", ID: id}
+		_, err := s.Update(ctx, k, func(*order.Order) (*order.Order, []store.Delivery, error) {
+			o, err := order.New(order.Intake{Key: k, Amount: money.MustParse("5.00", "USD"), Email: "c@example.com"}, t0, time.Hour)
+			if err == nil && i == 0 {
+				o.Apply(order.Transition{To: order.Paid, Ref: o.Current().Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "e"},
+					Paid: o.Amount, Provider: "sandbox"}, t0.Add(time.Minute))
+			}
+			return o, nil, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketPersonal); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("3"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatalf("opening a schema 3 file: %v", err)
+	}
+	defer s.Close()
+	got, err := s.Personal(ctx, "shop", t0.Add(time.Hour), 0)
+	if err != nil || len(got) != 1 || got[0].ID != "paid" {
+		t.Fatalf("Personal after migrating = %v, %v; want the paid order", got, err)
+	}
+	if got, _ := s.Personal(ctx, "shop", t0.Add(time.Minute), 0); len(got) != 0 {
+		t.Fatalf("Personal before it was paid = %v, want none (filed at its last change)", got)
+	}
+}

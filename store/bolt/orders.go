@@ -106,13 +106,14 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 
 // orderIndex is what an order contributes to the indexes.
 type orderIndex struct {
-	exists  bool
-	open    []byte // key in bucketOpen; nil when the order is not open
-	unasked []byte // key in bucketUnasked; nil when no attempt waits
-	updated []byte // key in bucketUpdated
-	status  order.State
-	refs    []string
-	prefs   []string // provider refs, as keys of bucketRefs ("\x00" + ref)
+	exists   bool
+	open     []byte // key in bucketOpen; nil when the order is not open
+	unasked  []byte // key in bucketUnasked; nil when no attempt waits
+	personal []byte // key in bucketPersonal; nil unless final with its customer data
+	updated  []byte // key in bucketUpdated
+	status   order.State
+	refs     []string
+	prefs    []string // provider refs, as keys of bucketRefs ("\x00" + ref)
 }
 
 func indexOf(k []byte, o *order.Order) orderIndex {
@@ -124,6 +125,10 @@ func indexOf(k []byte, o *order.Order) orderIndex {
 	if t := o.Unasked(); !t.IsZero() {
 		site, _, _ := bytes.Cut(k, []byte{0})
 		ix.unasked = join(site, []byte{0}, appendTime(nil, t), k)
+	}
+	if t := o.PersonalSince(); !t.IsZero() {
+		site, _, _ := bytes.Cut(k, []byte{0})
+		ix.personal = join(site, []byte{0}, appendTime(nil, t), k)
 	}
 	ix.updated = join(appendTime(nil, o.UpdatedAt), k)
 	for _, a := range o.Attempts {
@@ -163,6 +168,10 @@ func putOrder(tx *bbolt.Tx, k, data []byte, old, cur orderIndex) error {
 	}
 
 	if err := moveIndex(appending(tx, bucketUnasked), old.unasked, cur.unasked); err != nil {
+		return fmt.Errorf("indexing order %s: %w", keyName(k), err)
+	}
+
+	if err := moveIndex(appending(tx, bucketPersonal), old.personal, cur.personal); err != nil {
 		return fmt.Errorf("indexing order %s: %w", keyName(k), err)
 	}
 
@@ -460,6 +469,28 @@ func indexUnasked(tx *bbolt.Tx) error {
 		}
 		return nil
 	})
+}
+
+// indexPersonal fills the index of final orders holding customer data
+// (schema 4) from the orders, for a file of an earlier schema.
+func indexPersonal(tx *bbolt.Tx) error {
+	personal := tx.Bucket(bucketPersonal)
+	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
+		o, err := decodeOrder(k, raw)
+		if err != nil {
+			return err
+		}
+		if ix := indexOf(k, o); ix.personal != nil {
+			return personal.Put(ix.personal, nil)
+		}
+		return nil
+	})
+}
+
+// Personal implements store.Store, as Open over the index of final
+// orders holding customer data.
+func (s *Store) Personal(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	return s.scanBySite(ctx, "listing orders whose customer data is due for erasure", bucketPersonal, site, before, limit)
 }
 
 // rebuildIndexes writes the indexes schema 2 added or changed anew, for a

@@ -85,6 +85,9 @@ var (
 	// unasked: site + "\x00" + time(Unasked) + orderKey → nothing, for
 	// open orders with an attempt waiting at a provider (schema 3).
 	bucketUnasked = []byte("unasked")
+	// personal: site + "\x00" + time(PersonalSince) + orderKey → nothing,
+	// for final orders still holding their customer's data (schema 4).
+	bucketPersonal = []byte("personal")
 	// updated: time(UpdatedAt) + orderKey → status.
 	bucketUpdated = []byte("updated")
 
@@ -116,7 +119,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUnasked, bucketUpdated,
+	bucketMeta, bucketOrders, bucketRefs, bucketOpen, bucketUnasked, bucketPersonal, bucketUpdated,
 	bucketDeliveries, bucketDue, bucketQueue, bucketCreated, bucketByOrder, bucketSeqs,
 	bucketIdempotency, bucketProviderData, bucketSpent, bucketSpentExp,
 }
@@ -124,7 +127,7 @@ var allBuckets = [][]byte{
 // schemaVersion is stored in the meta bucket so that a later layout can
 // recognise (and migrate) a file written by this one, and this code can
 // refuse a file from the future instead of misreading it.
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 var keySchema = []byte("schema")
 
@@ -179,17 +182,20 @@ func Open(path string, opts Options) (*Store, error) {
 		switch v := meta.Get(keySchema); {
 		case v == nil:
 			return meta.Put(keySchema, []byte(schemaVersion))
-		case string(v) == "1":
-			if err := rebuildIndexes(tx); err != nil {
-				return fmt.Errorf("migrating from schema 1: %w", err)
+		case string(v) == "1" || string(v) == "2" || string(v) == "3":
+			// Each schema's additions, in turn.
+			if string(v) == "1" {
+				if err := rebuildIndexes(tx); err != nil {
+					return fmt.Errorf("migrating from schema 1: %w", err)
+				}
 			}
-			if err := indexUnasked(tx); err != nil {
-				return fmt.Errorf("migrating from schema 1: %w", err)
+			if string(v) != "3" {
+				if err := indexUnasked(tx); err != nil {
+					return fmt.Errorf("migrating from schema %s: %w", v, err)
+				}
 			}
-			return meta.Put(keySchema, []byte(schemaVersion))
-		case string(v) == "2":
-			if err := indexUnasked(tx); err != nil {
-				return fmt.Errorf("migrating from schema 2: %w", err)
+			if err := indexPersonal(tx); err != nil {
+				return fmt.Errorf("migrating from schema %s: %w", v, err)
 			}
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:

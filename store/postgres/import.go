@@ -67,8 +67,8 @@ func (k *sink) Order(ctx context.Context, o *order.Order, ds []store.Delivery) e
 	for _, d := range ds {
 		seq = max(seq, int64(d.Seq))
 	}
-	if _, err := k.tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq, unasked)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, o.Site, o.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked); err != nil {
+	if _, err := k.tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq, unasked, personal_since)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, o.Site, o.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked, ix.personal); err != nil {
 		return fmt.Errorf("copying order %s: %w", o.Key, err)
 	}
 	if err := writeRefs(ctx, k.tx, o.Key, orderIndex{}, ix); err != nil {

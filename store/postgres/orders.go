@@ -22,6 +22,7 @@ type orderIndex struct {
 	status   order.State
 	deadline *int64 // nil when the order is not open
 	unasked  *int64 // nil when no attempt of the order waits at a provider
+	personal *int64 // nil unless the order is final with its customer's data
 	updated  int64
 	refs     []string
 	prefs    []string // provider refs
@@ -36,6 +37,10 @@ func indexOf(o *order.Order) orderIndex {
 	if t := o.Unasked(); !t.IsZero() {
 		u := ns(t)
 		ix.unasked = &u
+	}
+	if t := o.PersonalSince(); !t.IsZero() {
+		p := ns(t)
+		ix.personal = &p
 	}
 	for _, a := range o.Attempts {
 		if a.Ref != "" {
@@ -135,15 +140,15 @@ func (s *Store) Update(ctx context.Context, key order.Key, fn store.UpdateFunc) 
 		}
 
 		if exists {
-			_, err = tx.Exec(ctx, `UPDATE checkout_orders SET doc = $3, status = $4, deadline = $5, updated_at = $6, last_seq = $7, unasked = $8
-				WHERE site = $1 AND id = $2`, key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked)
+			_, err = tx.Exec(ctx, `UPDATE checkout_orders SET doc = $3, status = $4, deadline = $5, updated_at = $6, last_seq = $7, unasked = $8,
+				personal_since = $9 WHERE site = $1 AND id = $2`, key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked, ix.personal)
 			if err != nil {
 				return fmt.Errorf("writing order %s: %w", key, err)
 			}
 		} else {
-			tag, err := tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq, unasked)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (site, id) DO NOTHING`,
-				key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked)
+			tag, err := tx.Exec(ctx, `INSERT INTO checkout_orders (site, id, doc, status, deadline, updated_at, last_seq, unasked, personal_since)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (site, id) DO NOTHING`,
+				key.Site, key.ID, data, string(ix.status), ix.deadline, ix.updated, seq, ix.unasked, ix.personal)
 			if err != nil {
 				return fmt.Errorf("writing order %s: %w", key, err)
 			}
@@ -335,6 +340,12 @@ func (s *Store) Open(ctx context.Context, site string, before time.Time, limit i
 // Unasked implements store.Store, from the partial index of unasked times.
 func (s *Store) Unasked(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
 	return s.bySiteBefore(ctx, "listing orders to reconcile", "unasked", site, before, limit)
+}
+
+// Personal implements store.Store, from the partial index of final
+// orders holding customer data.
+func (s *Store) Personal(ctx context.Context, site string, before time.Time, limit int) ([]*order.Order, error) {
+	return s.bySiteBefore(ctx, "listing orders whose customer data is due for erasure", "personal_since", site, before, limit)
 }
 
 // bySiteBefore reads a site's orders whose time column (deadline or

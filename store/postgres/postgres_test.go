@@ -109,7 +109,7 @@ func TestSchema1DatabaseIsMigrated(t *testing.T) {
 		storetest.Put(t, s, o)
 	}
 	s.Close()
-	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN unasked`)
+	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN unasked, DROP COLUMN personal_since`)
 	exec(t, dsn, `UPDATE checkout_schema SET version = 1`)
 
 	s = open(t, dsn, postgres.Options{})
@@ -412,5 +412,33 @@ func TestAStaleTryDoesNotOverwriteANewerOne(t *testing.T) {
 	got, err := a.Delivery(ctx, "d1")
 	if err != nil || got.State != store.DeliveryDelivered || got.LastStatus != 204 {
 		t.Fatalf("after A's late save: %+v %v; want B's delivered record", got, err)
+	}
+}
+
+// TestSchema2DatabaseIsMigrated: a database from before retain_personal
+// gets the index of final orders holding customer data, with each final
+// order filed by its last update and the open ones left out.
+func TestSchema2DatabaseIsMigrated(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := context.Background()
+	s := open(t, dsn, postgres.Options{})
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	paid := storetest.NewOrder(t, "shop", "P", t0, time.Hour)
+	paid.Apply(order.Transition{To: order.Paid, Ref: paid.Current().Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "e"},
+		Paid: paid.Amount, Provider: "sandbox"}, t0.Add(time.Minute))
+	paid.UpdatedAt = t0.Add(time.Minute)
+	storetest.Put(t, s, paid)
+	storetest.Put(t, s, storetest.NewOrder(t, "shop", "O", t0, time.Hour))
+	s.Close()
+	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN personal_since`)
+	exec(t, dsn, `UPDATE checkout_schema SET version = 2`)
+
+	s = open(t, dsn, postgres.Options{})
+	got, err := s.Personal(ctx, "shop", t0.Add(time.Hour), 0)
+	if err != nil || len(got) != 1 || got[0].ID != "P" {
+		t.Fatalf("Personal after migrating = %v, %v; want the paid order", got, err)
+	}
+	if got, _ := s.Personal(ctx, "shop", t0.Add(time.Minute), 0); len(got) != 0 {
+		t.Fatalf("Personal before its last update = %v, want none", got)
 	}
 }

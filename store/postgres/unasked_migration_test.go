@@ -48,7 +48,7 @@ func TestMigratedQueueDoesNotStarveTheReconciler(t *testing.T) {
 	z.Current().Provider, z.Current().StartedAt = "chk", t0
 	storetest.Put(t, s, z)
 	s.Close()
-	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN unasked`)
+	exec(t, dsn, `ALTER TABLE checkout_orders DROP COLUMN unasked, DROP COLUMN personal_since`)
 	exec(t, dsn, `UPDATE checkout_schema SET version = 1`)
 	s = open(t, dsn, postgres.Options{})
 

@@ -656,3 +656,77 @@ func testUnaskedFollowsAttemptsAndChecks(t *testing.T, f Factory) {
 		t.Errorf("Unasked after D's attempt failed = %s, want C,A", got)
 	}
 }
+
+// testPersonalFollowsFinalityAndErasure: Personal lists a site's final
+// orders that still hold their customer's data, by the time of their last
+// change, oldest first; an open order is not in it, and an order leaves it
+// once its data is erased.
+func testPersonalFollowsFinalityAndErasure(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s := f.New(t)
+	final := func(o *order.Order, to order.State, at time.Time) *order.Order {
+		t.Helper()
+		tr := order.Transition{To: to, Ref: o.Current().Ref, Cause: order.Cause{Kind: order.ByWebhook, Ref: "evt_" + o.ID}, Provider: "sandbox"}
+		if to == order.Paid {
+			tr.Paid = o.Amount
+		}
+		if out := o.Apply(tr, at); !out.Changed {
+			t.Fatalf("%s → %s: %+v", o.ID, to, out)
+		}
+		return o
+	}
+	// A paid at t0+2m, B expired at t0+1m, C open, D paid at t0 on
+	// another site.
+	a := final(NewOrder(t, "shop", "A", t0, time.Hour), order.Paid, t0.Add(2*time.Minute))
+	b := final(NewOrder(t, "shop", "B", t0, time.Hour), order.Expired, t0.Add(time.Minute))
+	c := NewOrder(t, "shop", "C", t0, time.Hour)
+	d := final(NewOrder(t, "other", "D", t0, time.Hour), order.Paid, t0)
+	for _, o := range []*order.Order{a, b, c, d} {
+		Put(t, s, o)
+	}
+	personal := func(site string, before time.Time, limit int) string {
+		t.Helper()
+		got, err := s.Personal(ctx, site, before, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return orderIDs(got)
+	}
+	if got := personal("shop", t0.Add(time.Hour), 0); got != "B,A" {
+		t.Errorf("Personal = %s, want B,A (final orders of this site, oldest first)", got)
+	}
+	if got := personal("shop", t0.Add(2*time.Minute), 0); got != "B" {
+		t.Errorf("Personal(before A was paid) = %s, want B (before is exclusive)", got)
+	}
+	if got := personal("shop", t0.Add(time.Hour), 1); got != "B" {
+		t.Errorf("Personal(limit 1) = %s, want B", got)
+	}
+	if got := personal("other", t0.Add(time.Hour), 0); got != "D" {
+		t.Errorf("Personal(other site) = %s, want D", got)
+	}
+	// B's data is erased; A is refunded at t0+30m, which puts it later.
+	_, err := s.Update(ctx, b.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		o.ErasePersonal(nil, nil, t0.Add(20*time.Minute))
+		return o, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Update(ctx, a.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+		o.Apply(order.Transition{To: order.Refunded, Ref: o.Current().Ref, Cause: order.Cause{Kind: order.ByAdmin, Ref: "r1"}}, t0.Add(30*time.Minute))
+		return o, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := personal("shop", t0.Add(time.Hour), 0); got != "A" {
+		t.Errorf("Personal after B was erased = %s, want A", got)
+	}
+	if got := personal("shop", t0.Add(29*time.Minute), 0); got != "" {
+		t.Errorf("Personal(before A's refund) = %s, want none", got)
+	}
+	got, err := s.Get(ctx, b.Key)
+	if err != nil || got.Email != "" || got.ErasedAt.IsZero() || got.Status != order.Expired {
+		t.Errorf("B after erasure: %v %+v", err, got)
+	}
+}

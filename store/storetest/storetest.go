@@ -52,6 +52,7 @@ var conformanceTests = []conformanceTest{
 	{"ByRefFindsEveryAttempt", needsNew, testByRefFindsEveryAttempt},
 	{"OpenFollowsStatusAndExpiry", needsNew, testOpenFollowsStatusAndExpiry},
 	{"UnaskedFollowsAttemptsAndChecks", needsNew, testUnaskedFollowsAttemptsAndChecks},
+	{"PersonalFollowsFinalityAndErasure", needsNew, testPersonalFollowsFinalityAndErasure},
 	{"ListOrderAndFilters", needsNew, testListOrderAndFilters},
 	{"ListPages", needsNew, testListPages},
 	{"ConcurrentUpdatesOfOneKeyLoseNothing", needsNew, testConcurrentUpdatesOfOneKeyLoseNothing},
