@@ -137,6 +137,7 @@ func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		referer_policy log|refuse      # a return from a foreign Referer: logged (default) or refused
 //		price <path> <amount> <currency> [<description>]   # repeatable; a path, or a prefix ending in /*
 //		receipt_ttl <duration>         # how long a paid price's receipt opens its path (default 30d)
+//		retain_personal <duration>     # erase customer data once an order is final this long (default: keep)
 //		brand {
 //			name  <text>
 //			logo  <file>             # PNG, JPEG, GIF, WebP or SVG, at most 256 KiB
@@ -256,6 +257,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("previous_secret: want <whsec_...> [until <RFC 3339 time>] (%d arguments given)", len(args))
 			}
 			h.PreviousSecret = args[0]
+		case "retain_personal":
+			dur, err := durationArg(d, "retain_personal")
+			if err != nil {
+				return err
+			}
+			h.RetainPersonal = dur
 		case "receipt_ttl":
 			dur, err := durationArg(d, "receipt_ttl")
 			if err != nil {
@@ -325,7 +332,7 @@ var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 var single = map[string]bool{"site": true, "base_path": true, "public_url": true, "secret": true,
 	"callback": true, "success_url": true, "cancel_url": true, "templates_dir": true, "expire": true,
 	"locales": true, "intake": true, "api_allow": true, "brand": true, "return_referers": true, "referer_policy": true,
-	"receipt_ttl": true, "previous_secret": true}
+	"receipt_ttl": true, "previous_secret": true, "retain_personal": true}
 
 func oneArg(d *caddyfile.Dispenser, name string) (string, error) {
 	if !d.NextArg() {

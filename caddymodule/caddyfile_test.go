@@ -350,6 +350,15 @@ func TestCaddyfileErrors(t *testing.T) {
 			want:  []string{"previous_secret", "Testfile:4"},
 		},
 		{
+			name:  "ok/retain-personal",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n retain_personal 90d\n sandbox\n}",
+		},
+		{
+			name:  "fail/retain-personal-not-duration",
+			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n retain_personal forever\n sandbox\n}",
+			want:  []string{`retain_personal "forever"`, "duration", "Testfile:3"},
+		},
+		{
 			name:  "fail/expire-not-duration",
 			input: "checkout {\n secret {env.CHECKOUT_SECRET}\n expire soon\n sandbox\n}",
 			want:  []string{`expire "soon"`, "duration", "Testfile:3"},

@@ -123,6 +123,13 @@ type Handler struct {
 	// token for programs) opens its path. Default: 30d.
 	ReceiptTTL caddy.Duration `json:"receipt_ttl,omitempty"`
 
+	// RetainPersonal erases a customer's data (the e-mail, the shop's
+	// metadata, provider data such as a Jabber ID or a konbini slip's
+	// code) once the order has been final this long; amounts, ids,
+	// states and the history stay. Zero (the default): kept for as long
+	// as the order.
+	RetainPersonal caddy.Duration `json:"retain_personal,omitempty"`
+
 	// TemplatesDir holds page templates that replace the embedded ones of
 	// the same file name. Optional.
 	TemplatesDir string `json:"templates_dir,omitempty"`
@@ -316,6 +323,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.Prices = append(cfg.Prices, handlers.Price(p))
 	}
 	cfg.ReceiptTTL = time.Duration(h.ReceiptTTL)
+	cfg.RetainPersonal = time.Duration(h.RetainPersonal)
 	if h.Brand != nil {
 		if cfg.Brand, err = h.Brand.load(); err != nil {
 			return err

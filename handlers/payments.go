@@ -31,6 +31,10 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 // Expire ends open orders whose deadline passed: payments.Site.Expire.
 func (s *Site) Expire(ctx context.Context, limit int) (int, error) { return s.pay.Expire(ctx, limit) }
 
+// Retain erases the customer data of orders final for longer than
+// retain_personal: payments.Site.Retain.
+func (s *Site) Retain(ctx context.Context, limit int) (int, error) { return s.pay.Retain(ctx, limit) }
+
 // Reconcile asks providers about stale attempts: payments.Site.Reconcile.
 func (s *Site) Reconcile(ctx context.Context, age time.Duration, limit int) (int, error) {
 	return s.pay.Reconcile(ctx, age, limit)

@@ -740,6 +740,14 @@ func (s *Site) setPaidHeaders(r *http.Request, rc *receiptEntry) {
 	setHeaders(r.Header, &sh.vals)
 }
 
+// paywallMetadata names the metadata the paywall keeps on its own orders
+// (what was asked for and which price it paid): not the customer's, and
+// needed for as long as a receipt opens the path, so retain_personal
+// keeps it.
+func paywallMetadata(o *order.Order, key string) bool {
+	return strings.HasPrefix(o.ID, paywallIDPrefix) && (key == metaPath || key == metaPrice || key == metaClient)
+}
+
 // receipt is "<order id>.<unix expiry>.<mac>": the order it proves paid and
 // when it stops opening the price's path. It holds no secret and nothing
 // about the customer; the MAC binds the site and the price's path.

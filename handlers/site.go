@@ -44,12 +44,15 @@ type Config struct {
 	SuccessURL string // "/orders/{order_id}/thanks"; empty: our own paid page
 	CancelURL  string // "/cart"
 	Expire     time.Duration
-	Intake     Intakes
-	APIAllow   []netip.Prefix
-	Providers  []provider.Provider // in the order the pay page lists them
-	Store      store.Store
-	Pages      *templates.Set
-	Logger     *zap.Logger
+	// RetainPersonal is how long a final order keeps its customer's data
+	// (payments.Config.RetainPersonal); 0: as long as the order.
+	RetainPersonal time.Duration
+	Intake         Intakes
+	APIAllow       []netip.Prefix
+	Providers      []provider.Provider // in the order the pay page lists them
+	Store          store.Store
+	Pages          *templates.Set
+	Logger         *zap.Logger
 	// Wake is called after a callback delivery was committed, so that the
 	// notifier sends it now rather than at its next poll.
 	Wake func()
@@ -200,6 +203,7 @@ func New(cfg Config) (*Site, error) {
 		Site: cfg.Site, BasePath: cfg.BasePath, PublicURL: cfg.PublicURL, Callback: cfg.Callback,
 		Expire: cfg.Expire, Providers: cfg.Providers, Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now, Wake: cfg.Wake,
 		Observer: cfg.Observer, OnChange: s.changed,
+		RetainPersonal: cfg.RetainPersonal, KeepMetadata: paywallMetadata,
 	}); err != nil {
 		return nil, err
 	}

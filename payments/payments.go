@@ -652,6 +652,121 @@ func (s *Site) Expire(ctx context.Context, limit int) (int, error) {
 // time, so that they share group commits; Wait returns the first error.
 // (An expiry's write also closes the attempts at their providers: the
 // bound keeps that polite to a provider's rate limits.)
+// Retain erases the customer's data of up to limit orders that have been
+// final for longer than Config.RetainPersonal (oldest first): the e-mail,
+// the shop's metadata but the plugin's own keys, and the provider data
+// the providers name as personal. Amounts, ids, states and the history
+// stay. It returns how many orders it erased; with RetainPersonal 0 it
+// does nothing.
+func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
+	if s.cfg.RetainPersonal <= 0 {
+		return 0, nil
+	}
+	now := s.now()
+	cutoff := now.Add(-s.cfg.RetainPersonal)
+	due, err := s.cfg.Store.Personal(ctx, s.cfg.Site, cutoff, limit)
+	if err != nil {
+		return 0, err
+	}
+	personal := func(key string) bool {
+		for _, p := range s.providers {
+			if pp, ok := p.(provider.Personal); ok && pp.Personal(key) {
+				return true
+			}
+		}
+		return false
+	}
+	var (
+		n  atomic.Int64
+		bg background
+	)
+	for _, o := range due {
+		bg.Go(func() error {
+			erased := false
+			_, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
+				erased = false
+				if o == nil {
+					return nil, nil, nil
+				}
+				if t := o.PersonalSince(); t.IsZero() || !t.Before(cutoff) {
+					return nil, nil, nil // changed meanwhile
+				}
+				var keep func(string) bool
+				if s.cfg.KeepMetadata != nil {
+					keep = func(k string) bool { return s.cfg.KeepMetadata(o, k) }
+				}
+				o.ErasePersonal(keep, personal, now)
+				erased = true
+				return o, nil, nil
+			})
+			if err == nil && erased {
+				n.Add(1)
+				err = s.eraseCallbacks(ctx, o)
+			}
+			return err
+		})
+	}
+	err = bg.Wait()
+	if n.Load() > 0 {
+		s.log.Info("customer data erased (retain_personal)", zap.String("site", s.cfg.Site), zap.Int64("orders", n.Load()))
+	}
+	return int(n.Load()), err
+}
+
+// eraseCallbacks erases the shop's metadata (but the keys the site keeps)
+// from the stored bodies of an order's callbacks that were sent or given
+// up: the outbox keeps them for the operator, and the metadata may hold
+// the customer's data. A callback still to be sent keeps its body.
+func (s *Site) eraseCallbacks(ctx context.Context, o *order.Order) error {
+	ds, err := s.cfg.Store.Deliveries(ctx, store.DeliveryFilter{Site: o.Site, OrderID: o.ID})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.State == store.DeliveryPending {
+			continue
+		}
+		var body map[string]json.RawMessage
+		var data map[string]json.RawMessage
+		if json.Unmarshal(d.Body, &body) != nil || json.Unmarshal(body["data"], &data) != nil {
+			continue // not a callback of ours (a provider's own message)
+		}
+		var meta map[string]string
+		if json.Unmarshal(data["metadata"], &meta) != nil || len(meta) == 0 {
+			continue
+		}
+		kept := map[string]string{}
+		for k, v := range meta {
+			if s.cfg.KeepMetadata != nil && s.cfg.KeepMetadata(o, k) {
+				kept[k] = v
+			}
+		}
+		if len(kept) == len(meta) {
+			continue
+		}
+		if data["metadata"], err = json.Marshal(kept); err != nil {
+			return err
+		}
+		if body["data"], err = json.Marshal(data); err != nil {
+			return err
+		}
+		was := *d
+		if d.Body, err = json.Marshal(body); err != nil {
+			return err
+		}
+		// Over the version read: an operator's retry meanwhile stands.
+		if sw, ok := s.cfg.Store.(store.DeliverySwapper); ok {
+			err = sw.SaveDeliveryIf(ctx, d, &was)
+		} else {
+			err = s.cfg.Store.SaveDelivery(ctx, d)
+		}
+		if err != nil && !errors.Is(err, store.ErrStale) {
+			return err
+		}
+	}
+	return nil
+}
+
 type background struct {
 	wg    sync.WaitGroup
 	sem   chan struct{}

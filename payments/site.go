@@ -32,6 +32,12 @@ type Config struct {
 	// OnChange is told of every order whose state moved or whose attempt
 	// failed, for live pages. It MUST NOT block.
 	OnChange func(*order.Order)
+	// RetainPersonal is how long an order keeps its customer's data once
+	// it is final (Retain); 0 keeps it for as long as the order.
+	RetainPersonal time.Duration
+	// KeepMetadata names the metadata keys of an order that are the
+	// plugin's own, not the customer's, and survive Retain. Nil: none.
+	KeepMetadata func(o *order.Order, key string) bool
 }
 
 // Observer counts what happens to orders. Implementations MUST be safe

@@ -209,6 +209,15 @@ type Refund struct {
 	Partial bool
 }
 
+// Personal is a provider that keeps customer data in the attempts'
+// ProviderData (a Jabber ID, a konbini slip's confirmation code): Personal
+// names those keys, which retain_personal erases once the order has been
+// final for that long. Keys it does not name are kept: payment ids and
+// what refunds and checks need.
+type Personal interface {
+	Personal(key string) bool
+}
+
 // Closer is a provider that can stop an attempt from taking money once it
 // can no longer pay the order: the order expired or was cancelled here, or
 // the shop changed the amount and a new attempt replaced it. Close is best

@@ -104,7 +104,13 @@ var (
 	_ provider.Currencies = (*ERC20)(nil)
 	_ provider.BaseRouter = (*ERC20)(nil)
 	_ provider.Announcer  = (*ERC20)(nil)
+	_ provider.Personal   = (*ERC20)(nil)
 )
+
+// Personal implements provider.Personal: the data a 0xBTCpay shop sent
+// with the order for its postback is the shop's, as metadata is, and may
+// hold its customer's. The address paid to and the transaction stay.
+func (*ERC20) Personal(key string) bool { return key == keyOxbtcpayData }
 
 // Name implements provider.Provider.
 func (*ERC20) Name() string { return Name }

@@ -107,7 +107,15 @@ var (
 	_ provider.Currencies = (*Komoju)(nil)
 	_ provider.Instructor = (*Komoju)(nil)
 	_ provider.Origins    = (*Komoju)(nil)
+	_ provider.Personal   = (*Komoju)(nil)
 )
+
+// Personal implements provider.Personal: a konbini slip's confirmation
+// code, receipt number and instructions page identify the customer's
+// payment at the store.
+func (*Komoju) Personal(key string) bool {
+	return key == dataConfirmation || key == dataReceipt || key == dataInstructions
+}
 
 // Name implements provider.Provider.
 func (*Komoju) Name() string { return Name }

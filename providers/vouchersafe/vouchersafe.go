@@ -111,7 +111,15 @@ var (
 	_ provider.Checker       = (*VoucherSafe)(nil)
 	_ provider.Labeler       = (*VoucherSafe)(nil)
 	_ provider.Currencies    = (*VoucherSafe)(nil)
+	_ provider.Personal      = (*VoucherSafe)(nil)
 )
+
+// Personal implements provider.Personal: the customer's Jabber ID, the
+// code their order message was encrypted under, and the last pickup's
+// output.
+func (*VoucherSafe) Personal(key string) bool {
+	return key == dataTo || key == dataCode || key == dataOutput
+}
 
 // Name implements provider.Provider.
 func (*VoucherSafe) Name() string { return Name }
