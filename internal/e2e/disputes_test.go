@@ -37,12 +37,8 @@ type disputeCallback struct {
 // the amount returned. A stale event redelivered after the close changes
 // nothing.
 func TestStripeDisputesThroughCaddy(t *testing.T) {
-	const whsec = "whsec_e2e_0123456789abcdef"
 	fake := stripetest.New(t)
-	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
-	t.Setenv("E2E_STRIPE_WHSEC", whsec)
-	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
-	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/stripe", whsec)
+	site := stripeSite(t, fake)
 
 	won, wonSession := payStripe(t, site, fake, "tee", "25.00 USD", 1)
 	lost, lostSession := payStripe(t, site, fake, "tee", "25.00 USD", 2)

@@ -19,6 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-checkout/checkout/internal/demoshop"
+	"github.com/caddy-checkout/checkout/internal/komojutest"
+	"github.com/caddy-checkout/checkout/internal/stripetest"
 	"github.com/caddy-checkout/checkout/sign"
 )
 
@@ -290,6 +292,30 @@ func startProviderSite(t *testing.T, block string) *providerSite {
 	loadCaddy(t, strings.Replace(cf, "\t\tsandbox\n", block, 1))
 	t.Cleanup(func() { _ = caddy.Stop() })
 	return p
+}
+
+// stripeSite is a provider site whose stripe block points at fake, which
+// sends its webhooks there.
+func stripeSite(t *testing.T, fake *stripetest.Server) *providerSite {
+	t.Helper()
+	const whsec = "whsec_e2e_0123456789abcdef"
+	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
+	t.Setenv("E2E_STRIPE_WHSEC", whsec)
+	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
+	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/stripe", whsec)
+	return site
+}
+
+// komojuSite is a provider site whose komoju block points at fake, which
+// sends its webhooks there.
+func komojuSite(t *testing.T, fake *komojutest.Server) *providerSite {
+	t.Helper()
+	const hook = "e2e-komoju-webhook-token"
+	t.Setenv("E2E_KOMOJU_KEY", komojutest.SecretKey)
+	t.Setenv("E2E_KOMOJU_HOOK", hook)
+	site := startProviderSite(t, komojuBlock("{env.E2E_KOMOJU_KEY}", "{env.E2E_KOMOJU_HOOK}", fake.URL))
+	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/komoju", hook)
+	return site
 }
 
 // follow GETs loc and up to two redirects after it, as a browser does,

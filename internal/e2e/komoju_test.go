@@ -17,13 +17,9 @@ import (
 // return from a foreign Referer is logged and counted, and the admin API
 // refunds the card payment and refuses the konbini one with the reason.
 func TestKomojuThroughCaddy(t *testing.T) {
-	const hook = "e2e-komoju-webhook-token"
 	fake := komojutest.New(t)
-	t.Setenv("E2E_KOMOJU_KEY", komojutest.SecretKey)
-	t.Setenv("E2E_KOMOJU_HOOK", hook)
-	site := startProviderSite(t, komojuBlock("{env.E2E_KOMOJU_KEY}", "{env.E2E_KOMOJU_HOOK}", fake.URL))
+	site := komojuSite(t, fake)
 	base, admin, shop := site.base, site.admin, site.shop
-	fake.SetWebhook("http://"+base+"/_checkout/webhook/komoju", hook)
 	c := noRedirectClient()
 
 	buy := func() string {

@@ -220,12 +220,8 @@ func partialRefunds(t *testing.T, site *providerSite, id, part, burst string, af
 // TestStripePartialRefundsThroughCaddy: a Stripe payment of 25.00 USD
 // refunded in parts through the admin API, then the rest.
 func TestStripePartialRefundsThroughCaddy(t *testing.T) {
-	const whsec = "whsec_e2e_0123456789abcdef"
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
-	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
-	t.Setenv("E2E_STRIPE_WHSEC", whsec)
-	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
-	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/stripe", whsec)
+	site := stripeSite(t, fake)
 	id, cs := payStripe(t, site, fake, "tee", "25.00 USD", 1)
 	partialRefunds(t, site, id, "5.00", "2.50", [4]string{"5.00", "10.00", "12.50", "15.00"}, "10.00", "25.00",
 		func() (int, int64) {
@@ -289,12 +285,8 @@ func payStripe(t *testing.T, site *providerSite, fake *stripetest.Server, produc
 // refunded in parts through the admin API, then the rest; KOMOJU's
 // payment.refunded webhooks for each part change nothing more.
 func TestKomojuPartialRefundsThroughCaddy(t *testing.T) {
-	const hook = "e2e-komoju-webhook-token"
 	fake := komojutest.New(t)
-	t.Setenv("E2E_KOMOJU_KEY", komojutest.SecretKey)
-	t.Setenv("E2E_KOMOJU_HOOK", hook)
-	site := startProviderSite(t, komojuBlock("{env.E2E_KOMOJU_KEY}", "{env.E2E_KOMOJU_HOOK}", fake.URL))
-	fake.SetWebhook("http://"+site.base+"/_checkout/webhook/komoju", hook)
+	site := komojuSite(t, fake)
 	c := noRedirectClient()
 	r, err := c.PostForm("http://"+site.base+"/buy", url.Values{"product": {"tea"}})
 	if err != nil {

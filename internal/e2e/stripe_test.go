@@ -15,13 +15,9 @@ import (
 // on Stripe's page and lands at the shop as paid, the shop gets its
 // callback, and an operator refunds the order through the admin API.
 func TestStripeThroughCaddyWithAdminRefund(t *testing.T) {
-	const whsec = "whsec_e2e_0123456789abcdef"
 	fake := stripetest.New(t, stripetest.WithMock(stripetest.StartMock(t)))
-	t.Setenv("E2E_STRIPE_KEY", "sk_test_e2eSecretKeyValue")
-	t.Setenv("E2E_STRIPE_WHSEC", whsec)
-	site := startProviderSite(t, stripeBlock("{env.E2E_STRIPE_KEY}", "{env.E2E_STRIPE_WHSEC}", fake.URL))
+	site := stripeSite(t, fake)
 	base, admin, shop := site.base, site.admin, site.shop
-	fake.SetWebhook("http://"+base+"/_checkout/webhook/stripe", whsec)
 
 	c := noRedirectClient()
 	r, err := c.PostForm("http://"+base+"/buy", url.Values{"product": {"tee"}})
