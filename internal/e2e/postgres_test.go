@@ -71,9 +71,27 @@ func startInstance(t *testing.T, dsn, secret, callback, upstream string) *instan
 
 // startInstanceOf starts a Caddy child with the Caddyfile that caddyfile
 // makes for its admin and listen addresses, sharing the database at dsn.
+// A port that another process took between freePort and the child's
+// listen (another test run on the machine) is retried with new ports.
 func startInstanceOf(t *testing.T, dsn string, caddyfile func(admin, listen string) string) *instance {
 	t.Helper()
-	in := &instance{dir: t.TempDir()}
+	for try := 1; ; try++ {
+		in, taken := launchInstance(t, dsn, caddyfile)
+		if !taken {
+			return in
+		}
+		if try == 5 {
+			t.Fatalf("Caddy could not listen after %d tries: its ports were taken each time", try)
+		}
+		t.Logf("a port of %s or %s was taken meanwhile; trying others", in.base, in.admin)
+	}
+}
+
+// launchInstance starts one Caddy child and waits until it serves, or
+// reports taken when it could not listen on a port freePort gave.
+func launchInstance(t *testing.T, dsn string, caddyfile func(admin, listen string) string) (in *instance, taken bool) {
+	t.Helper()
+	in = &instance{dir: t.TempDir()}
 	in.base = "127.0.0.1:" + itoa(freePort(t))
 	in.admin = "127.0.0.1:" + itoa(freePort(t))
 	cf := caddyfile(in.admin, in.base)
@@ -100,13 +118,20 @@ func startInstanceOf(t *testing.T, dsn string, caddyfile func(admin, listen stri
 		}
 	})
 	waitFor(t, 30*time.Second, "Caddy at "+in.base+" to start", func() bool {
+		if taken = strings.Contains(in.log(), "address already in use"); taken {
+			return true
+		}
 		r, err := http.Get("http://" + in.base + "/")
 		if err == nil {
 			r.Body.Close()
 		}
 		return err == nil
 	})
-	return in
+	if taken {
+		_ = in.cmd.Process.Kill()
+		_, _ = in.cmd.Process.Wait()
+	}
+	return in, taken
 }
 
 func (in *instance) log() string { return childLog(in.dir) }
