@@ -255,6 +255,8 @@ func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, o *order.O
 	switch {
 	case errors.Is(err, provider.ErrNotRefundable), errors.Is(err, handlers.ErrRefundTooLarge):
 		return apiErr(http.StatusConflict, "%v", err)
+	case errors.Is(err, handlers.ErrKeyReused):
+		return apiErr(http.StatusUnprocessableEntity, "%v", err)
 	case errors.Is(err, provider.ErrUnavailable):
 		return apiErr(http.StatusServiceUnavailable, "refunding order: %v; retrying is safe with the same Idempotency-Key (the provider is asked under it)", err)
 	case err != nil && o == nil:

@@ -65,7 +65,8 @@ func secretCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "# In the checkout block, put these two lines in place of the secret line, then reload Caddy.\n"+
+			fmt.Fprintln(cmd.ErrOrStderr(), "# First let the shop's success page accept both secrets (X-Checkout-Signature is the new one's).\n"+
+				"# Then, in the checkout block, put these two lines in place of the secret line and reload Caddy.\n"+
 				"# Until the time given, links, tokens, receipts and API calls signed with the old secret still work,\n"+
 				"# and callbacks carry both signatures: switch the shop's verifier to the new secret before then.")
 			fmt.Fprint(cmd.OutOrStdout(), lines)

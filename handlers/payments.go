@@ -55,6 +55,7 @@ type RefundRequest = payments.RefundRequest
 var (
 	ErrNotRefundable  = provider.ErrNotRefundable
 	ErrRefundTooLarge = payments.ErrRefundTooLarge
+	ErrKeyReused      = payments.ErrKeyReused
 )
 
 // start asks a provider to take the current attempt: payments.Site.Start

@@ -117,3 +117,24 @@ func TestForeignDisputesChangeNothing(t *testing.T) {
 		t.Errorf("a dispute of a pending order: %+v", out)
 	}
 }
+
+// TestRefundsAfterALostDisputeStillCount: the provider's refund totals do
+// not hold disputes lost, so a refund reported after a dispute was lost
+// adds to it: 30.00 lost and 20.00 refunded is 50.00 returned, and the
+// rest refunded makes the order refunded.
+func TestRefundsAfterALostDisputeStillCount(t *testing.T) {
+	o := orderIn(t, order.Paid)
+	dispute(o, news(o, "needs_response", "", "30.00", 1), "e1")
+	dispute(o, news(o, "lost", "lost", "30.00", 2), "e2")
+	out := refundTo(o, "20.00", "r1")
+	if !out.Changed || !out.Event.Refund.Equal(usd("20.00")) || o.Status != order.Paid || !o.Refunded().Equal(usd("50.00")) {
+		t.Fatalf("a refund of 20.00 after losing 30.00: %+v, %s with %s returned", out, o.Status, o.Refunded())
+	}
+	if out := refundTo(o, "20.00", "r1-again"); !out.Duplicate {
+		t.Errorf("the same total again: %+v", out)
+	}
+	out = refundTo(o, "45.00", "r2")
+	if !out.Changed || !out.Event.Refund.Equal(usd("25.00")) || o.Status != order.Refunded || !o.Refunded().Equal(usd("75.00")) {
+		t.Fatalf("the rest refunded: %+v, %s with %s returned", out, o.Status, o.Refunded())
+	}
+}

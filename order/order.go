@@ -129,6 +129,7 @@ type Event struct {
 	// then the total refunded so far. A partial refund's line goes from
 	// paid to paid.
 	Refund      money.Amount `json:"refund,omitzero"`
+	Asked       money.Amount `json:"asked,omitzero"`    // on an operator's refund: the amount asked
 	Dispute     string       `json:"dispute,omitempty"` // on a dispute's line: its id
 	Transaction string       `json:"transaction,omitempty"`
 	Note        string       `json:"note,omitempty"`
@@ -165,10 +166,14 @@ type Order struct {
 	// generation may have failed first), for refunds.
 	PaidRef string    `json:"paid_ref,omitempty"`
 	PaidAt  time.Time `json:"paid_at,omitzero"`
-	// RefundedAmount is how much of the payment has been returned so far.
-	// The order stays paid until all of it has (then it is refunded).
-	RefundedAmount money.Amount `json:"refunded_amount,omitzero"`
-	Late           bool         `json:"late,omitempty"`
+	// RefundedAmount is how much of the payment has gone back so far, by
+	// refunds and disputes lost (Refunded). The order stays paid until
+	// all of it has (then it is refunded). ProviderRefunded is the
+	// provider's own total of refunds, DisputeLost the disputes lost.
+	RefundedAmount   money.Amount `json:"refunded_amount,omitzero"`
+	ProviderRefunded money.Amount `json:"provider_refunded,omitzero"`
+	DisputeLost      money.Amount `json:"dispute_lost,omitzero"`
+	Late             bool         `json:"late,omitempty"`
 	// HoldUntil is how long the provider holds an on_hold payment open
 	// (a konbini slip's payment deadline): until then the order is not
 	// expired, whatever ExpiresAt says. Zero: the hold ends at ExpiresAt.
@@ -195,7 +200,9 @@ type Order struct {
 // erased. Stores index it (store.Store.Personal), so that retention
 // passes cost what is due, however many orders are stored.
 func (o *Order) PersonalSince() time.Time {
-	if o.Status.Open() || !o.ErasedAt.IsZero() {
+	if o.Status.Open() || !o.ErasedAt.IsZero() || slices.ContainsFunc(o.Disputes, Dispute.Open) {
+		// An open dispute may need the customer's data as evidence; its
+		// close is a change of its own, from which the time runs again.
 		return time.Time{}
 	}
 	for i := len(o.History) - 1; i >= 0; i-- {
@@ -208,11 +215,12 @@ func (o *Order) PersonalSince() time.Time {
 
 // ErasePersonal erases the customer's data from a final order: the
 // e-mail, the shop's metadata but the keys keep names (the plugin's own),
-// and the attempts' provider data under the keys personal names. It
+// and the attempts' provider data under the keys personal names (replaced
+// by the value it gives, or removed when that is ""). It
 // records what it erased (nothing, for an order without such data) and
 // a line in the history, so that the order leaves the stores' index of
 // personal data.
-func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key string) bool, now time.Time) []string {
+func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key string) (string, bool), now time.Time) []string {
 	var erased []string
 	if o.Email != "" {
 		o.Email = ""
@@ -228,8 +236,15 @@ func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key stri
 	for i := range o.Attempts {
 		a := &o.Attempts[i]
 		for _, k := range slices.Sorted(maps.Keys(a.ProviderData)) {
-			if personal != nil && personal(k) {
-				delete(a.ProviderData, k)
+			if personal == nil {
+				break
+			}
+			if blank, ok := personal(k); ok && a.ProviderData[k] != blank {
+				if blank == "" {
+					delete(a.ProviderData, k)
+				} else {
+					a.ProviderData[k] = blank
+				}
 				if !seen[k] {
 					seen[k] = true
 					erased = append(erased, "provider_data."+k)
@@ -467,6 +482,31 @@ func (o *Order) PaidAttempt() *Attempt {
 	return nil
 }
 
+// Event is the history line of the evidence with this cause, or nil.
+func (o *Order) Event(c Cause) *Event {
+	if c.Ref == "" {
+		return nil
+	}
+	for i := range o.History {
+		if o.History[i].Cause == c {
+			return &o.History[i]
+		}
+	}
+	return nil
+}
+
+// RefundedRecently reports whether a refund of amount was recorded since
+// since (by any cause: an operator's request, or the provider's news of
+// it), for recognising a repeated request that carries no key.
+func (o *Order) RefundedRecently(amount money.Amount, since time.Time) bool {
+	for _, ev := range o.History {
+		if ev.IsRefund() && !ev.At.Before(since) && ev.Refund.Currency() == amount.Currency() && ev.Refund.Equal(amount) {
+			return true
+		}
+	}
+	return false
+}
+
 // Seen reports whether evidence with this cause is already in the history,
 // so that a redelivered webhook is recognised however often it comes.
 func (o *Order) Seen(c Cause) bool {
@@ -611,7 +651,10 @@ type Transition struct {
 	// of the payment so far; zero means all of it. The order is refunded
 	// once the total reaches its amount; before that it stays paid.
 	Refunded money.Amount
-	Note     string
+	// Asked, on an operator's refund, is the amount the operator asked
+	// for (kept on the history line, to recognise the request again).
+	Asked money.Amount
+	Note  string
 }
 
 // allowed is the forward-only state graph. A payment that arrives after the
@@ -810,8 +853,21 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 // order) and changes nothing; a larger one records the difference. The
 // order is refunded when the total reaches its amount.
 func (o *Order) refund(t Transition, ev Event, now time.Time, refuse func(error) Outcome) Outcome {
+	ev.Asked = t.Asked
+	// known is the news of a refund already recorded: nothing changes, but
+	// an operator's request is kept, so that repeating it (its
+	// idempotency key) answers with the order as it is.
+	known := func() Outcome {
+		if t.Cause.Kind != ByAdmin || t.Cause.Ref == "" {
+			return Outcome{Duplicate: true}
+		}
+		ev.Amount, ev.Note = o.Refunded(), "refund already recorded"
+		o.History = append(o.History, ev)
+		o.UpdatedAt = now
+		return Outcome{Event: ev}
+	}
 	if o.Status == Refunded {
-		return Outcome{Duplicate: true}
+		return known()
 	}
 	if o.Status != Paid {
 		return refuse(fmt.Errorf("%w: %s → %s", ErrRefused, o.Status, Refunded))
@@ -828,44 +884,53 @@ func (o *Order) refund(t Transition, ev Event, now time.Time, refuse func(error)
 	if total.Currency() != o.Amount.Currency() {
 		return refuse(fmt.Errorf("%w: refund in %s of an order in %s", ErrMismatch, total.Currency(), o.Amount.Currency()))
 	}
-	before := o.Refunded()
-	if total.Cmp(before) <= 0 {
-		if t.Cause.Kind == ByAdmin && t.Cause.Ref != "" {
-			// An operator's refund that the provider's webhook recorded
-			// first: the request is kept, so that repeating it (its
-			// idempotency key) answers with the order as it is.
-			ev.Amount, ev.Note = total, "refund already recorded"
-			o.History = append(o.History, ev)
-			o.UpdatedAt = now
-			return Outcome{Event: ev}
-		}
-		return Outcome{Duplicate: true}
+	if total.Cmp(o.RefundedAtProvider()) <= 0 {
+		return known()
 	}
 	if total.Cmp(o.Amount) > 0 {
 		return refuse(fmt.Errorf("%w: %s refunded in all is more than the order's %s", ErrMismatch, total, o.Amount))
 	}
-	ev.Refund, ev.Amount, ev.Applied = total.Sub(before), total, true
-	if total.Cmp(o.Amount) < 0 {
+	before := o.Refunded()
+	o.ProviderRefunded = total
+	after := o.Refunded()
+	ev.Refund, ev.Amount, ev.Applied = after.Sub(before), after, true
+	if after.Cmp(o.Amount) < 0 {
 		ev.To = Paid
 	} else {
 		o.Status = Refunded
 	}
-	o.RefundedAmount = total
+	o.RefundedAmount = after
 	o.History = append(o.History, ev)
 	o.UpdatedAt = now
 	return Outcome{Changed: true, Event: ev}
 }
 
-// Refunded is how much of the payment has been returned so far: zero, in
-// the order's currency, before any refund.
-func (o *Order) Refunded() money.Amount {
-	if o.RefundedAmount.Valid() {
-		return o.RefundedAmount
-	}
-	if o.Status == Refunded {
-		return o.Amount // refunded before partial refunds were kept
+// RefundedAtProvider is the total the provider has reported refunded
+// (charge.amount_refunded, a payment's amount_refunded): the mark that
+// news of refunds is compared with. Disputes lost are not in it, as they
+// are not in the provider's total.
+func (o *Order) RefundedAtProvider() money.Amount {
+	if o.ProviderRefunded.Valid() {
+		return o.ProviderRefunded
 	}
 	return o.Amount.Sub(o.Amount)
+}
+
+// Refunded is how much of the payment has gone back to the customer so
+// far, by refunds and by disputes lost, at most the amount: zero, in the
+// order's currency, before any.
+func (o *Order) Refunded() money.Amount {
+	if o.Status == Refunded && !o.ProviderRefunded.Valid() && !o.DisputeLost.Valid() {
+		return o.Amount // refunded before partial refunds were kept
+	}
+	sum := o.RefundedAtProvider()
+	if o.DisputeLost.Valid() {
+		sum = sum.Add(o.DisputeLost)
+	}
+	if sum.Cmp(o.Amount) > 0 {
+		return o.Amount
+	}
+	return sum
 }
 
 // Refundable is how much of a paid order's payment can still be returned.
@@ -938,15 +1003,17 @@ func (o *Order) ApplyDispute(n DisputeNews, cause Cause, now time.Time) (Dispute
 		kind, d.Outcome, d.ClosedAt = DisputeClosed, n.Outcome, now
 		if n.Outcome == "lost" {
 			// The bank took the money back: a refund of the disputed
-			// amount, however much was refunded before.
+			// amount, beside what the provider refunded.
 			before := o.Refunded()
-			total := before.Add(n.Amount)
-			if total.Cmp(o.Amount) > 0 {
-				total = o.Amount
+			if o.DisputeLost.Valid() {
+				o.DisputeLost = o.DisputeLost.Add(n.Amount)
+			} else {
+				o.DisputeLost = n.Amount
 			}
-			ev.Refund, ev.Amount = total.Sub(before), total
-			o.RefundedAmount = total
-			if total.Cmp(o.Amount) >= 0 {
+			after := o.Refunded()
+			ev.Refund, ev.Amount = after.Sub(before), after
+			o.RefundedAmount = after
+			if after.Cmp(o.Amount) >= 0 {
 				o.Status = Refunded
 			}
 			ev.To = o.Status

@@ -153,6 +153,7 @@ func (s *Site) Apply(ctx context.Context, cause order.CauseKind, f provider.Find
 			AcceptOver:  f.AcceptOver,
 			HoldUntil:   f.HoldUntil,
 			Refunded:    f.Refunded,
+			Asked:       f.Asked,
 			Note:        f.Note,
 		}, now)
 		if out.Duplicate {
@@ -299,7 +300,14 @@ func (s *Site) dispute(ctx context.Context, cause order.CauseKind, cur *order.Or
 	if err != nil {
 		return nil, out, err
 	}
+	if out.Err != nil {
+		s.log.Warn("a dispute that changes nothing here: see the order's history",
+			zap.String("site", o.Site), zap.String("order", o.ID), zap.String("dispute", f.Dispute.ID), zap.Error(out.Err))
+	}
 	if kind != order.DisputeNothing {
+		if out.Event.From != out.Event.To {
+			s.cfg.Observer.Moved(o.Site, providerOf(o, f.Ref), out.Event.To)
+		}
 		s.log.Warn("payment disputed",
 			zap.String("site", o.Site), zap.String("order", o.ID), zap.String("dispute", f.Dispute.ID),
 			zap.String("status", f.Dispute.Status), zap.String("outcome", f.Dispute.Outcome))
@@ -668,13 +676,15 @@ func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	personal := func(key string) bool {
+	personal := func(key string) (string, bool) {
 		for _, p := range s.providers {
-			if pp, ok := p.(provider.Personal); ok && pp.Personal(key) {
-				return true
+			if pp, ok := p.(provider.Personal); ok {
+				if blank, yes := pp.Personal(key); yes {
+					return blank, true
+				}
 			}
 		}
-		return false
+		return "", false
 	}
 	var (
 		n  atomic.Int64
@@ -682,6 +692,11 @@ func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
 	)
 	for _, o := range due {
 		bg.Go(func() error {
+			// The callbacks first: should that fail, the order is still
+			// due and the next pass does both.
+			if err := s.eraseCallbacks(ctx, o); err != nil {
+				return err
+			}
 			erased := false
 			_, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {
 				erased = false
@@ -701,7 +716,6 @@ func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
 			})
 			if err == nil && erased {
 				n.Add(1)
-				err = s.eraseCallbacks(ctx, o)
 			}
 			return err
 		})
@@ -715,8 +729,9 @@ func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
 
 // eraseCallbacks erases the shop's metadata (but the keys the site keeps)
 // from the stored bodies of an order's callbacks that were sent or given
-// up: the outbox keeps them for the operator, and the metadata may hold
-// the customer's data. A callback still to be sent keeps its body.
+// up, and the shop's data from its 0xBTCpay postbacks: the outbox keeps
+// them for the operator, and they may hold the customer's data. A
+// callback still to be sent keeps its body.
 func (s *Site) eraseCallbacks(ctx context.Context, o *order.Order) error {
 	ds, err := s.cfg.Store.Deliveries(ctx, store.DeliveryFilter{Site: o.Site, OrderID: o.ID})
 	if err != nil {
@@ -726,34 +741,12 @@ func (s *Site) eraseCallbacks(ctx context.Context, o *order.Order) error {
 		if d.State == store.DeliveryPending {
 			continue
 		}
-		var body map[string]json.RawMessage
-		var data map[string]json.RawMessage
-		if json.Unmarshal(d.Body, &body) != nil || json.Unmarshal(body["data"], &data) != nil {
-			continue // not a callback of ours (a provider's own message)
-		}
-		var meta map[string]string
-		if json.Unmarshal(data["metadata"], &meta) != nil || len(meta) == 0 {
+		body, changed := s.erasedBody(o, d.Body)
+		if !changed {
 			continue
-		}
-		kept := map[string]string{}
-		for k, v := range meta {
-			if s.cfg.KeepMetadata != nil && s.cfg.KeepMetadata(o, k) {
-				kept[k] = v
-			}
-		}
-		if len(kept) == len(meta) {
-			continue
-		}
-		if data["metadata"], err = json.Marshal(kept); err != nil {
-			return err
-		}
-		if body["data"], err = json.Marshal(data); err != nil {
-			return err
 		}
 		was := *d
-		if d.Body, err = json.Marshal(body); err != nil {
-			return err
-		}
+		d.Body = body
 		// Over the version read: an operator's retry meanwhile stands.
 		if sw, ok := s.cfg.Store.(store.DeliverySwapper); ok {
 			err = sw.SaveDeliveryIf(ctx, d, &was)
@@ -765,6 +758,42 @@ func (s *Site) eraseCallbacks(ctx context.Context, o *order.Order) error {
 		}
 	}
 	return nil
+}
+
+// erasedBody is a stored callback's body without the customer's data,
+// and whether that changed it: a callback's metadata but the keys the
+// site keeps, or a 0xBTCpay postback's data (the shop's, as JSON text).
+func (s *Site) erasedBody(o *order.Order, raw []byte) ([]byte, bool) {
+	var body map[string]json.RawMessage
+	if json.Unmarshal(raw, &body) != nil {
+		return nil, false
+	}
+	var text string
+	if json.Unmarshal(body["data"], &text) == nil {
+		if text == "null" {
+			return nil, false
+		}
+		body["data"] = json.RawMessage(`"null"`)
+	} else {
+		var data map[string]json.RawMessage
+		var meta map[string]string
+		if json.Unmarshal(body["data"], &data) != nil || json.Unmarshal(data["metadata"], &meta) != nil {
+			return nil, false
+		}
+		kept := map[string]string{}
+		for k, v := range meta {
+			if s.cfg.KeepMetadata != nil && s.cfg.KeepMetadata(o, k) {
+				kept[k] = v
+			}
+		}
+		if len(kept) == len(meta) {
+			return nil, false
+		}
+		data["metadata"], _ = json.Marshal(kept)
+		body["data"], _ = json.Marshal(data)
+	}
+	out, err := json.Marshal(body)
+	return out, err == nil
 }
 
 type background struct {
@@ -912,8 +941,12 @@ type RefundRequest struct {
 // within it needs a key of its own.
 const RepeatWindow = time.Minute
 
-// ErrRefundTooLarge refuses a refund of more than is left of the payment.
-var ErrRefundTooLarge = errors.New("refund is more than what is left of the payment")
+// Errors of Refund: a refund of more than is left of the payment, and an
+// idempotency key sent again with another amount.
+var (
+	ErrRefundTooLarge = errors.New("refund is more than what is left of the payment")
+	ErrKeyReused      = errors.New("Idempotency-Key already used for another refund")
+)
 
 // Refund returns all or part of a paid order's payment through the
 // provider that took it, and reports whether the request repeated one
@@ -930,8 +963,13 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *ord
 	if o, err = s.cfg.Store.Get(ctx, order.Key{Site: s.cfg.Site, ID: id}); err != nil {
 		return nil, false, err
 	}
-	if req.Key != "" && o.Seen(refundCause(o, req.Key)) {
-		return o, true, nil
+	if req.Key != "" {
+		if ev := o.Event(refundCause(o, req.Key)); ev != nil {
+			if req.Amount.Valid() && ev.Asked.Valid() && !ev.Asked.Equal(req.Amount) {
+				return nil, false, fmt.Errorf("%w: it asked for %s %s, this asks for %s", ErrKeyReused, ev.Asked, ev.Asked.Currency(), req.Amount)
+			}
+			return o, true, nil
+		}
 	}
 	if o.Status == order.Refunded && !req.Amount.Valid() {
 		return o, true, nil
@@ -950,15 +988,11 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *ord
 	case amount.IsZero():
 		return nil, false, fmt.Errorf("%w: a refund must be more than zero", ErrRefundTooLarge)
 	}
-	now := s.now()
-	recent := o.ID + "\x00" + amount.String()
 	if req.Key == "" {
-		for k, at := range s.recent {
-			if now.Sub(at) >= RepeatWindow {
-				delete(s.recent, k)
-			}
-		}
-		if _, ok := s.recent[recent]; ok {
+		// The same amount again soon after a refund of it, however that
+		// refund was recorded (this request's first try, whose answer was
+		// lost, or the provider's webhook of it): a repeat.
+		if req.Amount.Valid() && o.RefundedRecently(amount, s.now().Add(-RepeatWindow)) {
 			return o, true, nil
 		}
 		// Named by what it sees, so that the same request from another
@@ -980,13 +1014,13 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *ord
 	}
 	cause := refundCause(o, req.Key)
 	f, err := rf.Refund(ctx, s.Payment(Origin{}, o, att, o.PaidWith), provider.Refund{
-		Amount: amount, Before: o.Refunded(), Key: cause.Ref, Partial: amount.Cmp(left) < 0,
+		Amount: amount, Before: o.RefundedAtProvider(), Key: cause.Ref, Partial: amount.Cmp(left) < 0,
 	})
 	if err != nil {
 		s.log.Error("refunding order", zap.String("site", o.Site), zap.String("order", o.ID), zap.String("provider", o.PaidWith), zap.Error(err))
 		return nil, false, err
 	}
-	f.Ref, f.From, f.EventID = att.Ref, att.Provider, cause.Ref
+	f.Ref, f.From, f.EventID, f.Asked = att.Ref, att.Provider, cause.Ref, amount
 	if f.Transaction == "" {
 		f.Transaction = o.Transaction
 	}
@@ -994,10 +1028,6 @@ func (s *Site) Refund(ctx context.Context, id string, req RefundRequest) (o *ord
 	if err != nil {
 		return nil, false, err
 	}
-	if s.recent == nil {
-		s.recent = map[string]time.Time{}
-	}
-	s.recent[recent] = now
 	if out.Err != nil {
 		return o, false, fmt.Errorf("the provider refunded, but the order refused the change: %w", out.Err)
 	}

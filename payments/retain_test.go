@@ -21,7 +21,7 @@ import (
 // and names it personal.
 type personalProvider struct{ gateProvider }
 
-func (*personalProvider) Personal(key string) bool { return key == "slip_code" }
+func (*personalProvider) Personal(key string) (string, bool) { return "", key == "slip_code" }
 
 // TestRetainErasesWhatIsDueAndKeepsWhatIsNeeded: a pass erases the orders
 // final for longer than RetainPersonal, oldest first and at most limit:
@@ -121,3 +121,5 @@ func TestRetainErasesWhatIsDueAndKeepsWhatIsNeeded(t *testing.T) {
 		t.Fatalf("a pass with nothing due: %d, %v", n, err)
 	}
 }
+
+var _ provider.Personal = (*personalProvider)(nil)

@@ -71,11 +71,8 @@ type Site struct {
 
 	// refunding serialises the site's refunds in this process, so that
 	// requests that arrived together are asked one after the other and
-	// the later ones find the first recorded (Refund); recent are the
-	// refunds it made without an Idempotency-Key in the last
-	// RepeatWindow, by order and amount.
+	// the later ones find the first recorded (Refund).
 	refunding sync.Mutex
-	recent    map[string]time.Time
 }
 
 // New builds the site's payment logic from cfg.

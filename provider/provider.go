@@ -107,7 +107,9 @@ type Finding struct {
 	// chargeback): Status is then empty, and the order stays paid unless
 	// the dispute is lost.
 	Dispute *order.DisputeNews
-	Note    string // for the order history and the operator
+	// Asked, on an operator's refund, is the amount asked; the site sets it.
+	Asked money.Amount
+	Note  string // for the order history and the operator
 	// From is the provider the finding came from. The site sets it (a
 	// provider need not): a finding applies only to an attempt started at
 	// that provider, so that one provider's webhook, return or page can
@@ -203,7 +205,7 @@ type Refunder interface {
 // Refund is what an operator asked to return.
 type Refund struct {
 	Amount money.Amount // how much to return now, at most what is left
-	Before money.Amount // what had been returned before this refund
+	Before money.Amount // what the provider had refunded of it before this refund
 	Key    string       // idempotency key: the same key returns the money once
 	// Partial is set when Amount is less than what is left.
 	Partial bool
@@ -211,11 +213,12 @@ type Refund struct {
 
 // Personal is a provider that keeps customer data in the attempts'
 // ProviderData (a Jabber ID, a konbini slip's confirmation code): Personal
-// names those keys, which retain_personal erases once the order has been
-// final for that long. Keys it does not name are kept: payment ids and
-// what refunds and checks need.
+// reports whether key holds such data, and what it is replaced with when
+// retain_personal erases it once the order has been final for that long
+// ("": the key is removed). Keys it does not name are kept: payment ids
+// and what refunds and checks need.
 type Personal interface {
-	Personal(key string) bool
+	Personal(key string) (erased string, ok bool)
 }
 
 // Closer is a provider that can stop an attempt from taking money once it

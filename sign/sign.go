@@ -218,22 +218,20 @@ type Fields struct {
 	Method, Path, Order, Status, Amount, Currency, Transaction string
 }
 
-// Headers returns "t=<unix>,v1=<hex>" for the shop headers of SPEC §6.2.
-// During a rotation a second ",v1=<hex>" follows, the previous secret's,
-// so that a shop verifying with either secret accepts it (as Stripe's
-// signature header does while an endpoint's secret is rolled).
+// Headers returns "t=<unix>,v1=<hex>" for the shop headers of SPEC §6.2,
+// signed with the current secret only, also during a rotation: success
+// pages written for one v1 value (the README's snippets before rotation
+// came) would refuse a header with two, so a shop accepts either secret
+// in its own code for the window (README, "Rotating the secret").
 func (s Secret) Headers(t time.Time, f Fields) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	var b strings.Builder
-	b.WriteString("t=" + ts)
-	for _, k := range s.verifiers(t) {
-		b.WriteString(",v1=" + hex.EncodeToString(k.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)))
-	}
-	return b.String()
+	mac := s.mac(ts, f.Method, f.Path, f.Order, f.Status, f.Amount, f.Currency, f.Transaction)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac)
 }
 
 // VerifyHeaders checks a header signature as a shop would; tests and the
-// demo shop use it. Any of its v1 values may match.
+// demo shop use it. Any of its v1 values may match, as the README's
+// snippets allow.
 func (s Secret) VerifyHeaders(sig string, f Fields, now time.Time, tolerance time.Duration) error {
 	var ts string
 	var v1s [][]byte

@@ -830,18 +830,16 @@ func TestRotationVerifiesBothSecretsUntilTheEnd(t *testing.T) {
 			t.Errorf("a shop verifying with the %s secret refuses a callback in the window: %v", name, err)
 		}
 	}
-	// Shop headers likewise: two v1 values in the window, one after.
+	// Shop headers carry one v1 value, the current secret's, in the
+	// window too: success pages written for one keep working.
 	sig := s.Headers(now, f)
-	if n := strings.Count(sig, ",v1="); n != 2 {
-		t.Fatalf("shop header signature in the window %q has %d v1 values, want 2", sig, n)
+	if strings.Count(sig, ",v1=") != 1 || cur.VerifyHeaders(sig, f, now, time.Minute) != nil || prev.VerifyHeaders(sig, f, now, time.Minute) == nil {
+		t.Errorf("shop headers in the window %q: want one v1 value, the current secret's", sig)
 	}
-	for name, k := range signedBy {
-		if err := k.VerifyHeaders(sig, f, now, time.Minute); err != nil {
-			t.Errorf("a shop verifying with the %s secret refuses the headers in the window: %v", name, err)
-		}
-	}
-	if sig := s.Headers(after, f); strings.Count(sig, ",v1=") != 1 || prev.VerifyHeaders(sig, f, after, time.Minute) == nil {
-		t.Errorf("shop headers after the window %q: want one v1 value, refused by the previous secret", sig)
+	// A header with two v1 values verifies when either matches.
+	two := sig + ",v1=" + strings.Repeat("0", 64)
+	if err := cur.VerifyHeaders(two, f, now, time.Minute); err != nil {
+		t.Errorf("a header with a second v1 value: %v", err)
 	}
 	h = http.Header{}
 	s.SetWebhookHeaders(h, "msg_3", after, []byte(`{"a":1}`))

@@ -109,8 +109,10 @@ var (
 
 // Personal implements provider.Personal: the data a 0xBTCpay shop sent
 // with the order for its postback is the shop's, as metadata is, and may
-// hold its customer's. The address paid to and the transaction stay.
-func (*ERC20) Personal(key string) bool { return key == keyOxbtcpayData }
+// hold its customer's. It becomes "null", as when the shop sent none: the
+// key marks the order as a 0xBTCpay one (status.json, postbacks). The
+// address paid to and the transaction stay.
+func (*ERC20) Personal(key string) (string, bool) { return "null", key == keyOxbtcpayData }
 
 // Name implements provider.Provider.
 func (*ERC20) Name() string { return Name }

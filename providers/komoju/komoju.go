@@ -113,8 +113,8 @@ var (
 // Personal implements provider.Personal: a konbini slip's confirmation
 // code, receipt number and instructions page identify the customer's
 // payment at the store.
-func (*Komoju) Personal(key string) bool {
-	return key == dataConfirmation || key == dataReceipt || key == dataInstructions
+func (*Komoju) Personal(key string) (string, bool) {
+	return "", key == dataConfirmation || key == dataReceipt || key == dataInstructions
 }
 
 // Name implements provider.Provider.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	stripeapi "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
@@ -112,12 +114,14 @@ type disputeObject struct {
 // disputeStages places each of Stripe's dispute statuses in a dispute's
 // life (an inquiry, warning_*, may become a chargeback), so that of two
 // events of one second the later stage wins; the outcome of the closed
-// ones: warning_closed is an inquiry that ended with the money kept.
+// ones: warning_closed is an inquiry that ended with the money kept, and
+// prevented a dispute the card network resolved before it was filed
+// (the merchant keeps the money).
 var disputeStages = map[string]struct {
 	stage   int
 	outcome string
 }{
-	"warning_needs_response": {1, ""}, "warning_under_review": {2, ""}, "warning_closed": {3, "won"},
+	"warning_needs_response": {1, ""}, "warning_under_review": {2, ""}, "warning_closed": {3, "won"}, "prevented": {3, "won"},
 	"needs_response": {4, ""}, "under_review": {5, ""}, "won": {6, "won"}, "lost": {6, "lost"},
 }
 
@@ -127,7 +131,13 @@ var disputeStages = map[string]struct {
 func (s *Stripe) disputeEvent(ctx context.Context, ev event, d disputeObject) (provider.Finding, bool, error) {
 	st, known := disputeStages[d.Status]
 	if !known {
-		return provider.Finding{}, false, fmt.Errorf("%w: dispute status %q", provider.ErrMalformed, truncate(d.Status, 40))
+		// A status of a newer Stripe: refusing the event would have
+		// Stripe retry it for days and put the endpoint at risk.
+		if s.env.Logger != nil {
+			s.env.Logger.Warn("Stripe dispute event with a status this build does not know; ignored",
+				zap.String("dispute", truncate(d.ID, 40)), zap.String("status", truncate(d.Status, 40)))
+		}
+		return provider.Finding{}, false, nil
 	}
 	amount, err := fromStripe(d.Amount, d.Currency)
 	if err != nil {

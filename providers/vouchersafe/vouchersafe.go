@@ -115,10 +115,10 @@ var (
 )
 
 // Personal implements provider.Personal: the customer's Jabber ID, the
-// code their order message was encrypted under, and the last pickup's
-// output.
-func (*VoucherSafe) Personal(key string) bool {
-	return key == dataTo || key == dataCode || key == dataOutput
+// code their order message was encrypted under, the last pickup's output
+// and what the operator was asked to check (which may name the payer).
+func (*VoucherSafe) Personal(key string) (string, bool) {
+	return "", key == dataTo || key == dataCode || key == dataOutput || key == dataAttention
 }
 
 // Name implements provider.Provider.
