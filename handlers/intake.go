@@ -317,7 +317,7 @@ func (s *Site) serveAPICreate(w http.ResponseWriter, r *http.Request) {
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if idem == "" {
-		s.createOrder(w, r, body)
+		s.createOrder(w, r, body, "")
 		return
 	}
 	key, ok := parseIdempotencyKey(idem)
@@ -327,7 +327,7 @@ func (s *Site) serveAPICreate(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha256.Sum256(body)
 	rec := store.Idempotent{Fingerprint: hex.EncodeToString(sum[:]), CreatedAt: s.now()}
-	scoped := s.cfg.Site + "\x00" + key
+	scoped := store.IdempotencyKey(s.cfg.Site, key)
 	prev, err := s.cfg.Store.BeginIdempotent(r.Context(), scoped, rec, time.Minute)
 	if err != nil {
 		s.apiInternal(w, "recording idempotency key", err)
@@ -349,7 +349,7 @@ func (s *Site) serveAPICreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw := &recorder{header: http.Header{}}
-	s.createOrder(rw, r, body)
+	s.createOrder(rw, r, body, key)
 	if rw.status >= 500 {
 		_ = s.cfg.Store.ForgetIdempotent(r.Context(), scoped)
 	} else {
@@ -382,7 +382,9 @@ func parseIdempotencyKey(v string) (string, bool) {
 	return v, true
 }
 
-func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte) {
+// createOrder takes the order of a server API call; idem is the call's
+// Idempotency-Key, if any, noted on the order (Intake.IdempotencyKey).
+func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte, idem string) {
 	var req apiOrder
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -411,6 +413,7 @@ func (s *Site) createOrder(w http.ResponseWriter, r *http.Request, body []byte) 
 		writeAPIError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
+	in.IdempotencyKey = idem
 	o, res, err := s.Receive(r.Context(), in, "")
 	if err != nil {
 		if errors.Is(err, order.ErrInvalid) || errors.Is(err, order.ErrAmountFixed) {

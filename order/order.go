@@ -191,7 +191,10 @@ type Order struct {
 	// when; amounts, ids, states and the history stay for accounting.
 	Erased   []string  `json:"erased,omitempty"`
 	ErasedAt time.Time `json:"erased_at,omitzero"`
-	History  []Event   `json:"history"`
+	// IdempotencyKeys are the Idempotency-Keys of the server API calls
+	// that announced the order (Intake.IdempotencyKey).
+	IdempotencyKeys []string `json:"idempotency_keys,omitempty"`
+	History         []Event  `json:"history"`
 }
 
 // PersonalSince is since when the order has been final with its
@@ -251,6 +254,11 @@ func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key stri
 				}
 			}
 		}
+	}
+	if len(o.IdempotencyKeys) > 0 {
+		// The caller forgot the records (Retain).
+		o.IdempotencyKeys = nil
+		erased = append(erased, "idempotency_records")
 	}
 	o.Erased, o.ErasedAt, o.UpdatedAt = erased, now, now
 	note := "customer data erased (retain_personal): nothing was kept"
@@ -534,6 +542,28 @@ type Intake struct {
 	// what a provider that takes orders through its own routes (the
 	// 0xBTCpay-compatible API) must remember about them.
 	ProviderData map[string]string
+	// IdempotencyKey is the Idempotency-Key of the server API call that
+	// sent this (the store's record of the call keeps its answer, which
+	// holds the customer's data), kept on the order so that
+	// retain_personal can forget the record. Empty: none.
+	IdempotencyKey string
+}
+
+// MaxIdempotencyKeys bounds the idempotency records an order keeps track
+// of (Order.IdempotencyKeys); the newest are kept.
+const MaxIdempotencyKeys = 20
+
+// noteKey records an idempotency record's key on the order; it reports
+// whether the key is new.
+func (o *Order) noteKey(key string) bool {
+	if key == "" || slices.Contains(o.IdempotencyKeys, key) {
+		return false
+	}
+	o.IdempotencyKeys = append(o.IdempotencyKeys, key)
+	if n := len(o.IdempotencyKeys); n > MaxIdempotencyKeys {
+		o.IdempotencyKeys = slices.Delete(o.IdempotencyKeys, 0, n-MaxIdempotencyKeys)
+	}
+	return true
 }
 
 // Validate checks everything the shop sent.
@@ -594,6 +624,7 @@ func New(in Intake, now time.Time, defaultExpiry time.Duration) (*Order, error) 
 		ExpiresAt:   now.Add(exp),
 	}
 	o.Attempts = []Attempt{{Generation: 1, Ref: newAttemptRef(now), Amount: in.Amount, CreatedAt: now, ProviderData: in.ProviderData}}
+	o.noteKey(in.IdempotencyKey)
 	o.History = []Event{{At: now, To: Pending, Cause: Cause{Kind: ByIntake}, Attempt: 1, Applied: true, Amount: in.Amount}}
 	return o, nil
 }
@@ -606,6 +637,9 @@ func New(in Intake, now time.Time, defaultExpiry time.Duration) (*Order, error) 
 func (o *Order) Receive(in Intake, now time.Time, defaultExpiry time.Duration) (IntakeResult, error) {
 	if err := in.Validate(); err != nil {
 		return Same, err
+	}
+	if o.noteKey(in.IdempotencyKey) {
+		o.UpdatedAt = now
 	}
 	if o.Amount.Equal(in.Amount) {
 		if o.Status.Open() && o.Status == Pending {

@@ -57,11 +57,13 @@ func (s *Site) Receive(ctx context.Context, in order.Intake, startWith string) (
 			}
 			return n, nil, err
 		}
+		newKey := in.IdempotencyKey != "" && !slices.Contains(o.IdempotencyKeys, in.IdempotencyKey)
 		res, err := o.Receive(in, now, s.cfg.Expire)
 		result = res
 		if err != nil || res == order.Same {
-			// Same order: write nothing unless open details were refreshed.
-			if err == nil && o.Status == order.Pending {
+			// Same order: write nothing unless open details were
+			// refreshed or the call's idempotency record is to be noted.
+			if err == nil && (o.Status == order.Pending || newKey) {
 				return o, nil, nil
 			}
 			return nil, nil, err
@@ -692,10 +694,16 @@ func (s *Site) Retain(ctx context.Context, limit int) (int, error) {
 	)
 	for _, o := range due {
 		bg.Go(func() error {
-			// The callbacks first: should that fail, the order is still
-			// due and the next pass does both.
+			// The callbacks and the server API's records of the order
+			// first: should that fail, the order is still due and the
+			// next pass does all.
 			if err := s.eraseCallbacks(ctx, o); err != nil {
 				return err
+			}
+			for _, k := range o.IdempotencyKeys {
+				if err := s.cfg.Store.ForgetIdempotent(ctx, store.IdempotencyKey(o.Site, k)); err != nil {
+					return err
+				}
 			}
 			erased := false
 			_, err := s.cfg.Store.Update(ctx, o.Key, func(o *order.Order) (*order.Order, []store.Delivery, error) {

@@ -191,6 +191,10 @@ type DeliveryFilter struct {
 	Limit   int // 0 means 1000
 }
 
+// IdempotencyKey is the key of a site's server API call with the shop's
+// Idempotency-Key key in the records of BeginIdempotent.
+func IdempotencyKey(site, key string) string { return site + "\x00" + key }
+
 // Idempotent is the stored result of a server API call made with an
 // Idempotency-Key.
 type Idempotent struct {

@@ -37,22 +37,30 @@ func TestRetentionErasesTheCustomersDataButKeepsTheOrder(t *testing.T) {
 	loadCaddy(t, strings.Replace(cf, "\t\tsandbox\n", "\t\tretain_personal 1s\n\t\tintake headers api\n\t\tsandbox\n", 1))
 	t.Cleanup(func() { _ = caddy.Stop() })
 
-	announce := func(id string) string {
+	// post announces an order through the server API, under an
+	// Idempotency-Key, and returns the answer.
+	post := func(id string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, "http://"+base+"/_checkout/api/orders", strings.NewReader(
 			`{"order_id":"`+id+`","amount":"12.00","currency":"USD","email":"ada@example.com","metadata":{"customer_name":"Ada Lovelace"}}`))
 		req.Header.Set("Authorization", "Bearer "+secret)
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "announce-"+id)
 		r, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	announce := func(id string) string {
+		t.Helper()
+		r, b := post(id)
 		var v struct {
 			PayURL string `json:"pay_url"`
 		}
-		b, _ := io.ReadAll(r.Body)
-		if r.StatusCode != http.StatusCreated || json.Unmarshal(b, &v) != nil || v.PayURL == "" {
+		if r.StatusCode != http.StatusCreated || json.Unmarshal([]byte(b), &v) != nil || v.PayURL == "" {
 			t.Fatalf("announcing %s: %d %s", id, r.StatusCode, b)
 		}
 		return v.PayURL
@@ -93,7 +101,7 @@ func TestRetentionErasesTheCustomersDataButKeepsTheOrder(t *testing.T) {
 		after = get("R-paid")
 		return !after.ErasedAt.IsZero()
 	})
-	if after.Email != "" || len(after.Metadata) != 0 || !slices.Equal(after.Erased, []string{"email", "metadata.customer_name"}) {
+	if after.Email != "" || len(after.Metadata) != 0 || !slices.Equal(after.Erased, []string{"email", "metadata.customer_name", "idempotency_records"}) {
 		t.Errorf("after retention: e-mail %q, metadata %v, erased %v; want both erased and listed", after.Email, after.Metadata, after.Erased)
 	}
 	if after.Status != "paid" || after.Amount.Amount != "12.00" || after.Transaction != before.Transaction || len(after.History) != len(before.History)+1 {
@@ -105,13 +113,22 @@ func TestRetentionErasesTheCustomersDataButKeepsTheOrder(t *testing.T) {
 	if open := get("R-open"); open.Email != "ada@example.com" || !open.ErasedAt.IsZero() {
 		t.Errorf("an open order lost its customer's data: %+v", open)
 	}
+	// The server API's record of the announcing call, whose answer held
+	// the e-mail, is forgotten: the same call again is answered anew,
+	// from the order as it is now.
+	if r, b := post("R-paid"); r.StatusCode != http.StatusOK || r.Header.Get("Idempotent-Replayed") != "" || strings.Contains(b, "ada@example.com") {
+		t.Errorf("the announcing call again after retention: %d replayed %q %s", r.StatusCode, r.Header.Get("Idempotent-Replayed"), b)
+	}
+	if r, b := post("R-open"); r.Header.Get("Idempotent-Replayed") != "true" || !strings.Contains(b, "ada@example.com") {
+		t.Errorf("the open order's call again: replayed %q %s, want its stored answer", r.Header.Get("Idempotent-Replayed"), b)
+	}
 	// The list of orders shows the erasure too.
 	var list []struct {
 		OrderID string   `json:"order_id"`
 		Erased  []string `json:"erased"`
 	}
 	adminGet(t, admin, "/checkout/orders?status=paid", &list)
-	if len(list) != 1 || len(list[0].Erased) != 2 {
+	if len(list) != 1 || len(list[0].Erased) != 3 {
 		t.Errorf("admin list after retention: %+v", list)
 	}
 }
