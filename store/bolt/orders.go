@@ -458,30 +458,26 @@ func moveIndex(b *bbolt.Bucket, old, cur []byte) error {
 // indexUnasked fills the index of unasked times (schema 3) from the
 // orders, for a file of an earlier schema.
 func indexUnasked(tx *bbolt.Tx) error {
-	unasked := tx.Bucket(bucketUnasked)
-	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
-		o, err := decodeOrder(k, raw)
-		if err != nil {
-			return err
-		}
-		if ix := indexOf(k, o); ix.unasked != nil {
-			return unasked.Put(ix.unasked, nil)
-		}
-		return nil
-	})
+	return indexFromOrders(tx, bucketUnasked, func(ix orderIndex) []byte { return ix.unasked })
 }
 
 // indexPersonal fills the index of final orders holding customer data
 // (schema 4) from the orders, for a file of an earlier schema.
 func indexPersonal(tx *bbolt.Tx) error {
-	personal := tx.Bucket(bucketPersonal)
+	return indexFromOrders(tx, bucketPersonal, func(ix orderIndex) []byte { return ix.personal })
+}
+
+// indexFromOrders fills the index bucket name with the row key picks
+// from each order's index rows (none when it gives nil).
+func indexFromOrders(tx *bbolt.Tx, name []byte, key func(orderIndex) []byte) error {
+	b := tx.Bucket(name)
 	return tx.Bucket(bucketOrders).ForEach(func(k, raw []byte) error {
 		o, err := decodeOrder(k, raw)
 		if err != nil {
 			return err
 		}
-		if ix := indexOf(k, o); ix.personal != nil {
-			return personal.Put(ix.personal, nil)
+		if row := key(indexOf(k, o)); row != nil {
+			return b.Put(row, nil)
 		}
 		return nil
 	})
