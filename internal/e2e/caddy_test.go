@@ -139,7 +139,10 @@ func TestCaddyEndToEndWithAdminAPI(t *testing.T) {
 			t.Errorf("GET %s shows the callback URL's credentials, or no URL:\n%s", path, b)
 		}
 	}
-	// Metrics on Caddy's admin endpoint.
+	// Metrics on Caddy's admin endpoint. The notifier counts a try just
+	// after saving it, so the count may trail the delivery's state.
+	delivered := `caddy_checkout_callback_deliveries_total{result="delivered"} `
+	waitFor(t, 5*time.Second, "the delivered callback to be counted", func() bool { return metricLine(t, p.admin, delivered) == delivered+"1" })
 	mr, err := http.Get("http://" + p.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
