@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -195,113 +193,6 @@ type Order struct {
 	// that announced the order (Intake.IdempotencyKey).
 	IdempotencyKeys []string `json:"idempotency_keys,omitempty"`
 	History         []Event  `json:"history"`
-}
-
-// PersonalSince is since when the order has been final with its
-// customer's data still kept: the time of its last applied change, once
-// it is no longer open; zero while it is open or once its data was
-// erased. Stores index it (store.Store.Personal), so that retention
-// passes cost what is due, however many orders are stored.
-func (o *Order) PersonalSince() time.Time {
-	if o.Status.Open() || !o.ErasedAt.IsZero() || slices.ContainsFunc(o.Disputes, Dispute.Open) {
-		// An open dispute may need the customer's data as evidence; its
-		// close is a change of its own, from which the time runs again.
-		return time.Time{}
-	}
-	for i := len(o.History) - 1; i >= 0; i-- {
-		if o.History[i].Applied {
-			return o.History[i].At
-		}
-	}
-	return o.UpdatedAt
-}
-
-// ErasePersonal erases the customer's data from a final order: the
-// e-mail, the shop's metadata but the keys keep names (the plugin's own),
-// and the attempts' provider data under the keys personal names (replaced
-// by the value it gives, or removed when that is ""). It
-// records what it erased (nothing, for an order without such data) and
-// a line in the history, so that the order leaves the stores' index of
-// personal data.
-func (o *Order) ErasePersonal(keep func(key string) bool, personal func(key string) (string, bool), now time.Time) []string {
-	var erased []string
-	if o.Email != "" {
-		o.Email = ""
-		erased = append(erased, "email")
-	}
-	for _, k := range slices.Sorted(maps.Keys(o.Metadata)) {
-		if keep == nil || !keep(k) {
-			delete(o.Metadata, k)
-			erased = append(erased, "metadata."+k)
-		}
-	}
-	seen := map[string]bool{}
-	for i := range o.Attempts {
-		a := &o.Attempts[i]
-		for _, k := range slices.Sorted(maps.Keys(a.ProviderData)) {
-			if personal == nil {
-				break
-			}
-			if blank, ok := personal(k); ok && a.ProviderData[k] != blank {
-				if blank == "" {
-					delete(a.ProviderData, k)
-				} else {
-					a.ProviderData[k] = blank
-				}
-				if !seen[k] {
-					seen[k] = true
-					erased = append(erased, "provider_data."+k)
-				}
-			}
-		}
-	}
-	if len(o.IdempotencyKeys) > 0 {
-		// The caller forgot the records (Retain).
-		o.IdempotencyKeys = nil
-		erased = append(erased, "idempotency_records")
-	}
-	o.Erased, o.ErasedAt, o.UpdatedAt = erased, now, now
-	note := "customer data erased (retain_personal): nothing was kept"
-	if len(erased) > 0 {
-		note = "customer data erased (retain_personal): " + strings.Join(erased, ", ")
-	}
-	o.History = append(o.History, Event{At: now, From: o.Status, To: o.Status, Cause: Cause{Kind: ByRetention},
-		Attempt: o.Current().Generation, Applied: true, Note: note})
-	return erased
-}
-
-// Dispute is one dispute of an order's payment, as the provider last
-// reported it.
-type Dispute struct {
-	ID     string       `json:"id"`     // the provider's
-	Amount money.Amount `json:"amount"` // what the customer's bank disputes
-	Reason string       `json:"reason"` // the provider's word: fraudulent, product_not_received, ...
-	Status string       `json:"status"` // the provider's: needs_response, under_review, won, lost, ...
-	// Outcome is won or lost once the dispute is closed; empty while it
-	// is open. A lost dispute's amount is recorded as refunded.
-	Outcome  string    `json:"outcome,omitempty"`
-	OpenedAt time.Time `json:"opened_at"`
-	ClosedAt time.Time `json:"closed_at,omitzero"`
-	// At is the provider's time of the news last applied, so that older
-	// news arriving late changes nothing.
-	At time.Time `json:"at"`
-}
-
-// Open reports whether the dispute is still undecided.
-func (d Dispute) Open() bool { return d.Outcome == "" }
-
-// DisputeNews is what a provider verified about a dispute of an order's
-// payment.
-type DisputeNews struct {
-	ID      string
-	Amount  money.Amount
-	Reason  string
-	Status  string
-	Outcome string // won or lost when the dispute closed; empty while open
-	// At orders the news of one dispute: news not later than what was
-	// applied last is old and changes nothing.
-	At          time.Time
-	Transaction string // the disputed payment
 }
 
 // Limits on what the shop may send.
@@ -503,31 +394,9 @@ func (o *Order) Event(c Cause) *Event {
 	return nil
 }
 
-// RefundedRecently reports whether a refund of amount was recorded since
-// since (by any cause: an operator's request, or the provider's news of
-// it), for recognising a repeated request that carries no key.
-func (o *Order) RefundedRecently(amount money.Amount, since time.Time) bool {
-	for _, ev := range o.History {
-		if ev.IsRefund() && !ev.At.Before(since) && ev.Refund.Currency() == amount.Currency() && ev.Refund.Equal(amount) {
-			return true
-		}
-	}
-	return false
-}
-
 // Seen reports whether evidence with this cause is already in the history,
 // so that a redelivered webhook is recognised however often it comes.
-func (o *Order) Seen(c Cause) bool {
-	if c.Ref == "" {
-		return false
-	}
-	for _, e := range o.History {
-		if e.Cause == c {
-			return true
-		}
-	}
-	return false
-}
+func (o *Order) Seen(c Cause) bool { return o.Event(c) != nil }
 
 // Intake is what the shop says about an order.
 type Intake struct {
@@ -547,23 +416,6 @@ type Intake struct {
 	// holds the customer's data), kept on the order so that
 	// retain_personal can forget the record. Empty: none.
 	IdempotencyKey string
-}
-
-// MaxIdempotencyKeys bounds the idempotency records an order keeps track
-// of (Order.IdempotencyKeys); the newest are kept.
-const MaxIdempotencyKeys = 20
-
-// noteKey records an idempotency record's key on the order; it reports
-// whether the key is new.
-func (o *Order) noteKey(key string) bool {
-	if key == "" || slices.Contains(o.IdempotencyKeys, key) {
-		return false
-	}
-	o.IdempotencyKeys = append(o.IdempotencyKeys, key)
-	if n := len(o.IdempotencyKeys); n > MaxIdempotencyKeys {
-		o.IdempotencyKeys = slices.Delete(o.IdempotencyKeys, 0, n-MaxIdempotencyKeys)
-	}
-	return true
 }
 
 // Validate checks everything the shop sent.
@@ -879,189 +731,6 @@ func (o *Order) Apply(t Transition, now time.Time) Outcome {
 		}
 	}
 	return Outcome{Changed: true, Event: ev}
-}
-
-// refund applies a provider's or operator's news that money was returned:
-// the total refunded so far (t.Refunded, or all of it). A total no larger
-// than what is already recorded is old news (webhooks arrive out of
-// order) and changes nothing; a larger one records the difference. The
-// order is refunded when the total reaches its amount.
-func (o *Order) refund(t Transition, ev Event, now time.Time, refuse func(error) Outcome) Outcome {
-	ev.Asked = t.Asked
-	// known is the news of a refund already recorded: nothing changes, but
-	// an operator's request is kept, so that repeating it (its
-	// idempotency key) answers with the order as it is.
-	known := func() Outcome {
-		if t.Cause.Kind != ByAdmin || t.Cause.Ref == "" {
-			return Outcome{Duplicate: true}
-		}
-		ev.Amount, ev.Note = o.Refunded(), "refund already recorded"
-		o.History = append(o.History, ev)
-		o.UpdatedAt = now
-		return Outcome{Event: ev}
-	}
-	if o.Status == Refunded {
-		return known()
-	}
-	if o.Status != Paid {
-		return refuse(fmt.Errorf("%w: %s → %s", ErrRefused, o.Status, Refunded))
-	}
-	if t.Transaction != "" && o.Transaction != "" && t.Transaction != o.Transaction {
-		// A second payment of the order (flagged paid_twice) was
-		// returned: the payment that paid it stands.
-		return refuse(fmt.Errorf("%w: the refund is of payment %s, not of %s that paid the order", ErrRefused, t.Transaction, o.Transaction))
-	}
-	total := t.Refunded
-	if !total.Valid() {
-		total = o.Amount
-	}
-	if total.Currency() != o.Amount.Currency() {
-		return refuse(fmt.Errorf("%w: refund in %s of an order in %s", ErrMismatch, total.Currency(), o.Amount.Currency()))
-	}
-	if total.Cmp(o.RefundedAtProvider()) <= 0 {
-		return known()
-	}
-	if total.Cmp(o.Amount) > 0 {
-		return refuse(fmt.Errorf("%w: %s refunded in all is more than the order's %s", ErrMismatch, total, o.Amount))
-	}
-	before := o.Refunded()
-	o.ProviderRefunded = total
-	after := o.Refunded()
-	ev.Refund, ev.Amount, ev.Applied = after.Sub(before), after, true
-	if after.Cmp(o.Amount) < 0 {
-		ev.To = Paid
-	} else {
-		o.Status = Refunded
-	}
-	o.RefundedAmount = after
-	o.History = append(o.History, ev)
-	o.UpdatedAt = now
-	return Outcome{Changed: true, Event: ev}
-}
-
-// RefundedAtProvider is the total the provider has reported refunded
-// (charge.amount_refunded, a payment's amount_refunded): the mark that
-// news of refunds is compared with. Disputes lost are not in it, as they
-// are not in the provider's total.
-func (o *Order) RefundedAtProvider() money.Amount {
-	if o.ProviderRefunded.Valid() {
-		return o.ProviderRefunded
-	}
-	return o.Amount.Sub(o.Amount)
-}
-
-// Refunded is how much of the payment has gone back to the customer so
-// far, by refunds and by disputes lost, at most the amount: zero, in the
-// order's currency, before any.
-func (o *Order) Refunded() money.Amount {
-	if o.Status == Refunded && !o.ProviderRefunded.Valid() && !o.DisputeLost.Valid() {
-		return o.Amount // refunded before partial refunds were kept
-	}
-	sum := o.RefundedAtProvider()
-	if o.DisputeLost.Valid() {
-		sum = sum.Add(o.DisputeLost)
-	}
-	if sum.Cmp(o.Amount) > 0 {
-		return o.Amount
-	}
-	return sum
-}
-
-// Refundable is how much of a paid order's payment can still be returned.
-func (o *Order) Refundable() money.Amount { return o.Amount.Sub(o.Refunded()) }
-
-// DisputeKind says what a dispute line of the history is.
-type DisputeKind int
-
-// What ApplyDispute did.
-const (
-	DisputeNothing DisputeKind = iota // old or repeated news, or refused
-	DisputeOpened                     // a new dispute: the shop is told
-	DisputeMoved                      // an open dispute changed status: recorded only
-	DisputeClosed                     // decided: the shop is told; lost is also a refund
-)
-
-// MaxDisputes bounds the disputes one order keeps.
-const MaxDisputes = 10
-
-// ApplyDispute records news of a dispute of the order's payment. A new
-// dispute flags the order "disputed"; news older than what is recorded,
-// or about a dispute already closed, changes nothing; a lost dispute
-// returns its amount to the customer as a refund would (the order is
-// refunded when nothing is left). The order stays paid otherwise.
-func (o *Order) ApplyDispute(n DisputeNews, cause Cause, now time.Time) (DisputeKind, Outcome) {
-	if o.Seen(cause) {
-		return DisputeNothing, Outcome{Duplicate: true}
-	}
-	ev := Event{At: now, From: o.Status, To: o.Status, Cause: cause, Amount: n.Amount, Transaction: n.Transaction, Dispute: n.ID}
-	refuse := func(err error) (DisputeKind, Outcome) {
-		ev.Note = err.Error()
-		if !o.recordRefusal(ev) {
-			return DisputeNothing, Outcome{Duplicate: true, Err: err}
-		}
-		o.UpdatedAt = now
-		return DisputeNothing, Outcome{Event: ev, Err: err}
-	}
-	switch {
-	case o.Status != Paid && o.Status != Refunded:
-		return refuse(fmt.Errorf("%w: a dispute of an order that is %s", ErrRefused, o.Status))
-	case n.Transaction != "" && o.Transaction != "" && n.Transaction != o.Transaction:
-		return refuse(fmt.Errorf("%w: the dispute is of payment %s, not of %s that paid the order", ErrRefused, n.Transaction, o.Transaction))
-	case !n.Amount.Valid() || n.Amount.Currency() != o.Amount.Currency() || n.Amount.Cmp(o.Amount) > 0:
-		return refuse(fmt.Errorf("%w: a dispute of %s %s on an order of %s %s", ErrMismatch, n.Amount, n.Amount.Currency(), o.Amount, o.Amount.Currency()))
-	case n.Outcome != "" && n.Outcome != "won" && n.Outcome != "lost":
-		return refuse(fmt.Errorf("%w: dispute outcome %q", ErrRefused, n.Outcome))
-	}
-	i := slices.IndexFunc(o.Disputes, func(d Dispute) bool { return d.ID == n.ID })
-	if i < 0 {
-		if len(o.Disputes) >= MaxDisputes {
-			return refuse(fmt.Errorf("%w: more than %d disputes", ErrRefused, MaxDisputes))
-		}
-		o.Disputes = append(o.Disputes, Dispute{ID: n.ID, Amount: n.Amount, Reason: n.Reason, OpenedAt: now})
-		i = len(o.Disputes) - 1
-	} else if d := o.Disputes[i]; !d.Open() || !n.At.After(d.At) {
-		return DisputeNothing, Outcome{Duplicate: true} // closed, or older news
-	}
-	d := &o.Disputes[i]
-	kind := DisputeMoved
-	if d.Status == "" {
-		kind = DisputeOpened
-	}
-	d.Status, d.At, d.Amount = n.Status, n.At, n.Amount
-	if n.Reason != "" {
-		d.Reason = n.Reason
-	}
-	ev.Applied = true
-	ev.Note = "dispute " + n.ID + " (" + d.Reason + "): " + n.Status
-	if n.Outcome != "" {
-		kind, d.Outcome, d.ClosedAt = DisputeClosed, n.Outcome, now
-		if n.Outcome == "lost" {
-			// The bank took the money back: a refund of the disputed
-			// amount, beside what the provider refunded.
-			before := o.Refunded()
-			if o.DisputeLost.Valid() {
-				o.DisputeLost = o.DisputeLost.Add(n.Amount)
-			} else {
-				o.DisputeLost = n.Amount
-			}
-			after := o.Refunded()
-			ev.Refund, ev.Amount = after.Sub(before), after
-			o.RefundedAmount = after
-			if after.Cmp(o.Amount) >= 0 {
-				o.Status = Refunded
-			}
-			ev.To = o.Status
-			ev.Note += "; the disputed amount went back to the customer"
-		}
-	}
-	if open := slices.ContainsFunc(o.Disputes, Dispute.Open); open && !hasFlag(o.Flags, "disputed") {
-		o.Flags = append(o.Flags, "disputed")
-	} else if !open {
-		o.Flags = slices.DeleteFunc(o.Flags, func(f string) bool { return f == "disputed" })
-	}
-	o.History = append(o.History, ev)
-	o.UpdatedAt = now
-	return kind, Outcome{Changed: kind != DisputeMoved, Event: ev}
 }
 
 // MaxRefusals bounds how many refused pieces of evidence one order's
