@@ -217,9 +217,6 @@ func (a *Admin) order(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, o)
 }
 
-// maxIdempotencyKey bounds the Idempotency-Key of a refund request.
-const maxIdempotencyKey = 255
-
 // refund returns all or part of a paid order's payment and answers with
 // the order. The body is empty (all that is left) or {"amount": "5.00"};
 // an Idempotency-Key header names the request.
@@ -247,9 +244,11 @@ func refund(w http.ResponseWriter, r *http.Request, s *handlers.Site, o *order.O
 			}
 		}
 	}
-	req.Key = r.Header.Get("Idempotency-Key")
-	if len(req.Key) > maxIdempotencyKey || strings.ContainsFunc(req.Key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
-		return apiErr(http.StatusBadRequest, "Idempotency-Key: want at most %d printable ASCII characters", maxIdempotencyKey)
+	if v := r.Header.Get("Idempotency-Key"); v != "" {
+		var ok bool
+		if req.Key, ok = handlers.ParseIdempotencyKey(v); !ok {
+			return apiErr(http.StatusBadRequest, "Idempotency-Key must be a quoted string of 1-255 printable characters")
+		}
 	}
 	o, repeated, err := s.Refund(r.Context(), o.ID, req)
 	switch {

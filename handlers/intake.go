@@ -320,7 +320,7 @@ func (s *Site) serveAPICreate(w http.ResponseWriter, r *http.Request) {
 		s.createOrder(w, r, body, "")
 		return
 	}
-	key, ok := parseIdempotencyKey(idem)
+	key, ok := ParseIdempotencyKey(idem)
 	if !ok {
 		writeAPIError(w, http.StatusBadRequest, "Idempotency-Key must be a quoted string of 1-255 printable characters")
 		return
@@ -365,9 +365,11 @@ func (s *Site) serveAPICreate(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rw.body.Bytes())
 }
 
-// parseIdempotencyKey accepts the draft's structured-field string ("...")
-// and, for lenient clients, a bare token.
-func parseIdempotencyKey(v string) (string, bool) {
+// ParseIdempotencyKey reads an Idempotency-Key header (the server API's
+// and the admin refund route's): 1-255 printable characters, as the
+// draft's structured-field string ("...") or, for lenient clients, a bare
+// token.
+func ParseIdempotencyKey(v string) (string, bool) {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-checkout/checkout/money"
 	"github.com/caddy-checkout/checkout/order"
 	"github.com/caddy-checkout/checkout/provider"
 )
@@ -132,13 +133,19 @@ func (k *Komoju) refunded(pay *payment, p provider.Payment) (provider.Finding, e
 	if pay.AmountRefunded <= 0 {
 		return provider.Finding{}, fmt.Errorf("KOMOJU payment %s is %s with nothing refunded", pay.ID, pay.Status)
 	}
-	units := pay.AmountRefunded
-	total, err := fromKomoju(&units, pay.Currency)
+	total, err := refundedOf(pay)
 	if err != nil {
 		return provider.Finding{}, err
 	}
 	return provider.Finding{Ref: p.Ref, Status: order.Refunded, Refunded: total, Transaction: pay.ID,
 		Note: "refunded through KOMOJU (payment " + pay.ID + ")"}, nil
+}
+
+// refundedOf is a payment's amount_refunded as an exact amount (zero when
+// nothing was refunded).
+func refundedOf(pay *payment) (money.Amount, error) {
+	units := pay.AmountRefunded
+	return fromKomoju(&units, pay.Currency)
 }
 
 // Close stops the attempt from taking money: an authorized konbini slip is

@@ -86,8 +86,7 @@ func (k *Komoju) Webhook(ctx context.Context, r *http.Request, body []byte) ([]p
 		return nil, err
 	}
 	if ev.Type == "payment.refunded" && f.Status == order.Paid && pay.AmountRefunded > 0 {
-		units := pay.AmountRefunded
-		if f.Refunded, err = fromKomoju(&units, pay.Currency); err != nil {
+		if f.Refunded, err = refundedOf(&pay); err != nil {
 			return nil, err
 		}
 		f.Status, f.Paid, f.Data, f.Note = order.Refunded, money.Amount{}, nil, "partly refunded at KOMOJU"
@@ -191,8 +190,7 @@ func (k *Komoju) finding(ctx context.Context, pay *payment, sessionID string) (p
 		f.Status, f.Note = order.Refunded, "refunded at KOMOJU"
 		f.Data = nil
 		if pay.AmountRefunded > 0 {
-			units := pay.AmountRefunded
-			if f.Refunded, err = fromKomoju(&units, pay.Currency); err != nil {
+			if f.Refunded, err = refundedOf(pay); err != nil {
 				return provider.Finding{}, false, err
 			}
 		}
