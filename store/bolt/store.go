@@ -129,6 +129,13 @@ var allBuckets = [][]byte{
 // refuse a file from the future instead of misreading it.
 const schemaVersion = "4"
 
+// upgrades[n-1] brings a file of schema n to schema n+1.
+var upgrades = []func(*bbolt.Tx) error{
+	rebuildIndexes, // 2: the open index per site, provider refs, the outbox's lines
+	indexUnasked,   // 3: the reconciler's queue
+	indexPersonal,  // 4: final orders holding customer data
+}
+
 var keySchema = []byte("schema")
 
 // Open opens (creating if needed) the store file at path. The directory
@@ -182,20 +189,12 @@ func Open(path string, opts Options) (*Store, error) {
 		switch v := meta.Get(keySchema); {
 		case v == nil:
 			return meta.Put(keySchema, []byte(schemaVersion))
-		case string(v) == "1" || string(v) == "2" || string(v) == "3":
-			// Each schema's additions, in turn.
-			if string(v) == "1" {
-				if err := rebuildIndexes(tx); err != nil {
-					return fmt.Errorf("migrating from schema 1: %w", err)
-				}
-			}
-			if string(v) != "3" {
-				if err := indexUnasked(tx); err != nil {
+		case len(v) == 1 && v[0] >= '1' && v[0] < schemaVersion[0]:
+			// Each later schema's additions, in turn.
+			for _, up := range upgrades[v[0]-'1':] {
+				if err := up(tx); err != nil {
 					return fmt.Errorf("migrating from schema %s: %w", v, err)
 				}
-			}
-			if err := indexPersonal(tx); err != nil {
-				return fmt.Errorf("migrating from schema %s: %w", v, err)
 			}
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
